@@ -1,0 +1,171 @@
+"""Reading a feature store: the video index, one video's [S, K, D] features, storage order."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+
+from hiermovie.feature_store.schema import COMPLETE, SHARDS, VIDEO_ARRAYS, VIDEO_STRINGS, Provenance
+from hiermovie.feature_store.writer import open_group, read_root_attrs
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """Where a video lives and what is known about it."""
+
+    video_id: str
+    shard: int
+    first_segment: int
+    num_segments: int
+    duration_s: float
+    fps: float
+    num_frames: int
+    status: str
+    error: str
+
+
+class FeatureStore:
+    """Read-only view of the committed shards of a store.
+
+    `cache_bytes` bounds an LRU cache of whole decoded feature arrays per shard: reads then cost
+    one chunk fetch per shard instead of one per video, and memory stays bounded however large
+    the store is.
+    """
+
+    def __init__(self, url: str, *, storage_options: dict | None = None,
+                 cache_bytes: int = 2 << 30) -> None:
+        self.url = url
+        meta = read_root_attrs(url, storage_options)
+        self.provenance = Provenance.from_dict(meta["provenance"])
+        self.storage: dict[str, Any] = meta["storage"]
+        root = open_group(url, "r", storage_options)
+        self._shards: list[zarr.Group] = []
+        self._shard_names: list[str] = []
+        self._index: dict[str, VideoEntry] = {}
+        for name, group in sorted(root[SHARDS].groups()):
+            if group.attrs.get(COMPLETE) is not True:
+                continue
+            self._add_shard(name, group)
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cached = 0
+        self._times: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _add_shard(self, name: str, group: zarr.Group) -> None:
+        cols = {k: group[k][:] for k in (*VIDEO_ARRAYS, *VIDEO_STRINGS)}
+        shard = len(self._shards)
+        self._shards.append(group)
+        self._shard_names.append(name)
+        for i, vid in enumerate(cols["video_id"]):
+            vid = str(vid)
+            if vid in self._index:
+                raise ValueError(f"{self.url}: video {vid!r} is in two shards "
+                                 f"({self._shard_names[self._index[vid].shard]} and {name})")
+            self._index[vid] = VideoEntry(
+                video_id=vid, shard=shard,
+                first_segment=int(cols["first_segment"][i]),
+                num_segments=int(cols["num_segments"][i]),
+                duration_s=float(cols["duration_s"][i]), fps=float(cols["fps"][i]),
+                num_frames=int(cols["num_frames"][i]),
+                status=str(cols["status"][i]), error=str(cols["error"][i]))
+
+    # --- index -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self._index
+
+    def videos(self, status: str | None = "ok") -> list[str]:
+        """Video ids in storage order; `status=None` lists failed videos too."""
+        return [v for v, e in self._index.items() if status is None or e.status == status]
+
+    def entry(self, video_id: str) -> VideoEntry:
+        try:
+            return self._index[video_id]
+        except KeyError:
+            raise KeyError(f"{self.url}: no video {video_id!r} in the store") from None
+
+    @property
+    def shard_names(self) -> list[str]:
+        return list(self._shard_names)
+
+    # --- data ------------------------------------------------------------------------------
+    def _shard_features(self, shard: int) -> np.ndarray | None:
+        """The whole shard's features from the cache, or None if it does not fit."""
+        if shard in self._cache:
+            self._cache.move_to_end(shard)
+            return self._cache[shard]
+        arr = self._shards[shard]["features"]
+        if arr.nbytes > self.cache_bytes:
+            return None
+        data = arr[...]
+        self._cache[shard] = data
+        self._cached += data.nbytes
+        while self._cached > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= old.nbytes
+        return data
+
+    def get(self, video_id: str) -> np.ndarray:
+        """One video's features, [S, K, D] in the store's dtype."""
+        e = self.entry(video_id)
+        lo, hi = e.first_segment, e.first_segment + e.num_segments
+        whole = self._shard_features(e.shard)
+        if whole is not None:
+            return whole[lo:hi]
+        return self._shards[e.shard]["features"][lo:hi]
+
+    def times(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(start_s, end_s) of one video's segments; read once per shard and kept."""
+        e = self.entry(video_id)
+        if e.shard not in self._times:
+            g = self._shards[e.shard]
+            self._times[e.shard] = (g["start_s"][:], g["end_s"][:])
+        start, end = self._times[e.shard]
+        sl = slice(e.first_segment, e.first_segment + e.num_segments)
+        return start[sl], end[sl]
+
+    def frame_indices(self, video_id: str) -> np.ndarray:
+        """[S, F] frame indices each segment was computed from (-1 where unknown)."""
+        e = self.entry(video_id)
+        sl = slice(e.first_segment, e.first_segment + e.num_segments)
+        return self._shards[e.shard]["frame_indices"][sl]
+
+    def iter_videos(self, status: str = "ok") -> Iterator[tuple[str, np.ndarray]]:
+        """(video_id, [S, K, D]) in storage order, reading each shard's features once."""
+        by_shard: dict[int, list[VideoEntry]] = {}
+        for e in self._index.values():
+            if e.status == status:
+                by_shard.setdefault(e.shard, []).append(e)
+        for shard, entries in by_shard.items():
+            whole = self._shard_features(shard)
+            if whole is None:
+                whole = self._shards[shard]["features"][...]
+            for e in entries:
+                yield e.video_id, whole[e.first_segment:e.first_segment + e.num_segments]
+
+    def info(self) -> dict[str, Any]:
+        """Provenance, sizes and counts, as `hiermovie store info` prints them."""
+        entries = list(self._index.values())
+        failed = [e for e in entries if e.status != "ok"]
+        stored = sum(g["features"].nbytes_stored() for g in self._shards)
+        raw = sum(g["features"].nbytes for g in self._shards)
+        return {
+            "url": self.url,
+            "provenance": self.provenance.to_dict(),
+            "storage": self.storage,
+            "shards": len(self._shards),
+            "videos": len(entries),
+            "videos_ok": len(entries) - len(failed),
+            "videos_failed": len(failed),
+            "segments": sum(e.num_segments for e in entries),
+            "feature_bytes": int(raw),
+            "feature_bytes_stored": int(stored),
+            "failures": {e.video_id: e.error for e in failed[:20]},
+        }

@@ -1,0 +1,199 @@
+"""Creating stores and writing shards.
+
+Each shard is written by exactly one writer, into a group of its own, and is committed by
+setting its "complete" attribute last (a single atomic object write on local disks and object
+stores alike). Writers need no locks; readers never see a shard before it is complete.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from hiermovie.feature_store.schema import (
+    COMPLETE,
+    FORMAT_VERSION,
+    ROOT_KEY,
+    SEGMENT_ARRAYS,
+    SHARDS,
+    VIDEO_ARRAYS,
+    VIDEO_STRINGS,
+    Provenance,
+    VideoRecord,
+    shard_id_for,
+)
+
+Compressor = Literal["none", "zstd", "blosc-zstd"]
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked; the message names the store and the reason."""
+
+
+def _compressors(name: str) -> Any:
+    return {
+        "none": None,
+        "zstd": ZstdCodec(level=3),
+        "blosc-zstd": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+    }[name]
+
+
+def open_group(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
+    """Open a Zarr group by local path or fsspec URL, with a clear error when it is no store."""
+    try:
+        return zarr.open_group(url, mode=mode, storage_options=storage_options)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError,
+            zarr.errors.NodeTypeValidationError) as e:
+        raise StoreError(f"{url}: not a Zarr group ({type(e).__name__})") from None
+
+
+def read_root_attrs(url: str, storage_options: dict | None = None) -> dict[str, Any]:
+    meta = open_group(url, "r", storage_options).attrs.asdict().get(ROOT_KEY)
+    if meta is None:
+        raise StoreError(f"{url}: a Zarr group but not a hiermovie feature store")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise StoreError(f"{url}: format version {meta['format_version']} is newer than this "
+                         f"hiermovie understands ({FORMAT_VERSION}); upgrade hiermovie")
+    return meta
+
+
+def create_store(
+    url: str,
+    provenance: Provenance,
+    *,
+    chunk_segments: int = 1024,
+    compressor: Compressor = "none",
+    storage_options: dict | None = None,
+) -> None:
+    """Create a store, or check that an existing one holds features of the same provenance."""
+    if chunk_segments < 1:
+        raise StoreError(f"{url}: chunk_segments must be >= 1")
+    _compressors(compressor)  # KeyError early for a bad name
+    try:
+        existing = read_root_attrs(url, storage_options)
+    except StoreError:
+        existing = None
+    if existing is not None:
+        old = _flat(Provenance.from_dict(existing["provenance"]).identity())
+        new = _flat(provenance.identity())
+        diff = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+        if diff:
+            k = diff[0]
+            raise StoreError(
+                f"{url}: store holds features with {k}={old.get(k)!r}, this run has "
+                f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
+        return
+    root = zarr.open_group(url, mode="a", storage_options=storage_options)
+    if len(list(root.keys())) and ROOT_KEY not in root.attrs:
+        raise StoreError(f"{url}: exists and is not a hiermovie store; refusing to write into it")
+    root.require_group(SHARDS)
+    root.attrs[ROOT_KEY] = {
+        "format_version": FORMAT_VERSION,
+        "provenance": provenance.to_dict(),
+        "storage": {"chunk_segments": chunk_segments, "compressor": compressor},
+    }
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _concat(records: list[VideoRecord], attr: str, empty_shape: tuple, dtype: str) -> np.ndarray:
+    parts = [np.asarray(getattr(r, attr)) for r in records]
+    parts = [p for p in parts if p.shape[0]]
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(empty_shape, dtype)
+
+
+def _check(url: str, record: VideoRecord, prov: Provenance) -> None:
+    f = record.features
+    want = (prov.tokens_per_segment, prov.dim)
+    if f.ndim != 3 or tuple(f.shape[1:]) != want:
+        raise StoreError(f"{url}: video {record.video_id!r} has features {f.shape}, store wants "
+                         f"[segments, {want[0]}, {want[1]}]")
+    n = f.shape[0]
+    for name in ("start_s", "end_s", "frame_indices"):
+        if len(getattr(record, name)) != n:
+            raise StoreError(f"{url}: video {record.video_id!r}: {name} has "
+                             f"{len(getattr(record, name))} rows for {n} segments")
+    if n and not np.isfinite(f).all():
+        raise StoreError(f"{url}: video {record.video_id!r} has NaN/Inf features")
+
+
+def write_shard(
+    url: str, records: list[VideoRecord], *, storage_options: dict | None = None
+) -> str:
+    """Write one shard holding `records` and commit it; returns the shard id.
+
+    An incomplete shard of the same id (left by a killed writer) is replaced.
+    """
+    meta = read_root_attrs(url, storage_options)
+    prov = Provenance.from_dict(meta["provenance"])
+    storage = meta["storage"]
+    if not records:
+        raise StoreError(f"{url}: a shard needs at least one video")
+    ids = [r.video_id for r in records]
+    if len(set(ids)) != len(ids):
+        raise StoreError(f"{url}: duplicate video ids in one shard")
+    for r in records:
+        _check(url, r, prov)
+    shard_id = shard_id_for(ids)
+
+    k, d = prov.tokens_per_segment, prov.dim
+    frames = max((r.frame_indices.shape[1] for r in records if r.num_segments), default=0)
+    counts = np.array([r.num_segments for r in records], np.int64)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    seg_video = np.repeat(np.arange(len(records), dtype=np.int32), counts)
+    seg_index = np.concatenate([np.arange(c, dtype=np.int32) for c in counts])
+    columns: dict[str, np.ndarray] = {
+        "features": _concat(records, "features", (0, k, d), prov.dtype),
+        "segment_video": seg_video,
+        "segment_index": seg_index,
+        "start_s": _concat(records, "start_s", (0,), "float64"),
+        "end_s": _concat(records, "end_s", (0,), "float64"),
+        "frame_indices": _concat(records, "frame_indices", (0, frames), "int64"),
+        "first_segment": first,
+        "num_segments": counts,
+        "duration_s": np.array([r.duration_s for r in records], np.float64),
+        "fps": np.array([r.fps for r in records], np.float64),
+        "num_frames": np.array([r.num_frames for r in records], np.int64),
+    }
+    strings = {name: np.array([getattr(r, name) for r in records], dtype=object)
+               for name in VIDEO_STRINGS}
+    assert set(columns) == {"features", "frame_indices"} | set(SEGMENT_ARRAYS) | set(VIDEO_ARRAYS)
+
+    shards = open_group(url, "a", storage_options)[SHARDS]
+    group = shards.create_group(shard_id, overwrite=True, attributes={COMPLETE: False})
+    rows = max(1, min(int(storage["chunk_segments"]), len(seg_video)))
+    compressors = _compressors(storage["compressor"])
+    for name, data in columns.items():
+        dims = {"features": ("segment", "token", "channel"),
+                "frame_indices": ("segment", "frame")}.get(name)
+        if dims is None:
+            dims = ("segment",) if name in SEGMENT_ARRAYS else ("video",)
+        chunks = (rows, *data.shape[1:]) if dims[0] == "segment" else (max(1, len(data)),)
+        chunks = tuple(max(1, c) for c in chunks)
+        arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
+                                 dimension_names=dims, compressors=compressors)
+        arr[...] = data
+    for name, data in strings.items():
+        arr = group.create_array(name, shape=data.shape, dtype=str, chunks=(len(data),),
+                                 dimension_names=("video",))
+        arr[...] = data
+    group.attrs.update({COMPLETE: True, "videos": len(records),
+                        "segments": int(counts.sum())})
+    return shard_id
+
+
+def complete_shards(url: str, storage_options: dict | None = None) -> list[str]:
+    """Ids of the committed shards, sorted."""
+    shards = open_group(url, "r", storage_options)[SHARDS]
+    return sorted(name for name, g in shards.groups() if g.attrs.get(COMPLETE) is True)

@@ -1,0 +1,89 @@
+"""Decoding the frames a segment plan needs, with decord, resized inside the decoder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from hiermovie.pipeline.plans import BadVideo, PlanConfig, Segment, plan_segments
+
+Resize = Literal["squash", "short_side_crop"]
+
+
+@dataclass
+class DecodedVideo:
+    frames: np.ndarray  # uint8 [S, T, H, W, 3]
+    segments: list[Segment]
+    duration_s: float
+    fps: float
+    num_frames: int
+
+
+def _decoder_errors() -> tuple[type[BaseException], ...]:
+    import decord
+
+    return (RuntimeError, IndexError, ValueError, decord.DECORDError)
+
+
+def _open(path: str, width: int = -1, height: int = -1):
+    import decord
+
+    if not os.path.exists(path):
+        raise BadVideo(f"{path}: file not found")
+    if os.path.getsize(path) == 0:
+        raise BadVideo(f"{path}: empty file (0 bytes)")
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height,
+                                  num_threads=1)
+    except _decoder_errors() as e:
+        # decord prints the real cause (e.g. "moov atom not found") to stderr only
+        raise BadVideo(f"{path}: cannot open as video (not a video, truncated, audio-only or "
+                       f"unsupported codec): {str(e).splitlines()[0][:200]}") from None
+
+
+def _decode_size(path: str, size: tuple[int, int], resize: Resize) -> tuple[int, int]:
+    """(width, height) to ask the decoder for."""
+    h, w = size
+    if resize == "squash":
+        return w, h
+    probe = _open(path)
+    src_h, src_w = probe[0].shape[:2]
+    del probe
+    scale = max(h / src_h, w / src_w)
+    return max(w, round(src_w * scale)), max(h, round(src_h * scale))
+
+
+def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
+                 resize: Resize = "squash",
+                 explicit: list[tuple[float, float]] | None = None) -> DecodedVideo:
+    """Decode exactly the frames the plan needs, as uint8 [S, T, H, W, 3] at `size` (H, W)."""
+    width, height = _decode_size(path, size, resize)
+    vr = _open(path, width, height)
+    n = len(vr)
+    if n == 0:
+        raise BadVideo(f"{path}: video has no frames")
+    try:
+        stamps = vr.get_frame_timestamp(np.arange(n))
+        duration = float(stamps[-1, 1]) if stamps[-1, 1] > stamps[-1, 0] else float(
+            stamps[-1, 0] + 1.0 / max(vr.get_avg_fps(), 1e-6))
+        try:
+            segments = plan_segments(plan, stamps[:, 0].astype(np.float64), duration, explicit)
+        except BadVideo as e:
+            raise BadVideo(f"{path}: {e}") from None
+        wanted = np.concatenate([s.frame_indices for s in segments])
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        frames = vr.get_batch(unique.tolist()).asnumpy()[inverse]
+    except _decoder_errors() as e:
+        raise BadVideo(f"{path}: decoding failed (corrupt or truncated data): "
+                       f"{str(e).splitlines()[0][:200]}") from None
+    frames = frames.reshape(len(segments), plan.num_frames, *frames.shape[1:])
+    if resize == "short_side_crop":
+        h, w = size
+        top = (frames.shape[2] - h) // 2
+        left = (frames.shape[3] - w) // 2
+        frames = frames[:, :, top:top + h, left:left + w]
+    return DecodedVideo(frames=np.ascontiguousarray(frames), segments=segments,
+                        duration_s=duration, fps=float(vr.get_avg_fps()), num_frames=n)

@@ -1,0 +1,105 @@
+"""Segment plans: which time spans of a video become segments, and which frames each one reads.
+
+Frames are chosen by timestamp, not by index arithmetic, so variable or unusual frame rates
+give the frames shown at the planned times. A segment centred at time c reads `num_frames`
+frames spaced `sampling_rate / target_fps` seconds apart, starting half a window before c
+(VidSitu's SlowFast recipe: 32 x 2 frames at 30 fps = a 2.13 s window per 2 s event); each
+time maps to the last frame whose timestamp is <= that time, clamped to the video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from hiermovie.config import opt
+
+PlanKind = Literal["vidsitu", "sliding", "explicit"]
+
+
+class BadVideo(Exception):
+    """A video that cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class PlanConfig:
+    kind: PlanKind = opt("vidsitu", "vidsitu: 5 events of 2 s; sliding: windows over the whole "
+                         "video; explicit: start/end times from the manifest")
+    num_frames: int = opt(16, "frames read per segment")
+    sampling_rate: int = opt(4, "spacing of those frames, in frames at target_fps")
+    target_fps: float = opt(30.0, "frame rate the sampling is defined at (VidSitu: 30)")
+    events: int = opt(5, "vidsitu: events per clip")
+    event_s: float = opt(2.0, "vidsitu: event length in seconds")
+    window_s: float = opt(2.0, "sliding: segment length in seconds")
+    stride_s: float = opt(2.0, "sliding: step between segment starts in seconds")
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "sampling_rate", "events"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"plan.{name}: must be >= 1")
+        for name in ("target_fps", "event_s", "window_s", "stride_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"plan.{name}: must be > 0")
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+    frame_indices: np.ndarray  # [num_frames] int64
+
+
+def spans(cfg: PlanConfig, duration_s: float,
+          explicit: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
+    """The (start, end) seconds of each segment of a video of `duration_s`."""
+    if cfg.kind == "vidsitu":
+        last_centre = (cfg.events - 0.5) * cfg.event_s
+        if duration_s <= last_centre:
+            raise BadVideo(f"video is {duration_s:.2f} s; the vidsitu plan needs more than "
+                           f"{last_centre:.2f} s (the centre of event {cfg.events})")
+        return [(i * cfg.event_s, (i + 1) * cfg.event_s) for i in range(cfg.events)]
+    if cfg.kind == "sliding":
+        if duration_s < min(cfg.window_s, cfg.stride_s) / 2:
+            raise BadVideo(f"video is {duration_s:.2f} s, shorter than half a segment "
+                           f"({cfg.window_s} s)")
+        starts = np.arange(0.0, duration_s, cfg.stride_s)
+        # a tail shorter than half a window is dropped, except when it is the only segment
+        keep = [s for s in starts if duration_s - s >= cfg.window_s / 2] or [0.0]
+        return [(float(s), float(min(s + cfg.window_s, duration_s))) for s in keep]
+    if not explicit:
+        raise BadVideo("the explicit plan needs segments (start, end) for every video")
+    out = []
+    for start, end in explicit:
+        if not (0 <= start < end):
+            raise BadVideo(f"bad segment time span ({start}, {end})")
+        if start >= duration_s:
+            raise BadVideo(f"segment ({start}, {end}) starts after the video ends "
+                           f"({duration_s:.2f} s)")
+        out.append((float(start), float(end)))
+    return out
+
+
+def sample_times(cfg: PlanConfig, start_s: float, end_s: float) -> np.ndarray:
+    """Timestamps of the frames a segment reads (centred window, see module docstring)."""
+    centre = (start_s + end_s) / 2
+    offsets = (np.arange(cfg.num_frames) * cfg.sampling_rate
+               - cfg.num_frames * cfg.sampling_rate // 2)
+    return centre + offsets / cfg.target_fps
+
+
+def frames_at(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the frame on screen at each time (the last frame starting at or before it)."""
+    # a small tolerance so that t = k / fps maps to frame k despite float rounding
+    idx = np.searchsorted(frame_times, times + 1e-6, side="right") - 1
+    return np.clip(idx, 0, len(frame_times) - 1).astype(np.int64)
+
+
+def plan_segments(cfg: PlanConfig, frame_times: np.ndarray, duration_s: float,
+                  explicit: list[tuple[float, float]] | None = None) -> list[Segment]:
+    """The segments of one video, given the start time of each of its frames."""
+    if len(frame_times) == 0:
+        raise BadVideo("video has no frames")
+    return [Segment(s, e, frames_at(frame_times, sample_times(cfg, s, e)))
+            for s, e in spans(cfg, duration_s, explicit)]

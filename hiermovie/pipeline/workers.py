@@ -1,0 +1,73 @@
+"""The two kinds of extraction work, free of Ray so they can be run and tested directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
+from hiermovie.pipeline.decode import Resize, decode_video
+from hiermovie.pipeline.plans import BadVideo, PlanConfig
+
+
+def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
+                size: int, resize: Resize) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(metadata, frames [S, T, H, W, 3]) of one video; a bad video gives (error, None)."""
+    try:
+        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit)
+    except BadVideo as e:
+        return {"status": "failed", "error": str(e)}, None
+    meta = {
+        "status": "ok", "error": "",
+        "duration_s": d.duration_s, "fps": d.fps, "num_frames": d.num_frames,
+        "start_s": np.array([s.start_s for s in d.segments]),
+        "end_s": np.array([s.end_s for s in d.segments]),
+        "frame_indices": np.stack([s.frame_indices for s in d.segments]),
+    }
+    return meta, d.frames
+
+
+class ModelWorker:
+    """Holds one frozen backbone on one device and encodes videos' frames."""
+
+    def __init__(self, cfg: BackboneConfig, device: str = "auto", threads: int = 0) -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads:
+            torch.set_num_threads(threads)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = load_backbone(cfg).to(self.device)
+        if self.model.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+
+    def __call__(self, *videos: np.ndarray) -> list[np.ndarray]:
+        """Features [S, K, D] for each video's frames [S, T, H, W, 3].
+
+        On CPU each video is encoded on its own, so results never depend on which videos
+        happened to share a call (bitwise-reproducible stores); on GPU segments of all the
+        videos in a call are batched together.
+        """
+        if self.device.type == "cpu":
+            return [encode(self.model, v, self.cfg, self.device) for v in videos]
+        counts = [len(v) for v in videos]
+        feats = encode(self.model, np.concatenate(videos), self.cfg, self.device)
+        return np.split(feats, np.cumsum(counts)[:-1])
+
+    def describe(self, num_frames: int) -> dict[str, Any]:
+        """What the store's provenance needs; runs one forward to check the input shape fits."""
+        size = self.model.input_size
+        probe = np.zeros((1, num_frames, size, size, 3), np.uint8)
+        try:
+            feats = encode(self.model, probe, self.cfg, self.device)
+        except RuntimeError as e:
+            raise ValueError(f"backbone {self.cfg.name!r} cannot take {num_frames} frames of "
+                             f"{size}x{size}: {str(e).splitlines()[0]}") from None
+        from hiermovie.pipeline.backbones import fingerprint, resolve_precision
+
+        return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
+                "std": list(self.model.std), "fingerprint": fingerprint(self.model),
+                "precision": str(resolve_precision(self.cfg.precision, self.device)).replace(
+                    "torch.", "")}

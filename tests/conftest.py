@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+from hiermovie.feature_store import Provenance, VideoRecord
+
+
+def make_record(video_id: str, n: int, k: int = 1, d: int = 8, seed: int = 0,
+                frames: int = 4) -> VideoRecord:
+    rng = np.random.default_rng(seed)
+    start = np.arange(n) * 2.0
+    return VideoRecord(
+        video_id=video_id,
+        features=rng.standard_normal((n, k, d)).astype(np.float32),
+        start_s=start, end_s=start + 2.0,
+        frame_indices=np.arange(n * frames).reshape(n, frames),
+        duration_s=2.0 * n, fps=30.0, num_frames=60 * n)
+
+
+@pytest.fixture
+def prov():
+    return Provenance(backbone="test", dim=8, tokens_per_segment=1, dtype="float32")

@@ -1,0 +1,193 @@
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from hiermovie.feature_store import (
+    FeatureStore,
+    Provenance,
+    SequenceDataset,
+    StoreError,
+    VideoRecord,
+    complete_shards,
+    create_store,
+    pad_collate,
+    shard_id_for,
+    write_shard,
+)
+from hiermovie.feature_store.interop import export_hdf5, import_hdf5, import_npy_folder
+from tests.conftest import make_record
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_round_trip(tmp_path, dtype):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="b", dim=8, tokens_per_segment=3, dtype=dtype),
+                 chunk_segments=4)
+    recs = [make_record(f"v{i}", n=i + 1, k=3, seed=i) for i in range(5)]
+    recs.append(VideoRecord.failed("bad", "decode error: moov atom not found", tokens=3, dim=8))
+    write_shard(url, recs[:3])
+    write_shard(url, recs[3:])
+    store = FeatureStore(url)
+    assert sorted(store.videos()) == [f"v{i}" for i in range(5)]
+    assert store.videos(status="failed") == ["bad"]
+    assert store.entry("bad").error.startswith("decode error")
+    for r in recs[:5]:
+        got = store.get(r.video_id)
+        assert got.shape == r.features.shape and got.dtype == np.dtype(dtype)
+        if dtype == "float32":
+            np.testing.assert_array_equal(got, r.features)
+        else:  # within float16 rounding
+            np.testing.assert_allclose(got, r.features, rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(store.times(r.video_id)[0], r.start_s)
+        np.testing.assert_array_equal(store.frame_indices(r.video_id), r.frame_indices)
+    info = store.info()
+    assert info["videos"] == 6 and info["videos_failed"] == 1 and info["segments"] == 15
+    # same answers without the cache (direct slices)
+    nocache = FeatureStore(url, cache_bytes=0)
+    np.testing.assert_array_equal(nocache.get("v4"), store.get("v4"))
+    assert [v for v, _ in store.iter_videos()] == store.videos()
+
+
+def test_readable_with_plain_zarr(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    sid = write_shard(url, [make_record("a", 3)])
+    feats = zarr.open_group(url, mode="r")[f"shards/{sid}/features"]
+    assert feats.metadata.dimension_names == ("segment", "token", "channel")
+    assert feats.shape == (3, 1, 8)
+
+
+def test_provenance_mismatch_refused(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    create_store(url, Provenance(backbone="test", dim=8, dtype="float32"))  # same identity: ok
+    with pytest.raises(StoreError, match="backbone='test'.*backbone='other'"):
+        create_store(url, Provenance(backbone="other", dim=8, dtype="float32"))
+
+
+def test_bad_urls(tmp_path):
+    with pytest.raises(StoreError, match="not a Zarr group"):
+        FeatureStore(str(tmp_path / "missing.zarr"))
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
+    with pytest.raises(StoreError, match="not a hiermovie feature store"):
+        FeatureStore(str(tmp_path / "plain.zarr"))
+
+
+def test_shape_and_nan_checks(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    bad = make_record("a", 2, d=4)
+    with pytest.raises(StoreError, match="'a' has features"):
+        write_shard(url, [bad])
+    nan = make_record("n", 2)
+    nan.features[0, 0, 0] = np.nan
+    with pytest.raises(StoreError, match="NaN"):
+        write_shard(url, [nan])
+    assert complete_shards(url) == []
+
+
+def _write_disjoint(url, start):
+    for s in range(start, start + 6, 2):
+        write_shard(url, [make_record(f"v{s}", 3, seed=s), make_record(f"v{s + 1}", 2, seed=s)])
+
+
+def test_concurrent_writers_disjoint_shards(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write_disjoint, args=(url, s)) for s in (0, 100)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = FeatureStore(url)
+    assert len(store) == 12
+    for s in (0, 2, 4, 100, 102, 104):
+        np.testing.assert_array_equal(store.get(f"v{s}"), make_record(f"v{s}", 3, seed=s).features)
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, time, zarr
+    from tests.conftest import make_record
+    from hiermovie.feature_store import write_shard
+    real = zarr.Array.__setitem__
+    def slow(self, key, value):
+        real(self, key, value)
+        print("wrote", flush=True)
+        time.sleep(60)  # killed here, after the first array of the shard is written
+    zarr.Array.__setitem__ = slow
+    write_shard(sys.argv[1], [make_record("x", 4), make_record("y", 2)])
+""")
+
+
+def test_killed_writer_leaves_no_visible_shard(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    write_shard(url, [make_record("done", 2)])
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url], stdout=subprocess.PIPE,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.stdout.readline().strip() == b"wrote"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sid = shard_id_for(["x", "y"])
+    assert (tmp_path / "s.zarr" / "shards" / sid).exists()  # partial data is on disk ...
+    store = FeatureStore(url)
+    assert store.videos() == ["done"]  # ... but invisible
+    assert sid not in complete_shards(url)
+    write_shard(url, [make_record("x", 4), make_record("y", 2)])  # the rerun completes it
+    store = FeatureStore(url)
+    assert sorted(store.videos()) == ["done", "x", "y"]
+    np.testing.assert_array_equal(store.get("x"), make_record("x", 4).features)
+
+
+def test_dataset_windows_and_collate(tmp_path, prov):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    write_shard(url, [make_record("long", 10), make_record("short", 3)])
+    store = FeatureStore(url)
+    whole = SequenceDataset(store)
+    assert [it[0] for it in whole.items] == ["long", "short"]
+    batch = pad_collate([whole[0], whole[1]])
+    assert batch["features"].shape == (2, 10, 1, 8) and batch["features"].dtype == torch.float32
+    assert batch["mask"].sum(1).tolist() == [10, 3]
+    assert torch.all(batch["features"][1, 3:] == 0)
+    torch.testing.assert_close(batch["features"][0], torch.from_numpy(store.get("long")))
+    win = SequenceDataset(store, window=4, stride=3)
+    assert [(v, lo, hi) for v, lo, hi in win.items] == [
+        ("long", 0, 4), ("long", 3, 7), ("long", 6, 10), ("short", 0, 3)]
+    item = win[1]
+    torch.testing.assert_close(item["features"], torch.from_numpy(store.get("long")[3:7]))
+    assert item["start_s"].tolist() == [6.0, 8.0, 10.0, 12.0]
+
+
+def test_import_npy_and_hdf5_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = {f"v_abc{i}_seg_{i * 10}_{i * 10 + 10}": rng.standard_normal((5, 16)).astype(np.float32)
+             for i in range(3)}
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    for k, v in feats.items():
+        np.save(folder / f"{k}_feats.npy", v)
+    url = str(tmp_path / "npy.zarr")
+    assert import_npy_folder(folder, url, dtype="float32") == 3
+    store = FeatureStore(url)
+    for k, v in feats.items():
+        np.testing.assert_array_equal(store.get(k)[:, 0], v)
+    assert store.times(next(iter(feats)))[0].tolist() == [0, 2, 4, 6, 8]
+    h5 = tmp_path / "out.h5"
+    assert export_hdf5(store, h5) == 3
+    url2 = str(tmp_path / "h5.zarr")
+    assert import_hdf5(h5, url2, dtype="float32") == 3
+    back = FeatureStore(url2)
+    for k in feats:
+        np.testing.assert_array_equal(back.get(k), store.get(k))
+        np.testing.assert_array_equal(back.times(k)[0], store.times(k)[0])
