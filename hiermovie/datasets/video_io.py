@@ -23,7 +23,9 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.
     tmp = path.with_name(path.name + ".partial")
     rate = Fraction(fps).limit_denominator(1001)
     times = iter(pts_s) if pts_s is not None else None
-    with av.open(str(tmp), mode="w", format=path.suffix.lstrip(".") or "mp4") as out:
+    formats = {".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
+    fmt = formats.get(path.suffix, "mp4")
+    with av.open(str(tmp), mode="w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "g": str(gop)} if codec == "libx264" else {}

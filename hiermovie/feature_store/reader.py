@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,9 +10,19 @@ from typing import Any
 
 import numpy as np
 import zarr
+import zarr.api.asynchronous as za
+from zarr.core.sync import sync
 
-from hiermovie.feature_store.schema import COMPLETE, SHARDS, VIDEO_ARRAYS, VIDEO_STRINGS, Provenance
-from hiermovie.feature_store.writer import open_group, read_root_attrs
+from hiermovie.feature_store.schema import COMPLETE, SHARDS, Provenance
+from hiermovie.feature_store.writer import read_root_attrs
+
+
+async def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
+    """(name, group) of every committed shard in name order, metadata fetched concurrently."""
+    root = await za.open_group(url, mode="r", storage_options=storage_options)
+    shards = await root.getitem(SHARDS)
+    found = [(name, g) async for name, g in shards.members(max_depth=0)]
+    return sorted((n, g) for n, g in found if g.attrs.get(COMPLETE) is True)
 
 
 @dataclass(frozen=True)
@@ -43,23 +54,20 @@ class FeatureStore:
         meta = read_root_attrs(url, storage_options)
         self.provenance = Provenance.from_dict(meta["provenance"])
         self.storage: dict[str, Any] = meta["storage"]
-        root = open_group(url, "r", storage_options)
-        self._shards: list[zarr.Group] = []
+        self._shards: list[_Shard] = []
         self._shard_names: list[str] = []
         self._index: dict[str, VideoEntry] = {}
-        for name, group in sorted(root[SHARDS].groups()):
-            if group.attrs.get(COMPLETE) is not True:
-                continue
+        for name, group in sync(_committed_shards(url, storage_options)):
             self._add_shard(name, group)
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
         self._times: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _add_shard(self, name: str, group: zarr.Group) -> None:
-        cols = {k: group[k][:] for k in (*VIDEO_ARRAYS, *VIDEO_STRINGS)}
+    def _add_shard(self, name: str, group: Any) -> None:
+        cols = group.attrs["index"]
         shard = len(self._shards)
-        self._shards.append(group)
+        self._shards.append(_Shard(zarr.Group(group), sum(cols["num_segments"])))
         self._shard_names.append(name)
         for i, vid in enumerate(cols["video_id"]):
             vid = str(vid)
@@ -70,7 +78,7 @@ class FeatureStore:
                 video_id=vid, shard=shard,
                 first_segment=int(cols["first_segment"][i]),
                 num_segments=int(cols["num_segments"][i]),
-                duration_s=float(cols["duration_s"][i]), fps=float(cols["fps"][i]),
+                duration_s=_float(cols["duration_s"][i]), fps=_float(cols["fps"][i]),
                 num_frames=int(cols["num_frames"][i]),
                 status=str(cols["status"][i]), error=str(cols["error"][i]))
 
@@ -101,10 +109,13 @@ class FeatureStore:
         if shard in self._cache:
             self._cache.move_to_end(shard)
             return self._cache[shard]
-        arr = self._shards[shard]["features"]
-        if arr.nbytes > self.cache_bytes:
+        prov = self.provenance
+        nbytes = (self._shards[shard].segments * prov.tokens_per_segment * prov.dim
+                  * np.dtype(prov.dtype).itemsize)
+        if nbytes > self.cache_bytes:
             return None
-        data = arr[...]
+        data, *times = self._shards[shard].read("features", "start_s", "end_s")
+        self._times[shard] = tuple(times)
         self._cache[shard] = data
         self._cached += data.nbytes
         while self._cached > self.cache_bytes:
@@ -125,8 +136,7 @@ class FeatureStore:
         """(start_s, end_s) of one video's segments; read once per shard and kept."""
         e = self.entry(video_id)
         if e.shard not in self._times:
-            g = self._shards[e.shard]
-            self._times[e.shard] = (g["start_s"][:], g["end_s"][:])
+            self._times[e.shard] = tuple(self._shards[e.shard].read("start_s", "end_s"))
         start, end = self._times[e.shard]
         sl = slice(e.first_segment, e.first_segment + e.num_segments)
         return start[sl], end[sl]
@@ -169,3 +179,29 @@ class FeatureStore:
             "feature_bytes_stored": int(stored),
             "failures": {e.video_id: e.error for e in failed[:20]},
         }
+
+
+def _float(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+class _Shard:
+    """A committed shard's arrays, opened on first use."""
+
+    def __init__(self, group: zarr.Group, segments: int) -> None:
+        self.group = group
+        self.segments = segments
+        self.arrays: dict[str, zarr.Array] = {}
+
+    def read(self, *names: str) -> list[np.ndarray]:
+        """Whole arrays, fetched concurrently (one round trip on object storage)."""
+        async def fetch() -> list[np.ndarray]:
+            group = self.group._async_group
+            arrays = await asyncio.gather(*(group.getitem(n) for n in names))
+            return list(await asyncio.gather(*(a.getitem(...) for a in arrays)))
+        return sync(fetch())
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        if name not in self.arrays:
+            self.arrays[name] = self.group[name]
+        return self.arrays[name]

@@ -64,7 +64,7 @@ def create_store(
     url: str,
     provenance: Provenance,
     *,
-    chunk_segments: int = 1024,
+    chunk_segments: int = 4096,
     compressor: Compressor = "none",
     storage_options: dict | None = None,
 ) -> None:
@@ -188,8 +188,13 @@ def write_shard(
         arr = group.create_array(name, shape=data.shape, dtype=str, chunks=(len(data),),
                                  dimension_names=("video",))
         arr[...] = data
-    group.attrs.update({COMPLETE: True, "videos": len(records),
-                        "segments": int(counts.sum())})
+    # the commit record: also the shard's entry in the store index, so that opening a store
+    # reads one small document per shard
+    index = {k: [None if isinstance(x, float) and not np.isfinite(x) else x
+                 for x in columns[k].tolist()] for k in VIDEO_ARRAYS}
+    index.update({k: v.tolist() for k, v in strings.items()})
+    group.attrs.update({COMPLETE: True, "videos": len(records), "segments": int(counts.sum()),
+                        "index": index})
     return shard_id
 
 

@@ -43,7 +43,7 @@ class ExtractConfig:
     resize: Resize = opt("squash", "squash to the input size (VidSitu) or short side + crop")
     dtype: Literal["float16", "float32"] = opt("float16", "stored feature dtype")
     videos_per_shard: int = opt(32, "videos per shard (one shard = one write task)")
-    chunk_segments: int = opt(1024, "segments per Zarr chunk")
+    chunk_segments: int = opt(4096, "segments per Zarr chunk (a shard in one chunk reads fastest)")
     compressor: Literal["none", "zstd", "blosc-zstd"] = opt("none", "feature compression")
     storage_options: dict = opt({}, "fsspec options for the store (e.g. endpoint_url)")
     ray_address: str = opt("", "join this Ray cluster; empty = start a local instance")
@@ -149,7 +149,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         create_store(cfg.store, prov, chunk_segments=cfg.chunk_segments,
                      compressor=cfg.compressor, storage_options=so)
         done = set(complete_shards(cfg.store, so))
-        stored = _stored_ids(cfg.store, so) if done else set()
+        stored, earlier_failures = _stored(cfg.store, so, set(by_id)) if done else (set(), {})
         shards = plan_shards(list(by_id), cfg.videos_per_shard, done, stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         skipped = len(items) - len(todo)
@@ -159,6 +159,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         write = ray.remote(max_retries=3, retry_exceptions=[OSError])(write_shard).options(
             num_cpus=0)
         run = _Run(cfg, shards, d0, so, time.time())
+        run.earlier_failures = earlier_failures
         queue = deque(todo)
         decoding: dict[Any, tuple[int, VideoItem, Any]] = {}
         ready: deque = deque()
@@ -224,10 +225,13 @@ def run_extract(cfg: ExtractConfig) -> int:
             ray.shutdown()
 
 
-def _stored_ids(url: str, so: dict | None) -> set[str]:
+def _stored(url: str, so: dict | None, wanted: set[str]) -> tuple[set[str], dict[str, str]]:
+    """Ids already in the store, and the errors of those of `wanted` that failed before."""
     from hiermovie.feature_store import FeatureStore
 
-    return set(FeatureStore(url, storage_options=so, cache_bytes=0).videos(status=None))
+    store = FeatureStore(url, storage_options=so, cache_bytes=0)
+    failed = {v: store.entry(v).error for v in store.videos(status="failed") if v in wanted}
+    return set(store.videos(status=None)), failed
 
 
 class _Run:
@@ -237,11 +241,12 @@ class _Run:
                  so: dict | None, t0: float) -> None:
         self.cfg, self.shards, self.desc, self.t0 = cfg, shards, desc, t0
         self.records: dict[int, dict[str, VideoRecord]] = {}
-        self.written: set[int] = set()
+        self.poisoned: set[int] = set()  # shards left unwritten for a rerun to redo
         self.segments = 0
         self.ok = 0
         self.failures: dict[str, str] = {}
         self.faults: list[str] = []
+        self.earlier_failures: dict[str, str] = {}
         log = _report_path(cfg).with_suffix(".jsonl")
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log, "a")
@@ -259,9 +264,11 @@ class _Run:
         if meta["status"] != "ok" or feats is None:
             rec = VideoRecord.failed(item.video_id, meta["error"], tokens=k, dim=self.desc["dim"],
                                      frames=self.cfg.plan.num_frames)
-            self.failures[item.video_id] = meta["error"]
-            if meta.get("fault"):
-                self.faults.append(meta["error"])
+            if meta.get("fault"):  # not the video's fault: leave its shard for a rerun
+                self.faults.append(f"{item.video_id}: {meta['error']}")
+                self.poisoned.add(shard)
+            else:
+                self.failures[item.video_id] = meta["error"]
         else:
             self.ok += 1
             self.segments += rec.num_segments
@@ -271,11 +278,13 @@ class _Run:
                                    "error": rec.error}) + "\n")
 
     def full_shards(self) -> list[int]:
-        return [s for s, recs in self.records.items()
-                if s not in self.written and len(recs) == len(self.shards[s])]
+        full = [s for s, recs in self.records.items() if len(recs) == len(self.shards[s])]
+        for s in full:
+            if s in self.poisoned:
+                del self.records[s]
+        return [s for s in full if s not in self.poisoned]
 
     def take(self, shard: int) -> list[VideoRecord]:
-        self.written.add(shard)
         recs = self.records.pop(shard)
         return [recs[v] for v in self.shards[shard]]
 
@@ -289,6 +298,7 @@ class _Run:
                                                              / max(secs, 1e-9), 3),
             "segments_per_s": round(self.segments / max(secs, 1e-9), 3),
             "faults": self.faults, "failures": self.failures,
+            "failed_in_earlier_runs": self.earlier_failures,
         }
         path.write_text(json.dumps(rep, indent=2))
         print(f"extract: {self.ok} ok, {len(self.failures)} failed, {skipped} already stored, "
@@ -296,6 +306,11 @@ class _Run:
               f"report: {path}")
         for vid, err in list(self.failures.items())[:10]:
             print(f"  failed {vid}: {err}")
+        if self.earlier_failures:
+            print(f"  {len(self.earlier_failures)} video(s) of this input failed in earlier runs "
+                  "(listed in the report)")
         if self.faults:
+            print(f"  {len(self.faults)} fault(s) (not the videos' fault); their shards were not "
+                  "written: rerun the same command to redo them")
             return 1
-        return 3 if self.cfg.strict and self.failures else 0
+        return 3 if self.cfg.strict and (self.failures or self.earlier_failures) else 0

@@ -1,0 +1,56 @@
+import subprocess
+import sys
+
+import pytest
+
+from hiermovie.config import ConfigError, from_dict, load_file
+from hiermovie.workflows.cli import JOBS, main
+from hiermovie.workflows.extract import ExtractConfig
+
+
+def test_every_subcommand_has_help(capsys):
+    for name in [*JOBS, "store"]:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert f"hiermovie {name}" in capsys.readouterr().out
+
+
+def test_config_file_then_flags(tmp_path, capsys):
+    toml = tmp_path / "c.toml"
+    toml.write_text('input = "clips"\nvideos_per_shard = 5\n[backbone]\nname = "tiny3d"\n'
+                    'tokens = [1, 2, 2]\n')
+    assert main(["extract", "--config", str(toml), "--videos_per_shard", "7",
+                 "--plan.kind", "sliding", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "videos_per_shard: 7" in out and "kind: sliding" in out and "input: clips" in out
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text(out)  # the printed config loads back as the same config
+    assert from_dict(ExtractConfig, load_file(yaml_file)).backbone.tokens == [1, 2, 2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--videos_per_shard", "x"], "videos_per_shard: expected an integer, got 'x'"),
+    (["--videos_per_shard", "0"], "videos_per_shard: must be >= 1"),
+    (["--plan.kind", "foo"], "plan.kind: must be one of"),
+    (["--backbone.tokens", "1,2"], "backbone.tokens: must be three positive integers"),
+    (["--strict", "maybe"], "strict: expected true or false"),
+    (["--input", "/no/such/dir", "--store", "x.zarr"], "/no/such/dir: no such file or folder"),
+])
+def test_bad_values_give_one_line_naming_the_field(args, message, capsys):
+    assert main(["extract", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_unknown_field_in_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("backbone:\n  nmae: tiny3d\n")
+    with pytest.raises(ConfigError, match="backbone.nmae: unknown field"):
+        from_dict(ExtractConfig, load_file(f))
+
+
+def test_console_script_runs_store_info_on_bad_url(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "store", "info",
+                        str(tmp_path / "nope.zarr")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a Zarr group" in r.stderr

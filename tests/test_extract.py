@@ -1,0 +1,138 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from hiermovie.config import from_dict
+from hiermovie.feature_store import FeatureStore
+from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone, load_state_dict
+from hiermovie.pipeline.decode import decode_video
+from hiermovie.pipeline.plans import PlanConfig, frames_at, plan_segments
+from hiermovie.workflows.extract import ExtractConfig, run_extract
+from tests.videos import make_bad_files, make_video
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20,
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    make_video(d / "a30.mp4", 10.0, 30.0, (96, 128), seed=1)
+    make_video(d / "b25.mp4", 10.4, 25.0, (120, 160), seed=2)
+    make_video(d / "c24.mkv", 11.0, 23.976, (72, 96), seed=3)
+    return d
+
+
+def _cfg(inp, store, **kw):
+    base = {"input": str(inp), "store": str(store), "progress": False, "videos_per_shard": 2,
+            "backbone": {"name": "tiny3d/8", "precision": "fp32", "batch_size": 3},
+            "plan": {"num_frames": 8, "sampling_rate": 4}}
+    base.update(kw)
+    return from_dict(ExtractConfig, base)
+
+
+def test_vidsitu_plan_matches_reference_indices():
+    # VidSitu: event i centred at frame int((i+0.5)*60), 64-frame window, stride 2, clamped
+    cfg = PlanConfig(num_frames=32, sampling_rate=2)
+    segs = plan_segments(cfg, np.arange(300) / 30.0, 10.0)
+    for i, s in enumerate(segs):
+        centre = int((i + 0.5) * 60)
+        ref = np.clip(np.arange(centre - 32, centre + 32, 2), 0, 299)
+        np.testing.assert_array_equal(s.frame_indices, ref)
+        assert (s.start_s, s.end_s) == (2.0 * i, 2.0 * i + 2)
+
+
+def test_frames_at_handles_variable_frame_rate():
+    stamps = np.array([0.0, 0.1, 0.15, 0.5, 0.55])
+    np.testing.assert_array_equal(frames_at(stamps, np.array([0, 0.12, 0.49, 0.5, 9])),
+                                  [0, 1, 2, 3, 4])
+
+
+def test_store_equals_direct_forward(ray_session, clips, tmp_path):
+    cfg = _cfg(clips, tmp_path / "s.zarr")
+    assert run_extract(cfg) == 0
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    assert sorted(store.videos()) == ["a30", "b25", "c24"]
+    model = load_backbone(cfg.backbone)
+    for vid, name in [("a30", "a30.mp4"), ("b25", "b25.mp4"), ("c24", "c24.mkv")]:
+        d = decode_video(str(clips / name), cfg.plan, (112, 112))
+        direct = encode(model, d.frames, cfg.backbone)
+        got = store.get(vid).astype(np.float32)
+        np.testing.assert_allclose(got, direct, rtol=2e-3, atol=2e-3)  # float16 rounding
+        np.testing.assert_array_equal(store.frame_indices(vid),
+                                      np.stack([s.frame_indices for s in d.segments]))
+        assert store.times(vid)[0].tolist() == [0, 2, 4, 6, 8]
+    # stored indices are the documented plan: a30 is exactly 30 fps
+    ref = np.clip(np.arange(30 - 16, 30 + 16, 4), 0, 299)
+    np.testing.assert_array_equal(store.frame_indices("a30")[0], ref)
+    report = json.loads((tmp_path / "s.zarr.report.json").read_text())
+    assert report["ok"] == 3 and report["segments"] == 15
+
+
+def test_same_inputs_give_bitwise_identical_stores(ray_session, clips, tmp_path):
+    for name in ("one", "two"):
+        assert run_extract(_cfg(clips, tmp_path / f"{name}.zarr", model_workers=2)) == 0
+    a, b = FeatureStore(str(tmp_path / "one.zarr")), FeatureStore(str(tmp_path / "two.zarr"))
+    assert a.shard_names == b.shard_names
+    for vid in a.videos():
+        assert a.get(vid).tobytes() == b.get(vid).tobytes()
+
+
+def test_bad_videos_are_recorded_and_job_goes_on(ray_session, clips, tmp_path):
+    folder = tmp_path / "mixed"
+    bad = make_bad_files(folder, clips / "a30.mp4")
+    make_video(folder / "good.mp4", 10.0)
+    (folder / "sub dir").mkdir()
+    make_video(folder / "sub dir" / "ünïcode clip.mp4", 10.0)
+    store = tmp_path / "s.zarr"
+    assert run_extract(_cfg(folder, store)) == 0
+    assert run_extract(_cfg(folder, store, strict=True)) == 3  # failures are bad inputs
+    s = FeatureStore(str(store))
+    assert sorted(s.videos()) == ["good", "sub dir/ünïcode clip"]
+    failed = {v: s.entry(v).error for v in s.videos(status="failed")}
+    assert set(failed) == set(bad)
+    for vid, path in bad.items():
+        assert str(path) in failed[vid]
+    assert "empty file" in failed["zero"]
+    assert "vidsitu plan needs more than 9.00 s" in failed["short"]
+
+
+def test_sliding_plan_and_token_grid(ray_session, clips, tmp_path):
+    cfg = _cfg(clips, tmp_path / "s.zarr", plan={"kind": "sliding", "window_s": 1.0,
+                                                  "stride_s": 1.0, "num_frames": 4})
+    cfg.backbone.tokens = [2, 2, 2]
+    assert run_extract(cfg) == 0
+    s = FeatureStore(str(tmp_path / "s.zarr"))
+    assert s.provenance.tokens_per_segment == 8
+    assert s.get("c24").shape == (11, 8, s.provenance.dim)
+    assert s.get("b25").shape[0] == 10  # 10.4 s: the 0.4 s tail is under half a window
+
+
+class Boom:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_malicious_checkpoint_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model_state": {"w": Boom()}}, f)
+    with pytest.raises(ValueError, match="refused to load"):
+        load_state_dict(str(path))
+    assert "pickled code ran" not in capsys.readouterr().out
+    good = tmp_path / "ok.pt"
+    model = load_backbone(BackboneConfig(name="tiny3d/8"))
+    torch.save({"model_state": model.state_dict()}, good)
+    reloaded = load_backbone(BackboneConfig(name="tiny3d/8", weights=str(good), seed=99))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, reloaded.state_dict()[k])
