@@ -1,0 +1,173 @@
+"""Render the synthetic benchmark as real mp4 files with annotations in the exact VidSitu and
+LVU release layouts, so that it loads through the same adapters as the real data."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from hiermovie.datasets import synth_world as w
+from hiermovie.datasets.video_io import write_video
+
+VIDSITU_FPS = 30.0
+LVU_FPS = 15.0
+ROLE_NAMES = {"Arg0": "Arg0 (agent)", "Arg1": "Arg1 (patient)", "AScn": "Scene of the Event",
+              "ALoc": "ArgM (location)"}
+VARIANTS = {"circle": "ball", "square": "box", "triangle": "cone", "diamond": "gem"}
+
+
+def clip_id(idx: int) -> str:
+    return f"v_synth{idx:06d}_seg_0_10"
+
+
+def _rng(seed: int, idx: int, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, idx, stream])
+
+
+def _render_vidsitu_clip(args: tuple[str, int, int, int]) -> None:
+    root, seed, idx, size = args
+    rng = _rng(seed, idx)
+    events = w.sample_script(rng)
+    frames = np.concatenate([w.render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
+    write_video(Path(root) / "vsitu_video_trimmed_dir" / f"{clip_id(idx)}.mp4", frames,
+                VIDSITU_FPS)
+
+
+def _phrase(p: str, variant: bool) -> str:
+    colour, shape = p.split(" ")
+    return f"{colour} {VARIANTS[shape]}" if variant else p
+
+
+def _record(events: list[w.Event], idx: int, rng: np.random.Generator, noisy: bool) -> dict:
+    """One annotator's Ev1..Ev5 record (record 0 of a clip is the truth)."""
+    cast = sorted({p for e in events for p in (e.agent, e.patient)})
+    variant = {p: noisy and rng.random() < 0.25 for p in cast}  # consistent per annotator
+    rec = {}
+    for k, e in enumerate(events):
+        verb = e.verb
+        if noisy and rng.random() < 0.15:
+            verb = w.CONFUSABLE[verb]
+        roles = {"Arg0": _phrase(e.agent, variant[e.agent]),
+                 "Arg1": _phrase(e.patient, variant[e.patient]), "AScn": e.scene,
+                 "ALoc": e.side}
+        ev = {"vid_uid": f"v_synth{idx:06d}", "vid_seg_int": clip_id(idx), "Verb": verb,
+              "VerbID": f"{verb}.01",
+              "Arg_List": {ROLE_NAMES[r]: str(j) for j, r in enumerate(roles)},
+              "Args": {ROLE_NAMES[r]: phrase for r, phrase in roles.items()}}
+        if k != 2:
+            rel = w.relation(e, events[2], before=k < 2)
+            if noisy and rng.random() < 0.15:
+                rel = str(rng.choice(w.RELATIONS))
+            ev["EvRel"] = rel
+        rec[f"Ev{k + 1}"] = ev
+    return rec
+
+
+def _vinfo(idx: int) -> dict:
+    return {"vid_uid": f"v_synth{idx:06d}", "genres": [], "duration": 10.0,
+            "name": f"synth{idx:06d}", "text": "", "start": 0, "end": 10,
+            "vid_seg_int": clip_id(idx), "movie_name": "synthetic", "upload_year": 2026,
+            "clip_name": f"synthetic clip {idx}", "imdb_id": "", "year_rel": 2026}
+
+
+def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0,
+                  size: int = 112, workers: int = 2) -> None:
+    """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`."""
+    root = Path(root)
+    ann = root / "vidsitu_annotations"
+    for sub in ("split_files", "vinfo_files", "vseg_ann_files"):
+        (ann / sub).mkdir(parents=True, exist_ok=True)
+    splits = {"train": range(n_train), "valid": range(n_train, n_train + n_valid)}
+    for split, ids in splits.items():
+        vinfo, records = [], []
+        for idx in ids:
+            events = w.sample_script(_rng(seed, idx))  # the same script the video shows
+            arng = _rng(seed, idx, 1)
+            info = _vinfo(idx)
+            if split == "train":
+                records.append(_record(events, idx, arng, noisy=True))
+            else:
+                records += [_record(events, idx, arng, noisy=r > 0) for r in range(3)]
+                votes = {}
+                for k, e in enumerate(events):
+                    said = [e.verb if arng.random() < 0.75 else
+                            (w.CONFUSABLE[e.verb] if arng.random() < 0.6
+                             else str(arng.choice(w.VERB_LIST))) for _ in range(10)]
+                    votes[f"Ev{k + 1}"] = said
+                info["vb_lst"] = votes
+                info["vbid_lst"] = {k: [f"{v}.01" for v in vs] for k, vs in votes.items()}
+                info["vb_to_use"] = {k: vs[0] for k, vs in votes.items()}
+            vinfo.append(info)
+        (ann / "split_files" / f"vseg_split_{split}_lb.json").write_text(
+            json.dumps([clip_id(i) for i in ids]))
+        (ann / "vinfo_files" / f"vinfo_{split}_lb.json").write_text(json.dumps(vinfo))
+        (ann / "vseg_ann_files" / f"vsann_{split}_lb.json").write_text(json.dumps(records))
+    jobs = [(str(root), seed, i, size) for ids in splits.values() for i in ids]
+    _run(_render_vidsitu_clip, jobs, workers)
+
+
+def _lvu_clip(seed: int, idx: int) -> tuple[list[w.Event], list[str], int]:
+    rng = _rng(seed, 10**6 + idx)
+    n_events = int(rng.integers(15, 46))  # 30 to 90 s
+    cast = w.sample_cast(rng)
+    scenes = [str(rng.choice(w.SCENES)) for _ in range((n_events + 4) // 5) for _ in range(5)]
+    events = w.sample_script(rng, n_events, cast=cast, scenes=scenes[:n_events])
+    return events, cast, int(rng.integers(0, 9))
+
+
+def lvu_id(idx: int) -> str:
+    return f"synthlvu{idx:05d}"
+
+
+def _render_lvu_clip(args: tuple[str, int, int, int]) -> None:
+    root, seed, idx, size = args
+    events, _, year = _lvu_clip(seed, idx)
+    rng = _rng(seed, 10**6 + idx, 2)
+    tint = w.YEAR_TINTS[year]
+    frames = (f for e in events for f in w.render_event(e, int(2 * LVU_FPS), size, rng, tint))
+    write_video(Path(root) / "lvu_videos" / f"{lvu_id(idx)}.mp4", frames, LVU_FPS)
+
+
+def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
+              workers: int = 2) -> None:
+    """Long clips in `root/lvu_videos`, labels in `root/lvu_1.0/{task}/{train,val,test}.csv`."""
+    root = Path(root)
+    labels = []
+    for idx in range(n_clips):
+        events, cast, year = _lvu_clip(seed, idx)
+        labels.append(w.long_labels(events, cast, year, _rng(seed, 10**6 + idx, 3)))
+    parts = {"train": range(0, int(n_clips * 0.6)),
+             "val": range(int(n_clips * 0.6), int(n_clips * 0.8)),
+             "test": range(int(n_clips * 0.8), n_clips)}
+    for task in (*w.LVU_CLASSES, "like_ratio", "view_count"):
+        d = root / "lvu_1.0" / task
+        d.mkdir(parents=True, exist_ok=True)
+        for split, ids in parts.items():
+            if task == "like_ratio":
+                lines = ["like dislike youtube_id imdb_id"] + [
+                    f"{labels[i][task][0]} {labels[i][task][1]} {lvu_id(i)} tt{i:07d}"
+                    for i in ids]
+            elif task == "view_count":
+                lines = ["view_count youtube_id imdb_id"] + [
+                    f"{labels[i][task]} {lvu_id(i)} tt{i:07d}" for i in ids]
+            else:
+                names = w.LVU_CLASSES[task]
+                lines = ["class_id class_name youtube_id imdb_id"] + [
+                    f"{labels[i][task]} {names[labels[i][task]]} {lvu_id(i)} tt{i:07d}"
+                    for i in ids]
+            (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    _run(_render_lvu_clip, [(str(root), seed, i, size) for i in range(n_clips)], workers)
+
+
+def _run(fn, jobs: list, workers: int) -> None:
+    from tqdm import tqdm
+
+    if workers <= 1:
+        for j in tqdm(jobs, desc="render", unit="clip"):
+            fn(j)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc="render", unit="clip"))

@@ -1,0 +1,241 @@
+"""The synthetic movie world: actors, scenes, verbs as motions, and scripts with known truth.
+
+A clip is a script of 2-s events. Each event has a verb, an agent (Arg0) and a patient (Arg1)
+drawn from the clip's cast, a scene (AScn) and a screen side (ALoc). What a verb *looks like*
+is its motion; four verbs share a motion with another verb and are told apart only by context:
+
+    celebrate / sulk   (agent bobs in place)   celebrate iff the previous event is a "win"
+    wait / hide        (agent stands still)    wait iff the next event is an "action"
+
+Event relations (w.r.t. the central event Ev3) follow from both events: NoRel when they share
+no actor, else by the earlier event's verb: Causes after a forceful verb, Reaction To after a
+moving-toward verb, Enables otherwise. Long-form (LVU-style) labels are statistics of whole
+clips (see `long_labels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 230),
+           "yellow": (235, 215, 40), "white": (240, 240, 240), "purple": (160, 60, 200)}
+SHAPES = ("circle", "square", "triangle", "diamond")
+SCENES = ("office", "airport", "school", "hotel", "prison", "restaurant")
+
+# verb -> motion it is rendered with
+VERBS = {
+    "approach": "approach", "retreat": "retreat", "orbit": "orbit", "jump": "jump",
+    "shake": "shake", "push": "push", "chase": "chase", "swap": "swap", "grow": "grow",
+    "fall": "fall", "celebrate": "bob", "sulk": "bob", "wait": "still", "hide": "still",
+}
+VERB_LIST = tuple(VERBS)
+MOTIONS = tuple(dict.fromkeys(VERBS.values()))
+PLAIN_VERBS = tuple(v for v in VERBS if list(VERBS.values()).count(VERBS[v]) == 1)
+CONTEXT_VERBS = ("celebrate", "sulk", "wait", "hide")
+WIN = {"push", "chase", "approach", "orbit", "swap"}  # half the plain verbs: labels balance
+ACTION = {"approach", "chase", "push", "jump", "fall"}
+FORCE = {"push", "chase", "swap"}
+TOWARD = {"approach", "orbit", "shake"}
+RELATIONS = ("Causes", "Reaction To", "Enables", "NoRel")
+# what a careless annotator may say instead
+CONFUSABLE = {"approach": "chase", "chase": "approach", "retreat": "fall", "fall": "jump",
+              "jump": "fall", "orbit": "shake", "shake": "orbit", "push": "chase",
+              "swap": "push", "grow": "jump", "celebrate": "jump", "sulk": "wait",
+              "wait": "hide", "hide": "wait"}
+
+
+@dataclass
+class Event:
+    verb: str
+    agent: str  # phrase, e.g. "red circle"
+    patient: str
+    scene: str
+    flip: bool  # mirrored left-right
+    side: str  # ALoc: where the agent mostly is: "left side" / "right side"
+
+
+def actor_phrase(colour: str, shape: str) -> str:
+    return f"{colour} {shape}"
+
+
+def sample_cast(rng: np.random.Generator, n: int = 4) -> list[str]:
+    colours = rng.choice(list(COLOURS), size=n, replace=False)
+    shapes = rng.choice(SHAPES, size=n, replace=True)
+    return [actor_phrase(c, s) for c, s in zip(colours, shapes, strict=True)]
+
+
+def context_label(motion: str, prev: str | None, nxt: str | None) -> str:
+    if motion == "bob":
+        return "celebrate" if prev in WIN else "sulk"
+    return "wait" if nxt in ACTION else "hide"
+
+
+def sample_script(rng: np.random.Generator, n_events: int = 5, cast: list[str] | None = None,
+                  scenes: list[str] | None = None, p_context: float = 0.35) -> list[Event]:
+    cast = cast or sample_cast(rng)
+    verbs = [str(rng.choice(PLAIN_VERBS)) for _ in range(n_events)]
+    motions: list[str | None] = [None] * n_events
+    for i in range(n_events):  # some events become context-dependent, never two in a row
+        if rng.random() < p_context and (i == 0 or motions[i - 1] is None):
+            can_bob, can_still = i > 0, i < n_events - 1
+            options = ["bob"] * can_bob + ["still"] * can_still
+            if options:
+                motions[i] = str(rng.choice(options))
+    for i in range(n_events):  # labels from the (plain) neighbours
+        if motions[i] is not None:
+            prev = verbs[i - 1] if i > 0 else None
+            nxt = verbs[i + 1] if i + 1 < n_events else None
+            verbs[i] = context_label(motions[i], prev, nxt)
+    scene_list = scenes or [str(rng.choice(SCENES))] * n_events
+    events = []
+    for i, verb in enumerate(verbs):
+        a, p = rng.choice(len(cast), size=2, replace=False)
+        flip = bool(rng.random() < 0.5)
+        events.append(Event(verb, cast[a], cast[p], scene_list[i], flip,
+                            "right side" if flip else "left side"))
+    return events
+
+
+def relation(ev: Event, ev3: Event, before: bool) -> str:
+    """Label of event `ev` relative to the central event (Ev3)."""
+    if not ({ev.agent, ev.patient} & {ev3.agent, ev3.patient}):
+        return "NoRel"
+    earlier = ev if before else ev3
+    if earlier.verb in FORCE:
+        return "Causes"
+    if earlier.verb in TOWARD:
+        return "Reaction To"
+    return "Enables"
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+def _positions(motion: str, t: np.ndarray, rng_jitter: float) -> tuple[np.ndarray, ...]:
+    """Agent x, y, scale and patient x, y for times t in [0, 1] (unit coordinates)."""
+    one = np.ones_like(t)
+    ax, ay, scale, px, py = 0.4 * one, 0.5 * one, one, 0.75 * one, 0.5 * one
+    if motion == "approach":
+        ax = 0.15 + 0.45 * t
+    elif motion == "retreat":
+        ax = 0.6 - 0.45 * t
+    elif motion == "orbit":
+        px = 0.5 * one
+        ax, ay = 0.5 + 0.28 * np.cos(2 * np.pi * t), 0.5 + 0.28 * np.sin(2 * np.pi * t)
+    elif motion == "jump":
+        ay = 0.75 - 0.45 * np.abs(np.sin(2 * np.pi * t))
+        py = 0.75 * one
+    elif motion == "shake":
+        ax = 0.4 + 0.07 * np.sin(14 * np.pi * t)
+    elif motion == "push":
+        ax = np.where(t < 0.5, 0.15 + 0.5 * t, 0.4 + 0.5 * (t - 0.5) * 2 * 0.4)
+        px = np.where(t < 0.5, 0.55, 0.55 + (t - 0.5) * 2 * 0.35)
+    elif motion == "chase":
+        px, ax = 0.35 + 0.5 * t, 0.1 + 0.5 * t
+    elif motion == "swap":
+        ax, px = 0.25 + 0.5 * t, 0.75 - 0.5 * t
+        ay, py = 0.38 * one, 0.62 * one
+    elif motion == "grow":
+        scale = 0.6 + 1.2 * t
+    elif motion == "fall":
+        ay = 0.15 + 0.7 * t**2
+        py = 0.8 * one
+    elif motion == "bob":
+        ay = 0.5 + 0.06 * np.sin(4 * np.pi * t)
+    elif motion != "still":
+        raise ValueError(f"unknown motion {motion!r}")
+    return ax + rng_jitter, ay, scale, px, py
+
+
+def _mask(shape: str, size: int) -> np.ndarray:
+    r = size / 2
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5 - r
+    if shape == "circle":
+        return xx**2 + yy**2 <= r**2
+    if shape == "square":
+        return (np.abs(xx) <= r * 0.85) & (np.abs(yy) <= r * 0.85)
+    if shape == "diamond":
+        return np.abs(xx) + np.abs(yy) <= r
+    return (yy >= -r * 0.8) & (np.abs(xx) <= (yy + r * 0.8) * 0.6)  # triangle
+
+
+def background(scene: str, size: int, tint: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """A fixed texture per scene, optionally tinted (used for the long-form 'year' label)."""
+    i = SCENES.index(scene)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = np.array([[90, 90, 110], [120, 140, 150], [100, 120, 80], [140, 110, 90],
+                     [70, 70, 70], [150, 120, 110]][i], np.float32)
+    pattern = [(xx // 8) % 2, (yy // 8) % 2, ((xx + yy) // 10) % 2, ((xx // 6) + (yy // 6)) % 2,
+               (xx // 14) % 2 * ((yy // 14) % 2), ((xx - yy) // 12) % 2][i]
+    img = base[None, None, :] * (0.75 + 0.25 * pattern[..., None])
+    return np.clip(img + np.array(tint, np.float32), 0, 255).astype(np.uint8)
+
+
+def render_event(event: Event, frames: int, size: int, rng: np.random.Generator,
+                 tint: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """uint8 [frames, size, size, 3] of one event."""
+    bg = background(event.scene, size, tint)
+    t = np.linspace(0, 1, frames, endpoint=False)
+    ax, ay, scale, px, py = _positions(VERBS[event.verb], t, rng.uniform(-0.03, 0.03))
+    if event.flip:
+        ax, px = 1 - ax, 1 - px
+    out = np.repeat(bg[None], frames, axis=0)
+    actor_size = max(6, size // 7)
+    for f in range(frames):
+        for phrase, x, y, s in ((event.patient, px[f], py[f], 1.0),
+                                (event.agent, ax[f], ay[f], scale[f])):
+            colour, shape = phrase.split(" ")
+            n = max(3, int(actor_size * s))
+            m = _mask(shape, n)
+            cx, cy = int(x * size) - n // 2, int(y * size) - n // 2
+            x0, y0 = max(cx, 0), max(cy, 0)
+            x1, y1 = min(cx + n, size), min(cy + n, size)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            sub = m[y0 - cy:y1 - cy, x0 - cx:x1 - cx]
+            out[f, y0:y1, x0:x1][sub] = COLOURS[colour]
+    return out
+
+
+# --- long-form (LVU-style) labels -----------------------------------------------------------
+
+LVU_CLASSES = {
+    "relationship": ("friend", "ex-boyfriend/girlfriend", "husband-wife", "boyfriend-girlfriend"),
+    "way_speaking": ("explains", "confronts", "discuss", "teaches", "threatens"),
+    "scene": SCENES,
+    "director": tuple(f"nm{1000 + i:07d}" for i in range(10)),
+    "writer": (*(f"nm{2000 + i:07d}" for i in range(9)), "\\N"),
+    "year": tuple(str(y) for y in range(1930, 2020, 10)),
+    "genre": ("Comedy", "Action_Crime_Adventure", "Romance", "Thriller_Horror"),
+}
+YEAR_TINTS = [(40 - 10 * i, 20 - 5 * i, -20 + 5 * i) for i in range(9)]
+VERB_GROUPS = (("approach", "orbit", "celebrate"), ("push", "chase", "shake"),
+               ("swap", "grow", "wait"), ("retreat", "fall", "hide", "sulk", "jump"))
+
+
+def long_labels(events: list[Event], cast: list[str], year: int,
+                rng: np.random.Generator) -> dict[str, object]:
+    """Clip-level labels; each depends on many events (counts over the whole clip)."""
+    verbs = [e.verb for e in events]
+    group_counts = np.array([sum(v in g for v in verbs) for g in VERB_GROUPS])
+    scenes = [e.scene for e in events]
+    verb_counts = np.array([verbs.count(v) for v in VERB_LIST])
+    fast = np.mean([v in ("shake", "chase", "jump", "fall", "push") for v in verbs])
+    positive = np.mean([v in ("celebrate", "approach", "orbit", "grow") for v in verbs])
+    colour_idx = list(COLOURS).index(cast[0].split()[0])
+    shape_idx = SHAPES.index(cast[0].split()[1])
+    likes = int(rng.integers(200, 2000))
+    ratio = 0.80 + 0.18 * positive  # like ratio in [0.8, 0.98]
+    return {
+        "relationship": int(np.argmax(group_counts)),
+        "way_speaking": int(np.argmax(verb_counts[:10]) % 5),
+        "scene": SCENES.index(max(set(scenes), key=scenes.count)),
+        "director": (colour_idx + 6 * (shape_idx % 2)) % 10,
+        "writer": int(np.argmax(verb_counts)) % 10,
+        "year": year,
+        "genre": int(min(3, fast * 8)),
+        "like_ratio": (likes, max(1, int(round(likes * (1 - ratio) / ratio)))),
+        "view_count": int(np.exp(11.76 + 3.0 * (len(set(verbs)) / len(VERB_LIST) - 0.5)
+                                 + rng.normal(0, 0.1))),
+    }

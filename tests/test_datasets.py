@@ -1,0 +1,177 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from hiermovie.datasets import load_input, lvu
+from hiermovie.datasets import synth_world as w
+from hiermovie.datasets.manifest import ManifestError, load_videos
+from hiermovie.datasets.synth import write_lvu, write_vidsitu
+from hiermovie.datasets.vidsitu import VidSitu, short_role, verb_vocab
+
+
+def _event(verb, vid, a0="a man", a1="a ball", rel=None):
+    e = {"vid_uid": vid[:-10], "vid_seg_int": vid, "Verb": verb.split(".")[0], "VerbID": verb,
+         "Arg_List": {"Arg0 (thrower)": "0", "Arg1 (thing thrown)": "1",
+                      "Scene of the Event": "2", "ArgM (manner)": "3"},
+         "Args": {"Arg0 (thrower)": a0, "Arg1 (thing thrown)": a1,
+                  "Scene of the Event": "a gym", "ArgM (manner)": "hard"}}
+    if rel:
+        e["EvRel"] = rel
+    return e
+
+
+def _record(vid, verbs, rels):
+    return {f"Ev{k + 1}": _event(v, vid, rel=None if k == 2 else rels[k - (k > 2)])
+            for k, v in enumerate(verbs)}
+
+
+@pytest.fixture
+def vidsitu_root(tmp_path):
+    ann = tmp_path / "vidsitu_annotations"
+    for d in ("split_files", "vinfo_files", "vseg_ann_files"):
+        (ann / d).mkdir(parents=True)
+    train = ["v_aaa_seg_0_10", "v_bbb_seg_20_30"]
+    valid = ["v_ccc_seg_5_15"]
+    (ann / "split_files/vseg_split_train_lb.json").write_text(json.dumps(train))
+    (ann / "split_files/vseg_split_valid_lb.json").write_text(json.dumps(valid))
+    verbs = ["throw.01", "catch.01", "throw.01", "run.02", "speak.01"]
+    rels = ["Causes", "Enables", "Reaction To", "NoRel"]
+    (ann / "vseg_ann_files/vsann_train_lb.json").write_text(json.dumps(
+        [_record(v, verbs, rels) for v in train]))
+    (ann / "vseg_ann_files/vsann_valid_lb.json").write_text(json.dumps(
+        [_record(valid[0], verbs, rels), _record(valid[0], verbs, ["NoRel"] * 4),
+         _record(valid[0], verbs, rels)]))
+    info = [{"vid_seg_int": v, "vid_uid": v[:-10]} for v in train]
+    (ann / "vinfo_files/vinfo_train_lb.json").write_text(json.dumps(info))
+    votes = {f"Ev{k}": ["throw.01"] * 6 + ["toss.01"] * 4 for k in range(1, 6)}
+    (ann / "vinfo_files/vinfo_valid_lb.json").write_text(json.dumps(
+        [{"vid_seg_int": valid[0], "vbid_lst": votes, "vb_lst": votes}]))
+    return tmp_path
+
+
+def test_vidsitu_release_layout(vidsitu_root):
+    train, valid = VidSitu(vidsitu_root, "train"), VidSitu(vidsitu_root, "valid")
+    assert train.clips == ["v_aaa_seg_0_10", "v_bbb_seg_20_30"] and len(valid) == 1
+    assert train.verbs("v_bbb_seg_20_30")[3] == "run.02"
+    assert verb_vocab(train) == ["throw.01", "catch.01", "run.02", "speak.01"]
+    roles = train.roles("v_aaa_seg_0_10")[0]
+    assert roles == {"Arg0": "a man", "Arg1": "a ball", "AScn": "a gym", "AMnr": "hard"}
+    assert len(valid.records["v_ccc_seg_5_15"]) == 3
+    assert valid.relations("v_ccc_seg_5_15") == [
+        ["Causes", "NoRel", "Causes"], ["Enables", "NoRel", "Enables"],
+        ["Reaction To", "NoRel", "Reaction To"], ["NoRel", "NoRel", "NoRel"]]
+    assert valid.verb_votes("v_ccc_seg_5_15")[0].count("toss.01") == 4
+    assert valid.majority_verbs("v_ccc_seg_5_15") == ["throw.01"] * 5
+    assert train.coverage({"v_aaa_seg_0_10"}) == {"annotated": 2, "available": 1, "missing": 1}
+
+
+def test_role_names():
+    assert short_role("Arg2 (hitter)") == "Arg2"
+    assert short_role("Scene of the Event") == "AScn"
+    assert [short_role(f"ArgM ({m})") for m in ("location", "manner", "purpose", "direction",
+                                                 "goal")] == ["ALoc", "AMnr", "APrp", "ADir",
+                                                              "AGol"]
+    with pytest.raises(ValueError):
+        short_role("Something else")
+
+
+def test_lvu_release_layout(tmp_path):
+    d = tmp_path / "lvu_1.0"
+    (d / "scene").mkdir(parents=True)
+    (d / "like_ratio").mkdir()
+    (d / "view_count").mkdir()
+    (d / "scene/train.csv").write_text("class_id class_name youtube_id imdb_id\n"
+                                       "2 school yt_A tt01\n5 restaurant yt_B tt02\n")
+    (d / "like_ratio/train.csv").write_text("like dislike youtube_id imdb_id\n900 100 yt_A tt01\n")
+    (d / "view_count/train.csv").write_text("view_count youtube_id imdb_id\n1000 yt_B tt02\n")
+    scene = lvu.load_task(tmp_path, "scene", "train")
+    assert [(e.video_id, e.target, e.class_name) for e in scene] == [
+        ("yt_A", 2, "school"), ("yt_B", 5, "restaurant")]
+    like = lvu.load_task(tmp_path, "like_ratio", "train")[0]
+    assert like.video_id == "yt_A"
+    assert like.target == pytest.approx(0.9 * 10 - 9.138220535629456)
+    views = lvu.load_task(tmp_path, "view_count", "train")[0]
+    assert views.target == pytest.approx(math.log(1000) - 11.76425435683139)
+    with pytest.raises(ManifestError, match="missing"):
+        lvu.load_task(tmp_path, "genre", "train")
+
+
+def test_manifests(tmp_path):
+    (tmp_path / "m.csv").write_text("video_id,path,start_s,end_s\na,a.mp4,0,2\na,a.mp4,2,4\n"
+                                    "b,b.mp4,1,3\n")
+    items = load_videos(str(tmp_path / "m.csv"))
+    assert [(i.video_id, i.segments) for i in items] == [("a", ((0, 2), (2, 4))),
+                                                         ("b", ((1, 3),))]
+    assert items[0].path == str(tmp_path / "a.mp4")
+    (tmp_path / "bad.csv").write_text("video,path\nx,y\n")
+    with pytest.raises(ManifestError, match="missing column.*video_id"):
+        load_videos(str(tmp_path / "bad.csv"))
+    (tmp_path / "dup.jsonl").write_text('{"video_id": "a", "path": "a.mp4"}\n'
+                                        '{"video_id": "a", "path": "b.mp4"}\n')
+    with pytest.raises(ManifestError, match="duplicate video id 'a'"):
+        load_videos(str(tmp_path / "dup.jsonl"))
+    (tmp_path / "times.jsonl").write_text('{"video_id": "a", "path": "a.mp4", '
+                                          '"segments": [[3, 1]]}\n')
+    with pytest.raises(ManifestError, match="end 1.0 <= start 3.0"):
+        load_videos(str(tmp_path / "times.jsonl"))
+
+
+def test_synth_loads_through_the_same_adapters(tmp_path):
+    write_vidsitu(tmp_path, 6, 3, seed=1, size=64, workers=1)
+    write_lvu(tmp_path, 5, seed=1, size=64, workers=1)
+    train, valid = VidSitu(tmp_path, "train"), VidSitu(tmp_path, "valid")
+    assert len(train) == 6 and len(valid) == 3
+    clip = valid.clips[0]
+    assert len(valid.records[clip]) == 3 and len(valid.verb_votes(clip)[0]) == 10
+    assert set(valid.roles(clip)[0]) == {"Arg0", "Arg1", "AScn", "ALoc"}
+    assert all(r in w.RELATIONS for pair in valid.relations(clip) for r in pair)
+    assert len(load_input(f"vidsitu:{tmp_path}")) == 9
+    assert len(load_input(f"lvu:{tmp_path}")) == 5
+    for task, classes in lvu.TASKS.items():
+        rows = lvu.load_task(tmp_path, task, "train")
+        assert len(rows) == 3
+        if classes:
+            assert all(0 <= r.target < classes for r in rows)
+    # the video shows the script the annotations describe: 10 s at 30 fps
+    import decord
+    vr = decord.VideoReader(str(train.video_path(train.clips[0])))
+    assert len(vr) == 300
+
+
+def _motion_features(scripts, with_context):
+    motions = {m: i for i, m in enumerate(w.MOTIONS)}
+    x, y = [], []
+    for events in scripts:
+        for k, e in enumerate(events):
+            if e.verb not in w.CONTEXT_VERBS:
+                continue
+            row = np.zeros(3 * len(motions))
+            row[motions[w.VERBS[e.verb]]] = 1
+            if with_context:
+                for off, k2 in ((1, k - 1), (2, k + 1)):
+                    if 0 <= k2 < len(events):
+                        row[off * len(motions) + motions[w.VERBS[events[k2].verb]]] = 1
+            x.append(row)
+            y.append(e.verb)
+    return np.array(x), np.array(y)
+
+
+def test_context_verbs_need_neighbours():
+    rng = np.random.default_rng(0)
+    scripts = [w.sample_script(rng) for _ in range(3000)]
+    scores = {}
+    for ctx in (False, True):
+        x, y = _motion_features(scripts, ctx)
+        n = len(y) * 2 // 3
+        clf = LogisticRegression(max_iter=2000).fit(x[:n], y[:n])
+        scores[ctx] = clf.score(x[n:], y[n:])
+    # the best any own-segment probe can do: the majority verb of each look-alike pair
+    _, y = _motion_features(scripts, False)
+    pairs = [("celebrate", "sulk"), ("wait", "hide")]
+    majority = sum(max((y == a).sum(), (y == b).sum()) for a, b in pairs) / len(y)
+    assert majority < 0.6  # the pairs are balanced, so own-segment accuracy is near chance
+    assert scores[False] < majority + 0.03
+    assert scores[True] > 0.97
