@@ -1,0 +1,7 @@
+"""The high-level contextualizer and its mask-prediction objective."""
+
+from hiermovie.contextualizer.masking import random_mask
+from hiermovie.contextualizer.model import Contextualizer, ContextualizerConfig
+from hiermovie.contextualizer.objectives import mask_loss, targets
+
+__all__ = ["Contextualizer", "ContextualizerConfig", "mask_loss", "random_mask", "targets"]

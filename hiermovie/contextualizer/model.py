@@ -1,0 +1,91 @@
+"""The contextualizer: a small transformer over one video's sequence of segment tokens.
+
+Defaults follow VidSitu's event encoder (3 layers, width 1024, 8 heads, feed-forward 2048,
+post-LN, sinusoidal positions, input MLP D -> width -> width). It is a transformers
+`PreTrainedModel`, so `save_pretrained` / `from_pretrained` give one safetensors folder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+
+
+class ContextualizerConfig(PretrainedConfig):
+    model_type = "hiermovie-contextualizer"
+
+    def __init__(self, in_dim: int = 2304, tokens_per_segment: int = 1, width: int = 1024,
+                 layers: int = 3, heads: int = 8, ffn: int = 2048, dropout: float = 0.1,
+                 token_mode: str = "pool", position: str = "index", time_scale: float = 1.0,
+                 **kwargs) -> None:
+        if token_mode not in ("pool", "flatten"):
+            raise ValueError("token_mode: must be 'pool' or 'flatten'")
+        if position not in ("index", "time"):
+            raise ValueError("position: must be 'index' or 'time'")
+        self.in_dim, self.tokens_per_segment = in_dim, tokens_per_segment
+        self.width, self.layers, self.heads, self.ffn = width, layers, heads, ffn
+        self.dropout, self.token_mode, self.position = dropout, token_mode, position
+        self.time_scale = time_scale  # positions in "time" mode are start_s / time_scale
+        super().__init__(**kwargs)
+
+
+def sinusoid(pos: torch.Tensor, width: int) -> torch.Tensor:
+    """[..., width] sinusoidal encoding of (possibly fractional) positions."""
+    half = width // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=pos.device) / half)
+    angle = pos.float()[..., None] * freq
+    return torch.cat([angle.sin(), angle.cos()], dim=-1)
+
+
+class Contextualizer(PreTrainedModel):
+    config_class = ContextualizerConfig
+    base_model_prefix = "contextualizer"
+
+    def __init__(self, config: ContextualizerConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.proj = nn.Sequential(nn.Linear(c.in_dim, c.width), nn.ReLU(),
+                                  nn.Linear(c.width, c.width))
+        self.mask_token = nn.Parameter(torch.zeros(c.width))
+        self.token_embed = (nn.Embedding(c.tokens_per_segment, c.width)
+                            if c.token_mode == "flatten" else None)
+        layer = nn.TransformerEncoderLayer(c.width, c.heads, c.ffn, c.dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(c.width)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is self:
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, features: torch.Tensor, valid: torch.Tensor,
+                masked: torch.Tensor | None = None,
+                start_s: torch.Tensor | None = None) -> torch.Tensor:
+        """features [B, S, K, D], valid/masked [B, S] -> contextualized segments [B, S, width]."""
+        c = self.config
+        b, s, k, _ = features.shape
+        if c.token_mode == "pool":
+            x = self.proj(features.mean(2))  # [B, S, W]
+        else:
+            x = self.proj(features) + self.token_embed.weight[:k]  # [B, S, K, W]
+        if masked is not None:
+            m = masked.view(b, s, *([1] * (x.dim() - 2)))
+            x = torch.where(m, self.mask_token.to(x.dtype), x)
+        if c.position == "time" and start_s is not None:
+            pos = sinusoid(start_s / c.time_scale, c.width)
+        else:
+            pos = sinusoid(torch.arange(s, device=x.device).expand(b, s), c.width)
+        if c.token_mode == "pool":
+            h = self.encoder(x + pos.to(x.dtype), src_key_padding_mask=~valid)
+        else:
+            x = (x + pos[:, :, None].to(x.dtype)).reshape(b, s * k, -1)
+            pad = (~valid)[:, :, None].expand(b, s, k).reshape(b, s * k)
+            h = self.encoder(x, src_key_padding_mask=pad).view(b, s, k, -1).mean(2)
+        return self.norm(h)
+
+
+AutoConfig.register(ContextualizerConfig.model_type, ContextualizerConfig)
+AutoModel.register(ContextualizerConfig, Contextualizer)

@@ -1,0 +1,143 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hiermovie.config import from_dict
+from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, random_mask
+from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.workflows.pretrain_ctx import (
+    PretrainCtxConfig,
+    load_checkpoint,
+    run_pretrain_ctx,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Videos whose segments share a per-video component, so context predicts masked ones."""
+    url = str(tmp_path_factory.mktemp("ctx") / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=16, dtype="float32"))
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(60):
+        n = int(rng.integers(3, 9))
+        base = rng.standard_normal(16)
+        feats = (base + 0.3 * rng.standard_normal((n, 16)))[:, None, :].astype(np.float32)
+        start = np.arange(n) * 2.0
+        recs.append(VideoRecord(f"v{i:03d}", feats, start, start + 2,
+                                np.zeros((n, 0), np.int64)))
+    for s in range(0, 60, 20):
+        write_shard(url, recs[s:s + 20])
+    return url
+
+
+def _cfg(store, out, **kw):
+    base = {"store": store, "out": str(out), "steps": 30, "batch_size": 8, "val_every": 10,
+            "ckpt_every": 10, "warmup": 5, "lr": 1e-3, "progress": False, "device": "cpu",
+            "model": {"width": 32, "layers": 2, "heads": 4, "ffn": 64, "dropout": 0.1}}
+    base.update(kw)
+    return from_dict(PretrainCtxConfig, base)
+
+
+def test_mask_properties():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 40, (500,))
+    valid = torch.arange(40)[None] < lengths[:, None]
+    for kw in ({"ratio": 0.3}, {"count": 3}, {"ratio": 0.5, "span": 3}):
+        m = random_mask(valid, generator=g, **kw)
+        assert not (m & ~valid).any(), "padding was masked"
+        assert (m.sum(1) >= 1).all(), "a sequence had nothing masked"
+        longer = lengths > 1
+        assert (m.sum(1)[longer] < lengths[longer]).all(), "a whole sequence was masked"
+        if "count" in kw:
+            expect = torch.minimum(torch.full_like(lengths, 3), (lengths - 1).clamp(min=1))
+            assert torch.equal(m.sum(1), expect)
+        if kw.get("ratio") == 0.3:
+            want = torch.round(lengths * 0.3).clamp(min=1)
+            want = torch.minimum(want, (lengths - 1).clamp(min=1))
+            assert torch.equal(m.sum(1), want.long())
+    m = random_mask(torch.ones(200, 30, dtype=torch.bool), ratio=0.4, span=4, generator=g)
+    runs = (m[:, 1:] & ~m[:, :-1]).sum(1) + m[:, 0]  # number of masked runs per row
+    assert (runs <= 3).all()  # 12 masked positions in runs of 4
+
+
+@pytest.mark.parametrize("mode", ["pool", "flatten"])
+def test_save_load_round_trip(tmp_path, mode):
+    cfg = ContextualizerConfig(in_dim=16, tokens_per_segment=4, width=32, layers=2, heads=4,
+                               ffn=64, token_mode=mode, position="time")
+    model = Contextualizer(cfg).eval()
+    x = torch.randn(2, 5, 4, 16)
+    valid = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]).bool()
+    start = torch.arange(5.0).expand(2, 5) * 2
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    loaded = Contextualizer.from_pretrained(tmp_path / "m").eval()
+    with torch.no_grad():
+        a = model(x, valid, random_mask(valid), start)
+        b = loaded(x, valid, None, start)
+        c = model(x, valid, None, start)
+    assert a.shape == (2, 5, 32)
+    assert torch.equal(b, c)
+
+
+def _losses(out):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_matches_uninterrupted(store, tmp_path):
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "full")) == 0
+    full = _losses(tmp_path / "full")
+    assert len(full) == 30
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", stop_at=17)) == 0  # "killed" at 17
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 10
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", resume=True)) == 0
+    resumed = _losses(tmp_path / "cut")
+    # steps 11..17 ran twice (before the kill and after the resume); the log keeps both
+    assert resumed[:17] == full[:17]
+    assert resumed[17:] == full[10:]
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["val_loss"] == \
+        json.loads((tmp_path / "full" / "summary.json").read_text())["val_loss"]
+
+
+def test_learns_to_use_context(store, tmp_path):
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "l", steps=200, val_every=50, lr=3e-3)) == 0
+    summary = json.loads((tmp_path / "l" / "summary.json").read_text())
+    # masked segments share their video's component with the visible ones
+    assert summary["val_loss"] < 0.7 * summary["val_loss_mean_feature"]
+    assert summary["val_loss"] < 0.7 * summary["val_loss_untrained"]
+    assert (tmp_path / "l" / "loss.png").exists()
+    loaded = Contextualizer.from_pretrained(tmp_path / "l" / "contextualizer")
+    assert loaded.config.in_dim == 16
+
+
+def test_corrupted_checkpoint_is_refused(store, tmp_path):
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "r", steps=10)) == 0
+    ckpt = tmp_path / "r" / "checkpoint.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupted or incomplete"):
+        run_pretrain_ctx(_cfg(store, tmp_path / "r", steps=20, resume=True))
+
+
+def test_ddp_two_processes(store, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=29533", "-m", "hiermovie.workflows.cli", "pretrain-ctx",
+           "--store", store, "--out", str(out), "--steps", "12", "--batch_size", "4",
+           "--val_every", "6", "--ckpt_every", "6", "--device", "cpu", "--progress", "false",
+           "--model.width", "32", "--model.heads", "4", "--model.ffn", "64",
+           "--model.layers", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(_losses(out)) == 12  # rank 0 logs every step
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 12
+    assert (out / "contextualizer" / "model.safetensors").exists()
