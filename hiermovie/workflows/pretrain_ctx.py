@@ -277,23 +277,24 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
             log.flush()
             bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}")
         if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(), "step": done,
-                                   "baselines": baselines})
+            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
+                                   "step": done, "baselines": baselines})
         if cfg.stop_at and done >= cfg.stop_at:
             break
     bar.close()
     if log:
         log.close()
     if rank == 0 and done == cfg.steps:
-        _finish(cfg, out, model, baselines, last_val, store, len(train_ds), len(val_ds),
+        _finish(cfg, out, model, baselines, last_val, len(train_ds), len(val_ds),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
     if world > 1:
         torch.distributed.destroy_process_group()
     return 0
 
 
-def _finish(cfg: PretrainCtxConfig, out: Path, model: MaskPredictor, baselines: dict[str, float], val: float, store: FeatureStore, n_train: int,
-            n_val: int, step_s: float, wait_s: float) -> None:
+def _finish(cfg: PretrainCtxConfig, out: Path, model: MaskPredictor,
+            baselines: dict[str, float], val: float, n_train: int, n_val: int, step_s: float,
+            wait_s: float) -> None:
     model.ctx.save_pretrained(out / "contextualizer")
     from safetensors.torch import save_file
 

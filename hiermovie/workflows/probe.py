@@ -1,0 +1,289 @@
+"""`hiermovie probe`: train task heads on frozen features and print the paper-style table.
+
+Rows are (backbone, contextualizer): none (backbone features alone), random (an untrained
+contextualizer of the same shape, frozen) and pretrained (the mask-pretrained one, frozen).
+Each row trains the VidSitu heads for several seeds and reports mean +- std of the official
+metrics on the validation clips that have features.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hiermovie.config import ConfigError, opt
+from hiermovie.datasets.vidsitu import EVENTS, RELATION_PAIRS, RELATIONS, VidSitu, verb_vocab
+from hiermovie.feature_store import FeatureStore
+from hiermovie.heads import vidsitu_metrics as vm
+from hiermovie.heads.models import RelationHead, mlp_or_linear, train_classifier
+from hiermovie.heads.srl import RoleGenerator, target_text
+
+COLUMNS = {  # metric key -> column title, in the paper's order
+    "verb/Per_Ev_Top_1": "Verb Acc@1", "verb/Per_Ev_Top_5": "Verb Acc@5",
+    "verb/recall_macro_1_th_9": "Verb Rec@5",
+    "relation/Macro_Top_1": "Rel mean acc", "relation/Top_1": "Rel top-1",
+    "roles/cider": "CIDEr", "roles/MacroVb_cider": "CIDEr-verb",
+    "roles/MacroArg_cider": "CIDEr-arg", "roles/rouge": "ROUGE-L", "roles/lea": "LEA",
+}
+
+
+@dataclass
+class ProbeConfig:
+    data: str = opt("", "vidsitu:ROOT (the annotations and clips)")
+    store: str = opt("", "feature store of the clips")
+    contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output)")
+    rows: list[str] = opt(["none", "random", "pretrained"],
+                          "contextualizer rows: none, random, pretrained")
+    tasks: list[str] = opt(["verb", "relation", "roles"], "tasks: verb, relation, roles")
+    head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
+    seeds: int = opt(3, "seeds per row")
+    epochs: int = opt(60, "epochs for the verb and relation heads")
+    lr: float = opt(1e-3, "learning rate of the heads")
+    batch_size: int = opt(64, "batch size of the heads")
+    role_epochs: int = opt(15, "epochs of the role decoder")
+    out: str = opt("runs/probe", "output folder: table, JSON, chart, prediction files")
+    score: str = opt("", "score this prediction file (.json/.pkl) instead of training")
+    score_task: Literal["verb", "relation", "roles"] = opt("verb", "task of --score")
+    storage_options: dict = opt({}, "fsspec options for the store")
+
+    def __post_init__(self) -> None:
+        bad = set(self.rows) - {"none", "random", "pretrained"}
+        if bad:
+            raise ValueError(f"rows: unknown row(s) {sorted(bad)}")
+        bad = set(self.tasks) - {"verb", "relation", "roles"}
+        if bad:
+            raise ValueError(f"tasks: unknown task(s) {sorted(bad)}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise ValueError("seeds and epochs: must be >= 1")
+
+
+def _vidsitu_root(data: str) -> str:
+    kind, _, root = data.partition(":")
+    if kind != "vidsitu" or not root:
+        raise ConfigError("data: expected vidsitu:ROOT (LVU probing is not implemented yet)")
+    return root
+
+
+# --- prediction files ------------------------------------------------------------------------
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Leaderboard files are pickled lists of dicts: allow nothing that could run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") and name in (
+                "scalar", "dtype", "_reconstruct", "ndarray"):
+            return getattr(np if module == "numpy" else np.core.multiarray, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a prediction file")
+
+
+def read_predictions(path: str) -> list[dict[str, Any]]:
+    p = Path(path)
+    if p.suffix == ".json":
+        return json.loads(p.read_text())
+    with open(p, "rb") as f:
+        return _PlainUnpickler(f).load()
+
+
+def _score_file(cfg: ProbeConfig) -> int:
+    ds = VidSitu(_vidsitu_root(cfg.data), "valid")
+    preds = read_predictions(cfg.score)
+    fn = {"verb": vm.score_verbs, "relation": vm.score_relations, "roles": vm.score_roles}
+    result = fn[cfg.score_task](preds, ds)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    return 0
+
+
+# --- features ---------------------------------------------------------------------------------
+
+def _contextualizers(cfg: ProbeConfig, dim: int, k: int) -> dict[str, torch.nn.Module | None]:
+    from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
+
+    rows: dict[str, torch.nn.Module | None] = {}
+    pretrained = Contextualizer.from_pretrained(cfg.contextualizer) if cfg.contextualizer else None
+    for row in cfg.rows:
+        if row == "none":
+            rows[row] = None
+        elif row == "pretrained":
+            if pretrained is None:
+                raise ConfigError("contextualizer: needed for the 'pretrained' row")
+            rows[row] = pretrained.eval()
+        else:
+            ccfg = (ContextualizerConfig.from_dict(pretrained.config.to_dict()) if pretrained
+                    else ContextualizerConfig(in_dim=dim, tokens_per_segment=k, width=256,
+                                              ffn=512, heads=4))
+            torch.manual_seed(1234)
+            rows[row] = Contextualizer(ccfg).eval()
+    return rows
+
+
+@torch.no_grad()
+def event_features(store: FeatureStore, clips: list[str], ctx: torch.nn.Module | None
+                   ) -> torch.Tensor:
+    """[clips, 5, F]: pooled backbone tokens, or the frozen contextualizer's outputs."""
+    out = []
+    for i in range(0, len(clips), 64):
+        feats = torch.stack([torch.from_numpy(store.get(c).astype(np.float32))
+                             for c in clips[i:i + 64]])
+        pooled = feats.mean(2)
+        if ctx is None:
+            out.append(pooled)
+        else:
+            valid = torch.ones(feats.shape[:2], dtype=torch.bool)
+            # the event's own feature next to its contextualized one (a residual view)
+            out.append(torch.cat([pooled, ctx(feats, valid)], dim=-1))
+    return torch.cat(out)
+
+
+# --- one row, one seed ------------------------------------------------------------------------
+
+def run_row(cfg: ProbeConfig, seed: int, tr: torch.Tensor, va: torch.Tensor,
+            train: VidSitu, valid: VidSitu, tr_clips: list[str], va_clips: list[str],
+            vocab: list[str]) -> tuple[dict[str, float], dict[str, list]]:
+    metrics: dict[str, float] = {}
+    preds: dict[str, list] = {}
+    dim = tr.shape[-1]
+    if "verb" in cfg.tasks:
+        index = {v: i for i, v in enumerate(vocab)}
+        y = torch.tensor([index[v] for c in tr_clips for v in train.verbs(c)])
+        head = train_classifier(mlp_or_linear(dim, len(vocab), cfg.head), (tr.flatten(0, 1),),
+                                y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                                seed=seed)
+        with torch.no_grad():
+            top = head(va.flatten(0, 1)).topk(min(5, len(vocab)), dim=-1).indices
+        top5 = [[vocab[j] for j in row] for row in top.tolist()]
+        per_clip = [top5[i * 5:(i + 1) * 5] for i in range(len(va_clips))]
+        metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
+            per_clip, [valid.verb_votes(c) for c in va_clips]).items()}
+        preds["verb"] = [{"ann_idx": valid.clips.index(c), "pred_vbs_ev": p}
+                         for c, p in zip(va_clips, per_clip, strict=True)]
+    if "relation" in cfg.tasks:
+        pairs = [EVENTS.index(e) for e in RELATION_PAIRS]
+        rel = {r: i for i, r in enumerate(RELATIONS)}
+        y = torch.tensor([rel[r[0]] for c in tr_clips for r in train.relations(c, records=1)])
+        ev = tr[:, pairs].flatten(0, 1)
+        ev3 = tr[:, 2:3].expand(-1, 4, -1).flatten(0, 1)
+        head = train_classifier(RelationHead(dim, len(RELATIONS), cfg.head), (ev, ev3), y,
+                                epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                                seed=seed)
+        with torch.no_grad():
+            out = head(va[:, pairs].flatten(0, 1), va[:, 2:3].expand(-1, 4, -1).flatten(0, 1))
+        labels = [RELATIONS[j] for j in out.argmax(-1).tolist()]
+        # video-only input: the same prediction for each annotation's slot
+        per_clip = [[[labels[i * 4 + p]] * 3 for p in range(4)] for i in range(len(va_clips))]
+        res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va_clips])
+        metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
+        preds["relation"] = [{"ann_idx": valid.clips.index(c), "pred_evrels_ev": p}
+                             for c, p in zip(va_clips, per_clip, strict=True)]
+    if "roles" in cfg.tasks:
+        texts = [target_text(r) for c in tr_clips for r in train.roles(c)]
+        verbs = [v for c in tr_clips for v in train.verbs(c)]
+        gen = RoleGenerator(dim, texts, verbs, seed=seed).fit(
+            tr.flatten(0, 1), verbs, texts, epochs=cfg.role_epochs)
+        all_refs = vm.srl_references(valid)
+        refs = [all_refs[valid.clips.index(c)] for c in va_clips]
+        gold = [r[0][ev]["VerbID"] for r in refs for ev in EVENTS]
+        roles = gen.predict(va.flatten(0, 1), gold)
+        hyps = [{ev: roles[i * 5 + k] for k, ev in enumerate(EVENTS)}
+                for i in range(len(va_clips))]
+        metrics |= {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}
+        preds["roles"] = [{"ann_idx": valid.clips.index(c), "vb_output": h}
+                          for c, h in zip(va_clips, hyps, strict=True)]
+    return metrics, preds
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+def run_probe(cfg: ProbeConfig) -> int:
+    """Train heads on frozen features for each contextualizer row and print the table."""
+    if cfg.score:
+        return _score_file(cfg)
+    if not cfg.store:
+        raise ConfigError("store: required (a store written by `hiermovie extract`)")
+    root = _vidsitu_root(cfg.data)
+    t0 = time.time()
+    train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
+    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
+    have = set(store.videos())
+    tr_clips = [c for c in train.clips if c in have and c in train.records]
+    va_clips = [c for c in valid.clips if c in have and c in valid.records]
+    coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
+    if not tr_clips or not va_clips:
+        raise ValueError(f"{cfg.store}: no features for the VidSitu clips of {root} "
+                         f"(coverage {coverage})")
+    vocab = verb_vocab(train)
+    prov = store.provenance
+    rows = _contextualizers(cfg, prov.dim, prov.tokens_per_segment)
+    results: dict[str, dict[str, list[float]]] = {}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row, ctx in rows.items():
+        tr, va = event_features(store, tr_clips, ctx), event_features(store, va_clips, ctx)
+        # standardise with training statistics, as linear-evaluation protocols do
+        mean, std = tr.mean((0, 1)), tr.std((0, 1)) + 1e-6
+        tr, va = (tr - mean) / std, (va - mean) / std
+        for seed in range(cfg.seeds):
+            metrics, preds = run_row(cfg, seed, tr, va, train, valid, tr_clips, va_clips, vocab)
+            for k, v in metrics.items():
+                results.setdefault(row, {}).setdefault(k, []).append(float(v))
+            for task, entries in preds.items():
+                (out / f"pred_{task}_{row}_seed{seed}.json").write_text(json.dumps(entries))
+        print(f"probe: row {row!r} done ({time.time() - t0:.0f} s)")
+    report = _report(cfg, results, coverage, prov.backbone, out, time.time() - t0)
+    print(report)
+    return 0
+
+
+def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], coverage: dict,
+            backbone: str, out: Path, seconds: float) -> str:
+    cols = [k for k in COLUMNS if any(k in r for r in results.values())]
+    lines = [f"Backbone `{backbone}`; evaluated on {coverage['valid']['available']} of "
+             f"{coverage['valid']['annotated']} validation clips, trained on "
+             f"{coverage['train']['available']} of {coverage['train']['annotated']} training "
+             f"clips; mean +- std over {cfg.seeds} seeds; {cfg.head} heads.", "",
+             "| Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    names = {"none": "None", "random": "Random init (frozen)",
+             "pretrained": "Mask prediction (frozen)"}
+    summary = {}
+    for row, metrics in results.items():
+        cells = []
+        for c in cols:
+            v = np.array(metrics[c]) * 100
+            cells.append(f"{v.mean():.1f} +- {v.std():.1f}")
+        lines.append(f"| {names[row]} | " + " | ".join(cells) + " |")
+        summary[row] = {c: {"mean": float(np.mean(metrics[c])), "std": float(np.std(metrics[c])),
+                            "runs": metrics[c]} for c in metrics}
+    table = "\n".join(lines)
+    (out / "results.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps({
+        "config": asdict(cfg), "coverage": coverage, "backbone": backbone,
+        "seconds": seconds, "rows": summary}, indent=2))
+    _chart(results, cols, out / "results.png")
+    return table
+
+
+def _chart(results: dict[str, dict[str, list[float]]], cols: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(cols)), 3.5))
+    width = 0.8 / max(1, len(results))
+    for i, (row, metrics) in enumerate(results.items()):
+        means = [100 * np.mean(metrics[c]) for c in cols]
+        stds = [100 * np.std(metrics[c]) for c in cols]
+        ax.bar(np.arange(len(cols)) + i * width, means, width, yerr=stds, label=row)
+    ax.set_xticks(np.arange(len(cols)) + width * (len(results) - 1) / 2)
+    ax.set_xticklabels([COLUMNS[c] for c in cols], rotation=30, ha="right")
+    ax.legend(title="contextualizer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,76 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from hiermovie.config import from_dict
+from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
+from hiermovie.datasets.synth import write_vidsitu
+from hiermovie.datasets.vidsitu import VidSitu
+from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.workflows.probe import ProbeConfig, read_predictions, run_probe
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """Synthetic annotations and a store of random features for their clips (no decoding)."""
+    root = tmp_path_factory.mktemp("probe")
+    write_vidsitu(root, 30, 10, seed=3, size=32, workers=1)
+    url = str(root / "f.zarr")
+    create_store(url, Provenance(backbone="random", dim=12, dtype="float32"))
+    rng = np.random.default_rng(0)
+    clips = VidSitu(root, "train").clips + VidSitu(root, "valid").clips[:-1]  # one missing
+    start = np.arange(5) * 2.0
+    write_shard(url, [VideoRecord(c, rng.standard_normal((5, 1, 12)).astype(np.float32), start,
+                                  start + 2, np.zeros((5, 0), np.int64)) for c in clips])
+    ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32))
+    ctx.save_pretrained(root / "ctx")
+    return root, url
+
+
+def test_probe_table_and_prediction_files(bench, tmp_path, capsys):
+    root, url = bench
+    cfg = from_dict(ProbeConfig, {"data": f"vidsitu:{root}", "store": url, "seeds": 2,
+                                  "epochs": 3, "role_epochs": 2,
+                                  "contextualizer": str(root / "ctx"), "out": str(tmp_path)})
+    assert run_probe(cfg) == 0
+    table = (tmp_path / "results.md").read_text()
+    assert "evaluated on 9 of 10 validation clips" in table  # partial data is stated
+    for row in ("None", "Random init", "Mask prediction"):
+        assert row in table
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["rows"]) == {"none", "random", "pretrained"}
+    assert len(res["rows"]["none"]["verb/Per_Ev_Top_1"]["runs"]) == 2
+    assert (tmp_path / "results.png").exists()
+    preds = read_predictions(str(tmp_path / "pred_relation_none_seed0.json"))
+    assert len(preds) == 9 and len(preds[0]["pred_evrels_ev"]) == 4
+    assert all(len(p) == 3 for p in preds[0]["pred_evrels_ev"])
+    roles = read_predictions(str(tmp_path / "pred_roles_none_seed0.json"))
+    assert set(roles[0]["vb_output"]) == {"Ev1", "Ev2", "Ev3", "Ev4", "Ev5"}
+
+
+def test_score_reads_leaderboard_files(bench, tmp_path, capsys):
+    root, url = bench
+    valid = VidSitu(root, "valid")
+    perfect = [{"ann_idx": i, "pred_vbs_ev": [[v] for v in valid.majority_verbs(c)]}
+               for i, c in enumerate(valid.clips)]
+    path = tmp_path / "vb.pkl"
+    path.write_bytes(pickle.dumps(perfect))
+    cfg = from_dict(ProbeConfig, {"data": f"vidsitu:{root}", "score": str(path),
+                                  "score_task": "verb"})
+    assert run_probe(cfg) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["Per_Ev_Top_1"] == 1.0
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+def test_score_refuses_pickled_code(tmp_path):
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps([{"ann_idx": 0, "x": Evil()}]))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        read_predictions(str(path))
