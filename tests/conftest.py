@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
+from hiermovie._compat import ensure_torchvision_importable
 from hiermovie.feature_store import Provenance, VideoRecord
+
+ensure_torchvision_importable()  # tests import transformers and torchvision directly
 
 
 def make_record(video_id: str, n: int, k: int = 1, d: int = 8, seed: int = 0,

@@ -11,7 +11,11 @@ import math
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+
+from hiermovie._compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel  # noqa: E402
 
 
 class ContextualizerConfig(PretrainedConfig):

@@ -1,0 +1,88 @@
+"""Every backbone family builds from local files (random weights) and gives [N, K, D]."""
+
+import numpy as np
+import pytest
+import torch
+
+from hiermovie.pipeline.backbones import BackboneConfig, encode, fingerprint, load_backbone
+
+
+def _frames(n, t, size):
+    return np.random.default_rng(0).integers(0, 255, (n, t, size, size, 3), dtype=np.uint8)
+
+
+def test_tiny3d_and_bf16_close_to_fp32():
+    m = load_backbone(BackboneConfig(name="tiny3d/8"))
+    x = _frames(3, 8, 64)
+    f32 = encode(m, x, BackboneConfig(precision="fp32"))
+    bf16 = encode(m, x, BackboneConfig(precision="bf16"))
+    assert f32.shape == (3, 1, 32)
+    cos = (f32 * bf16).sum(-1) / np.linalg.norm(f32, axis=-1) / np.linalg.norm(bf16, axis=-1)
+    assert cos.min() > 0.99
+    assert fingerprint(m) == fingerprint(load_backbone(BackboneConfig(name="tiny3d/8")))
+    assert fingerprint(m) != fingerprint(load_backbone(BackboneConfig(name="tiny3d/8", seed=1)))
+
+
+def test_token_grid():
+    m = load_backbone(BackboneConfig(name="tiny3d/8"))
+    f = encode(m, _frames(2, 8, 64), BackboneConfig(tokens=[2, 2, 2], precision="fp32"))
+    assert f.shape == (2, 8, 32)
+
+
+def test_slow_r50_pyslowfast_layout(tmp_path):
+    m = load_backbone(BackboneConfig(name="slow_r50"))
+    assert m.dim == 2048
+    state = {f"backbone.{k}": v for k, v in m.state_dict().items()}
+    state["head.projection.weight"] = torch.zeros(2, 2048)  # ignored
+    path = tmp_path / "byol.pyth"
+    torch.save({"model_state": state, "epoch": 200}, path)
+    loaded = load_backbone(BackboneConfig(name="slow_r50", weights=str(path), seed=5))
+    assert fingerprint(loaded) == fingerprint(m)
+    torch.save({"model_state": {"s1.x": torch.zeros(1)}}, tmp_path / "bad.pyth")
+    with pytest.raises(ValueError, match="not a PySlowFast Slow-R50"):
+        load_backbone(BackboneConfig(name="slow_r50", weights=str(tmp_path / "bad.pyth")))
+
+
+def test_torchscript_file(tmp_path):
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 6, 3, stride=2)
+
+        def forward(self, x):
+            return self.conv(x)
+    path = tmp_path / "net.pt"
+    torch.jit.script(Net()).save(str(path))
+    m = load_backbone(BackboneConfig(name="torchscript", weights=str(path)))
+    assert encode(m, _frames(2, 8, 32), BackboneConfig(precision="fp32")).shape == (2, 1, 6)
+
+
+def test_hf_video_and_image_models_from_local_folders(tmp_path):
+    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+
+    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2,
+                                 hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=48)).save_pretrained(tmp_path / "vmae")
+    m = load_backbone(BackboneConfig(name=f"hf/{tmp_path / 'vmae'}"))
+    assert (m.input_size, m.num_frames, m.dim) == (32, 4, 24)
+    f = encode(m, _frames(2, 4, 32), BackboneConfig(tokens=[2, 2, 2], precision="fp32"))
+    assert f.shape == (2, 8, 24)
+    Dinov2Model(Dinov2Config(image_size=28, patch_size=14, hidden_size=16, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=32)).save_pretrained(
+        tmp_path / "dino")
+    m = load_backbone(BackboneConfig(name=f"hf-image/{tmp_path / 'dino'}"))
+    f = encode(m, _frames(2, 6, 28), BackboneConfig(tokens=[3, 1, 1], precision="fp32"))
+    assert f.shape == (2, 3, 16)
+
+
+def test_torchvision_video_models():
+    pytest.importorskip("torchvision", reason="torchvision is an optional extra")
+    m = load_backbone(BackboneConfig(name="torchvision/r3d_18"))
+    assert encode(m, _frames(1, 8, 112), BackboneConfig(precision="fp32")).shape == (1, 1, 512)
+    with pytest.raises(ValueError, match="unknown torchvision video model"):
+        load_backbone(BackboneConfig(name="torchvision/resnet50"))
+
+
+def test_unknown_backbone():
+    with pytest.raises(ValueError, match="unknown backbone 'nope'"):
+        load_backbone(BackboneConfig(name="nope"))
