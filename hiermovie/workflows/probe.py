@@ -8,6 +8,7 @@ metrics on the validation clips that have features.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import time
@@ -22,7 +23,13 @@ from hiermovie.config import ConfigError, opt
 from hiermovie.datasets.vidsitu import EVENTS, RELATION_PAIRS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import vidsitu_metrics as vm
-from hiermovie.heads.models import RelationHead, mlp_or_linear, train_classifier
+from hiermovie.heads.models import (
+    ClipModel,
+    RelationHead,
+    mlp_or_linear,
+    train_classifier,
+    train_clip_model,
+)
 from hiermovie.heads.srl import RoleGenerator, target_text
 
 COLUMNS = {  # metric key -> column title, in the paper's order
@@ -43,6 +50,8 @@ class ProbeConfig:
                           "contextualizer rows: none, random, pretrained")
     tasks: list[str] = opt(["verb", "relation", "roles"], "tasks: verb, relation, roles")
     head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
+    ctx_mode: Literal["finetune", "frozen"] = opt(
+        "finetune", "fine-tune the contextualizer with the verb/relation heads, or freeze it")
     seeds: int = opt(3, "seeds per row")
     epochs: int = opt(60, "epochs for the verb and relation heads")
     lr: float = opt(1e-3, "learning rate of the heads")
@@ -123,60 +132,74 @@ def _contextualizers(cfg: ProbeConfig, dim: int, k: int) -> dict[str, torch.nn.M
     return rows
 
 
+def _raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """[clips, S, K, D] float32 backbone features."""
+    return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
+
+
 @torch.no_grad()
-def event_features(store: FeatureStore, clips: list[str], ctx: torch.nn.Module | None
-                   ) -> torch.Tensor:
-    """[clips, 5, F]: pooled backbone tokens, or the frozen contextualizer's outputs."""
-    out = []
-    for i in range(0, len(clips), 64):
-        feats = torch.stack([torch.from_numpy(store.get(c).astype(np.float32))
-                             for c in clips[i:i + 64]])
-        pooled = feats.mean(2)
-        if ctx is None:
-            out.append(pooled)
-        else:
-            valid = torch.ones(feats.shape[:2], dtype=torch.bool)
-            # the event's own feature next to its contextualized one (a residual view)
-            out.append(torch.cat([pooled, ctx(feats, valid)], dim=-1))
-    return torch.cat(out)
+def _frozen_events(feats: torch.Tensor, ctx: torch.nn.Module | None, mean: torch.Tensor,
+                   std: torch.Tensor) -> torch.Tensor:
+    """[clips, 5, F]: the standardised pooled feature, next to the frozen contextualizer's
+    output for that event when there is one."""
+    own = (feats.mean(2) - mean) / std
+    if ctx is None:
+        return own
+    valid = torch.ones(feats.shape[:2], dtype=torch.bool)
+    return torch.cat([own, ctx(feats, valid)], dim=-1)
 
 
 # --- one row, one seed ------------------------------------------------------------------------
 
-def run_row(cfg: ProbeConfig, seed: int, tr: torch.Tensor, va: torch.Tensor,
-            train: VidSitu, valid: VidSitu, tr_clips: list[str], va_clips: list[str],
-            vocab: list[str]) -> tuple[dict[str, float], dict[str, list]]:
+@dataclass
+class Labels:
+    verbs: torch.Tensor  # [clips, 5] vocabulary index of each training event's verb
+    relations: torch.Tensor  # [clips, 4] relation index of each training pair (record 0)
+
+
+def training_labels(train: VidSitu, clips: list[str], vocab: list[str]) -> Labels:
+    index = {v: i for i, v in enumerate(vocab)}
+    rel = {r: i for i, r in enumerate(RELATIONS)}
+    return Labels(torch.tensor([[index[v] for v in train.verbs(c)] for c in clips]),
+                  torch.tensor([[rel[r[0]] for r in train.relations(c, records=1)]
+                                for c in clips]))
+
+
+def fit_frozen(cfg: ProbeConfig, seed: int, tr: torch.Tensor, va: torch.Tensor, y: Labels,
+               vocab: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Separate heads on frozen event features; returns validation verb and relation logits."""
+    dim = tr.shape[-1]
+    kw = {"epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size, "seed": seed}
+    verb = train_classifier(mlp_or_linear(dim, len(vocab), cfg.head), (tr.flatten(0, 1),),
+                            y.verbs.flatten(), **kw)
+    pairs = [EVENTS.index(e) for e in RELATION_PAIRS]
+
+    def centre(x: torch.Tensor) -> torch.Tensor:
+        return x[:, 2:3].expand(-1, 4, -1).flatten(0, 1)
+    rel = train_classifier(RelationHead(dim, len(RELATIONS), cfg.head),
+                           (tr[:, pairs].flatten(0, 1), centre(tr)), y.relations.flatten(), **kw)
+    with torch.no_grad():
+        return (verb(va.flatten(0, 1)).view(len(va), 5, -1),
+                rel(va[:, pairs].flatten(0, 1), centre(va)).view(len(va), 4, -1))
+
+
+def evaluate_row(cfg: ProbeConfig, seed: int, vlog: torch.Tensor, rlog: torch.Tensor,
+                 tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, valid: VidSitu,
+                 tr_clips: list[str], va_clips: list[str], vocab: list[str]
+                 ) -> tuple[dict[str, float], dict[str, list]]:
     metrics: dict[str, float] = {}
     preds: dict[str, list] = {}
-    dim = tr.shape[-1]
     if "verb" in cfg.tasks:
-        index = {v: i for i, v in enumerate(vocab)}
-        y = torch.tensor([index[v] for c in tr_clips for v in train.verbs(c)])
-        head = train_classifier(mlp_or_linear(dim, len(vocab), cfg.head), (tr.flatten(0, 1),),
-                                y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                seed=seed)
-        with torch.no_grad():
-            top = head(va.flatten(0, 1)).topk(min(5, len(vocab)), dim=-1).indices
-        top5 = [[vocab[j] for j in row] for row in top.tolist()]
-        per_clip = [top5[i * 5:(i + 1) * 5] for i in range(len(va_clips))]
+        top = vlog.topk(min(5, len(vocab)), dim=-1).indices.tolist()
+        per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in top]
         metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
             per_clip, [valid.verb_votes(c) for c in va_clips]).items()}
         preds["verb"] = [{"ann_idx": valid.clips.index(c), "pred_vbs_ev": p}
                          for c, p in zip(va_clips, per_clip, strict=True)]
     if "relation" in cfg.tasks:
-        pairs = [EVENTS.index(e) for e in RELATION_PAIRS]
-        rel = {r: i for i, r in enumerate(RELATIONS)}
-        y = torch.tensor([rel[r[0]] for c in tr_clips for r in train.relations(c, records=1)])
-        ev = tr[:, pairs].flatten(0, 1)
-        ev3 = tr[:, 2:3].expand(-1, 4, -1).flatten(0, 1)
-        head = train_classifier(RelationHead(dim, len(RELATIONS), cfg.head), (ev, ev3), y,
-                                epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                seed=seed)
-        with torch.no_grad():
-            out = head(va[:, pairs].flatten(0, 1), va[:, 2:3].expand(-1, 4, -1).flatten(0, 1))
-        labels = [RELATIONS[j] for j in out.argmax(-1).tolist()]
+        labels = rlog.argmax(-1).tolist()
         # video-only input: the same prediction for each annotation's slot
-        per_clip = [[[labels[i * 4 + p]] * 3 for p in range(4)] for i in range(len(va_clips))]
+        per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in labels]
         res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va_clips])
         metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
         preds["relation"] = [{"ann_idx": valid.clips.index(c), "pred_evrels_ev": p}
@@ -184,12 +207,12 @@ def run_row(cfg: ProbeConfig, seed: int, tr: torch.Tensor, va: torch.Tensor,
     if "roles" in cfg.tasks:
         texts = [target_text(r) for c in tr_clips for r in train.roles(c)]
         verbs = [v for c in tr_clips for v in train.verbs(c)]
-        gen = RoleGenerator(dim, texts, verbs, seed=seed).fit(
-            tr.flatten(0, 1), verbs, texts, epochs=cfg.role_epochs)
+        gen = RoleGenerator(tr_ev.shape[-1], texts, verbs, seed=seed).fit(
+            tr_ev.flatten(0, 1), verbs, texts, epochs=cfg.role_epochs)
         all_refs = vm.srl_references(valid)
         refs = [all_refs[valid.clips.index(c)] for c in va_clips]
         gold = [r[0][ev]["VerbID"] for r in refs for ev in EVENTS]
-        roles = gen.predict(va.flatten(0, 1), gold)
+        roles = gen.predict(va_ev.flatten(0, 1), gold)
         hyps = [{ev: roles[i * 5 + k] for k, ev in enumerate(EVENTS)}
                 for i in range(len(va_clips))]
         metrics |= {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}
@@ -223,13 +246,29 @@ def run_probe(cfg: ProbeConfig) -> int:
     results: dict[str, dict[str, list[float]]] = {}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    tr_raw = _raw(store, tr_clips)
+    va_raw = _raw(store, va_clips)
+    pooled = tr_raw.mean(2)
+    mean, std = pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6
+    y = training_labels(train, tr_clips, vocab)
     for row, ctx in rows.items():
-        tr, va = event_features(store, tr_clips, ctx), event_features(store, va_clips, ctx)
-        # standardise with training statistics, as linear-evaluation protocols do
-        mean, std = tr.mean((0, 1)), tr.std((0, 1)) + 1e-6
-        tr, va = (tr - mean) / std, (va - mean) / std
         for seed in range(cfg.seeds):
-            metrics, preds = run_row(cfg, seed, tr, va, train, valid, tr_clips, va_clips, vocab)
+            if cfg.ctx_mode == "finetune":
+                model = ClipModel(prov.dim, len(vocab), len(RELATIONS),
+                                  copy.deepcopy(ctx) if ctx is not None else None,
+                                  ctx.config.width if ctx is not None else 0, mean, std,
+                                  cfg.head)
+                train_clip_model(model, tr_raw, y.verbs, y.relations, epochs=cfg.epochs,
+                                 lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+                with torch.no_grad():
+                    vlog, rlog = model(va_raw)
+                    tr_ev, va_ev = model.events(tr_raw), model.events(va_raw)
+            else:
+                tr_ev, va_ev = _frozen_events(tr_raw, ctx, mean, std), \
+                    _frozen_events(va_raw, ctx, mean, std)
+                vlog, rlog = fit_frozen(cfg, seed, tr_ev, va_ev, y, vocab)
+            metrics, preds = evaluate_row(cfg, seed, vlog, rlog, tr_ev, va_ev, train, valid,
+                                          tr_clips, va_clips, vocab)
             for k, v in metrics.items():
                 results.setdefault(row, {}).setdefault(k, []).append(float(v))
             for task, entries in preds.items():
@@ -243,14 +282,16 @@ def run_probe(cfg: ProbeConfig) -> int:
 def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], coverage: dict,
             backbone: str, out: Path, seconds: float) -> str:
     cols = [k for k in COLUMNS if any(k in r for r in results.values())]
+    mode = ("fine-tuned with the verb/relation heads" if cfg.ctx_mode == "finetune"
+            else "frozen")
     lines = [f"Backbone `{backbone}`; evaluated on {coverage['valid']['available']} of "
              f"{coverage['valid']['annotated']} validation clips, trained on "
              f"{coverage['train']['available']} of {coverage['train']['annotated']} training "
-             f"clips; mean +- std over {cfg.seeds} seeds; {cfg.head} heads.", "",
+             f"clips; mean +- std over {cfg.seeds} seeds; {cfg.head} heads, contextualizer "
+             f"{mode}.", "",
              "| Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
-    names = {"none": "None", "random": "Random init (frozen)",
-             "pretrained": "Mask prediction (frozen)"}
+    names = {"none": "None", "random": "Random init", "pretrained": "Mask prediction"}
     summary = {}
     for row, metrics in results.items():
         cells = []
