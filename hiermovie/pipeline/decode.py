@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -87,3 +88,22 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
         frames = frames[:, :, top:top + h, left:left + w]
     return DecodedVideo(frames=np.ascontiguousarray(frames), segments=segments,
                         duration_s=duration, fps=float(vr.get_avg_fps()), num_frames=n)
+
+
+def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
+                size: int, resize: Resize) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(metadata, frames [S, T, H, W, 3]) of one video; a bad video gives (error, None)."""
+    t = time.perf_counter()
+    try:
+        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit)
+    except BadVideo as e:
+        return {"status": "failed", "error": str(e)}, None
+    meta = {
+        "decode_s": time.perf_counter() - t,
+        "status": "ok", "error": "",
+        "duration_s": d.duration_s, "fps": d.fps, "num_frames": d.num_frames,
+        "start_s": np.array([s.start_s for s in d.segments]),
+        "end_s": np.array([s.end_s for s in d.segments]),
+        "frame_indices": np.stack([s.frame_indices for s in d.segments]),
+    }
+    return meta, d.frames

@@ -1,4 +1,4 @@
-"""The two kinds of extraction work, free of Ray so they can be run and tested directly."""
+"""The model side of extraction, free of Ray so it can be run and tested directly."""
 
 from __future__ import annotations
 
@@ -8,25 +8,6 @@ import numpy as np
 import torch
 
 from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
-from hiermovie.pipeline.decode import Resize, decode_video
-from hiermovie.pipeline.plans import BadVideo, PlanConfig
-
-
-def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
-                size: int, resize: Resize) -> tuple[dict[str, Any], np.ndarray | None]:
-    """(metadata, frames [S, T, H, W, 3]) of one video; a bad video gives (error, None)."""
-    try:
-        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit)
-    except BadVideo as e:
-        return {"status": "failed", "error": str(e)}, None
-    meta = {
-        "status": "ok", "error": "",
-        "duration_s": d.duration_s, "fps": d.fps, "num_frames": d.num_frames,
-        "start_s": np.array([s.start_s for s in d.segments]),
-        "end_s": np.array([s.end_s for s in d.segments]),
-        "frame_indices": np.stack([s.frame_indices for s in d.segments]),
-    }
-    return meta, d.frames
 
 
 class ModelWorker:
@@ -59,7 +40,8 @@ class ModelWorker:
     def describe(self, num_frames: int) -> dict[str, Any]:
         """What the store's provenance needs; runs one forward to check the input shape fits."""
         size = self.model.input_size
-        probe = np.zeros((1, num_frames, size, size, 3), np.uint8)
+        # a full batch: kernels for the shape real calls use are built now, not mid-run
+        probe = np.zeros((self.cfg.batch_size, num_frames, size, size, 3), np.uint8)
         try:
             feats = encode(self.model, probe, self.cfg, self.device)
         except RuntimeError as e:

@@ -1,9 +1,10 @@
 """`hiermovie extract`: Ray workers decode clips, run a frozen backbone and fill a Zarr store.
 
 Work flows as Ray tasks and actors: one decode task per video (CPU), model actors that encode
-decoded videos (one per GPU, or one single-thread actor per CPU core on CPU-only machines) and
-one write task per shard. The driver keeps a bounded number of videos in flight, so memory stays
-flat however long the manifest is, and writes each shard once all its videos are encoded.
+decoded videos (one per GPU, or one single-thread actor per CPU core on CPU-only machines). The
+driver keeps a bounded number of videos in flight, so memory stays flat however long the
+manifest is, and its writer thread writes each shard once all its videos are encoded (features
+are small; writing where the store is named keeps local-path stores correct on a cluster).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +31,9 @@ from hiermovie.feature_store import (
     write_shard,
 )
 from hiermovie.pipeline.backbones import BackboneConfig
-from hiermovie.pipeline.decode import Resize
+from hiermovie.pipeline.decode import Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
-from hiermovie.pipeline.workers import ModelWorker, decode_item
+from hiermovie.pipeline.workers import ModelWorker
 
 
 @dataclass
@@ -42,13 +44,15 @@ class ExtractConfig:
     plan: PlanConfig = opt(default_factory=PlanConfig)
     resize: Resize = opt("squash", "squash to the input size (VidSitu) or short side + crop")
     dtype: Literal["float16", "float32"] = opt("float16", "stored feature dtype")
-    videos_per_shard: int = opt(32, "videos per shard (one shard = one write task)")
+    videos_per_shard: int = opt(32, "videos per shard (one shard = one write)")
     chunk_segments: int = opt(4096, "segments per Zarr chunk (a shard in one chunk reads fastest)")
     compressor: Literal["none", "zstd", "blosc-zstd"] = opt("none", "feature compression")
     storage_options: dict = opt({}, "fsspec options for the store (e.g. endpoint_url)")
     ray_address: str = opt("", "join this Ray cluster; empty = start a local instance")
     num_cpus: int = opt(0, "local Ray instance: CPUs to use (0 = all)")
     model_workers: int = opt(0, "model actors (0 = one per GPU, else one per CPU)")
+    decode_workers: int = opt(0, "concurrent decode tasks (0 = one per CPU not running a GPU "
+                                 "actor, at least 1)")
     decode_inflight: int = opt(0, "videos decoded ahead of the model (0 = 2 per model actor + 2)")
     videos_per_call: int = opt(0, "videos per model call (0 = 1 on CPU, 8 on GPU)")
     limit: int = opt(0, "only the first N videos (0 = all)")
@@ -60,7 +64,8 @@ class ExtractConfig:
         for name in ("videos_per_shard", "chunk_segments"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
-        for name in ("num_cpus", "model_workers", "decode_inflight", "videos_per_call", "limit"):
+        for name in ("num_cpus", "model_workers", "decode_workers", "decode_inflight",
+                     "videos_per_call", "limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
 
@@ -129,8 +134,13 @@ def run_extract(cfg: ExtractConfig) -> int:
         n_workers = cfg.model_workers or (gpus or max(1, cpus))
         per_call = cfg.videos_per_call or (8 if gpus else 1)
         inflight = cfg.decode_inflight or 2 * n_workers + 2
+        # each decode task holds a worker process: start no more than there are cores
+        decoders = cfg.decode_workers or max(1, cpus - n_workers if gpus else cpus)
         Model = ray.remote(max_restarts=2, max_task_retries=2)(ModelWorker)
-        opts = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        # On CPU-only machines a model actor and a decode task share each core (half a CPU each
+        # in Ray's accounting): decoding is a small share of the work there, and decode tasks
+        # then get a pool of reused worker processes instead of new ones per task.
+        opts = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 0.5}
         workers = [Model.options(**opts).remote(cfg.backbone, "cuda" if gpus else "cpu",
                                                 0 if gpus else 1) for _ in range(n_workers)]
         desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
@@ -155,9 +165,8 @@ def run_extract(cfg: ExtractConfig) -> int:
         skipped = len(items) - len(todo)
 
         decode = ray.remote(num_returns=2, max_retries=2)(decode_item).options(
-            num_cpus=1 if gpus else 0)
-        write = ray.remote(max_retries=3, retry_exceptions=[OSError])(write_shard).options(
-            num_cpus=0)
+            num_cpus=1 if gpus else 0.5)
+        writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
         run = _Run(cfg, shards, d0, so, time.time())
         run.earlier_failures = earlier_failures
         queue = deque(todo)
@@ -165,11 +174,11 @@ def run_extract(cfg: ExtractConfig) -> int:
         ready: deque = deque()
         forwarding: dict[Any, tuple[int, list]] = {}
         load = [0] * n_workers
-        writing: dict[Any, int] = {}
+        writing: dict[Future, int] = {}
         bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, smoothing=0.1,
                    desc="extract")
         while queue or decoding or ready or forwarding or writing:
-            while queue and len(decoding) + len(ready) < inflight:
+            while queue and len(decoding) < decoders and len(decoding) + len(ready) < inflight:
                 s, it = queue.popleft()
                 meta_ref, frames_ref = decode.remote(
                     it.path, list(it.segments) if it.segments else None, cfg.plan,
@@ -181,8 +190,11 @@ def run_extract(cfg: ExtractConfig) -> int:
                 ref = workers[w].__call__.remote(*[b[3] for b in batch])
                 forwarding[ref] = (w, batch)
                 load[w] += 1
-            done_refs, _ = ray.wait([*decoding, *forwarding, *writing], num_returns=1,
-                                    timeout=1.0)
+            refs = [*decoding, *forwarding]
+            done_refs = ray.wait(refs, num_returns=1, timeout=0.05 if writing else 1.0)[0] \
+                if refs else []
+            if not refs:
+                time.sleep(0.05)  # only writes left
             for ref in done_refs:
                 if ref in decoding:
                     s, it, frames_ref = decoding.pop(ref)
@@ -210,19 +222,31 @@ def run_extract(cfg: ExtractConfig) -> int:
                         run.finish(s, it, meta, f)
                         bar.update()
                         bar.set_postfix(seg_s=f"{run.segments / (time.time() - run.t0):.1f}")
-                else:
-                    s = writing.pop(ref)
-                    try:
-                        ray.get(ref)
-                    except ray.exceptions.RayError as e:
-                        run.faults.append(f"shard {s}: write failed: {str(e).splitlines()[0]}")
+            for fut in [f for f in writing if f.done()]:
+                s = writing.pop(fut)
+                if fut.exception() is not None:
+                    run.faults.append(f"shard {s}: write failed: {fut.exception()}")
             for s in run.full_shards():
-                writing[write.remote(cfg.store, run.take(s), storage_options=so)] = s
+                writing[writer.submit(_write, cfg.store, run.take(s), so)] = s
+        writer.shutdown(wait=True)
         bar.close()
         return run.report(_report_path(cfg), len(items), skipped)
     finally:
         if owns_ray:
             ray.shutdown()
+
+
+def _write(url: str, records: list[VideoRecord], so: dict | None, tries: int = 3) -> str:
+    """One shard, written by the driver's writer thread: a local store needs no access from
+    other machines, and the write (~0.1 s) overlaps the next videos' work."""
+    for attempt in range(tries):
+        try:
+            return write_shard(url, records, storage_options=so)
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _stored(url: str, so: dict | None, wanted: set[str]) -> tuple[set[str], dict[str, str]]:
@@ -275,6 +299,7 @@ class _Run:
         self.records.setdefault(shard, {})[item.video_id] = rec
         self.log.write(json.dumps({"t": round(time.time() - self.t0, 3), "video_id": item.video_id,
                                    "status": rec.status, "segments": rec.num_segments,
+                                   "decode_s": round(meta.get("decode_s", 0.0), 4),
                                    "error": rec.error}) + "\n")
 
     def full_shards(self) -> list[int]:

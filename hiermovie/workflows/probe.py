@@ -58,6 +58,8 @@ class ProbeConfig:
     batch_size: int = opt(64, "batch size of the heads")
     role_epochs: int = opt(15, "epochs of the role decoder")
     out: str = opt("runs/probe", "output folder: table, JSON, chart, prediction files")
+    lvu_tasks: list[str] = opt([], "LVU tasks to probe (empty = all nine)")
+    lvu_window: int = opt(30, "LVU: segments per window (e.g. 30 two-second segments = 60 s)")
     score: str = opt("", "score this prediction file (.json/.pkl) instead of training")
     score_task: Literal["verb", "relation", "roles"] = opt("verb", "task of --score")
     storage_options: dict = opt({}, "fsspec options for the store")
@@ -73,10 +75,17 @@ class ProbeConfig:
             raise ValueError("seeds and epochs: must be >= 1")
 
 
-def _vidsitu_root(data: str) -> str:
+def _data(data: str) -> tuple[str, str]:
     kind, _, root = data.partition(":")
-    if kind != "vidsitu" or not root:
-        raise ConfigError("data: expected vidsitu:ROOT (LVU probing is not implemented yet)")
+    if kind not in ("vidsitu", "lvu") or not root:
+        raise ConfigError("data: expected vidsitu:ROOT or lvu:ROOT")
+    return kind, root
+
+
+def _vidsitu_root(data: str) -> str:
+    kind, root = _data(data)
+    if kind != "vidsitu":
+        raise ConfigError("data: scoring prediction files needs vidsitu:ROOT")
     return root
 
 
@@ -229,7 +238,11 @@ def run_probe(cfg: ProbeConfig) -> int:
         return _score_file(cfg)
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
-    root = _vidsitu_root(cfg.data)
+    kind, root = _data(cfg.data)
+    if kind == "lvu":
+        from hiermovie.workflows.probe_lvu import run_lvu
+
+        return run_lvu(cfg, root)
     t0 = time.time()
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
