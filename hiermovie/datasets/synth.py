@@ -163,11 +163,14 @@ def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
 
 
 def _run(fn, jobs: list, workers: int) -> None:
-    from tqdm import tqdm
+    from hiermovie.progress import progress
 
-    if workers <= 1:
-        for j in tqdm(jobs, desc="render", unit="clip"):
-            fn(j)
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        list(tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc="render", unit="clip"))
+    with progress(total=len(jobs), desc="render", unit="clip") as bar:
+        if workers <= 1:
+            for j in jobs:
+                fn(j)
+                bar.update()
+            return
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(fn, jobs, chunksize=4):
+                bar.update()

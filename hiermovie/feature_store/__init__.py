@@ -1,9 +1,20 @@
 """The Zarr feature store: the contract between `extract` and everything downstream."""
 
-from hiermovie.feature_store.dataset import SequenceDataset, pad_collate
+from typing import Any
+
 from hiermovie.feature_store.reader import FeatureStore, VideoEntry
 from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
 from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
+
+
+def __getattr__(name: str) -> Any:
+    # the torch Datasets load torch only when asked for: writers and `store info` stay light
+    if name in ("SequenceDataset", "pad_collate"):
+        from hiermovie.feature_store import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "FeatureStore", "Provenance", "SequenceDataset", "StoreError", "VideoEntry", "VideoRecord",

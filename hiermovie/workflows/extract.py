@@ -34,6 +34,7 @@ from hiermovie.pipeline.backbones import BackboneConfig
 from hiermovie.pipeline.decode import Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.pipeline.workers import ModelWorker
+from hiermovie.progress import progress
 
 
 @dataclass
@@ -117,7 +118,6 @@ def _init_ray(cfg: ExtractConfig) -> bool:
 def run_extract(cfg: ExtractConfig) -> int:
     """Extract features for every video of `cfg.input` into `cfg.store`; returns an exit code."""
     import ray
-    from tqdm import tqdm
 
     if not cfg.input:
         raise ConfigError("input: required (a folder, a manifest or a data set)")
@@ -175,8 +175,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         forwarding: dict[Any, tuple[int, list]] = {}
         load = [0] * n_workers
         writing: dict[Future, int] = {}
-        bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, smoothing=0.1,
-                   desc="extract")
+        bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
         while queue or decoding or ready or forwarding or writing:
             while queue and len(decoding) < decoders and len(decoding) + len(ready) < inflight:
                 s, it = queue.popleft()

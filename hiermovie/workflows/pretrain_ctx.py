@@ -28,6 +28,7 @@ from hiermovie.contextualizer import (
 )
 from hiermovie.contextualizer.objectives import Loss
 from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
+from hiermovie.progress import progress
 
 
 @dataclass
@@ -245,15 +246,13 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
                      "untrained": evaluate(model, val_ds, cfg, device)}
 
     log = open(out / "metrics.jsonl", "a" if start else "w") if rank == 0 else None
-    from tqdm import tqdm
-
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain-ctx",
-               disable=rank != 0 or not cfg.progress, unit="step")
+    bar = progress(total=cfg.steps, initial=start, desc="pretrain-ctx", unit="step",
+                   enabled=rank == 0 and cfg.progress)
     last_val = float("nan")
     done = start
     t0, waited = time.time(), 0.0
     model.train()
-    for step in bar:
+    for step in range(start, cfg.steps):
         torch.manual_seed(cfg.seed * 1_000_003 + step * world + rank)  # dropout, per step
         g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + step * world + rank)
         tw = time.time()
@@ -272,6 +271,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         if done % cfg.val_every == 0 or done == cfg.steps:
             last_val = evaluate(model, val_ds, cfg, device)
             record["val_loss"] = last_val
+        bar.update()
         if log:
             log.write(json.dumps(record) + "\n")
             log.flush()
