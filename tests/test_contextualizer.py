@@ -129,8 +129,8 @@ def test_corrupted_checkpoint_is_refused(store, tmp_path):
 
 def test_ddp_two_processes(store, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=29533", "-m", "hiermovie.workflows.cli", "pretrain-ctx",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "hiermovie.workflows.cli", "pretrain-ctx",
            "--store", store, "--out", str(out), "--steps", "12", "--batch_size", "4",
            "--val_every", "6", "--ckpt_every", "6", "--device", "cpu", "--progress", "false",
            "--model.width", "32", "--model.heads", "4", "--model.ffn", "64",
