@@ -30,6 +30,7 @@ def clips(tmp_path_factory):
     make_video(d / "a30.mp4", 10.0, 30.0, (96, 128), seed=1)
     make_video(d / "b25.mp4", 10.4, 25.0, (120, 160), seed=2)
     make_video(d / "c24.mkv", 11.0, 23.976, (72, 96), seed=3)
+    make_video(d / "d15.avi", 10.0, 15.0, (64, 96), seed=4, codec="mpeg4")
     return d
 
 
@@ -62,9 +63,10 @@ def test_store_equals_direct_forward(ray_session, clips, tmp_path):
     cfg = _cfg(clips, tmp_path / "s.zarr")
     assert run_extract(cfg) == 0
     store = FeatureStore(str(tmp_path / "s.zarr"))
-    assert sorted(store.videos()) == ["a30", "b25", "c24"]
+    assert sorted(store.videos()) == ["a30", "b25", "c24", "d15"]
     model = load_backbone(cfg.backbone)
-    for vid, name in [("a30", "a30.mp4"), ("b25", "b25.mp4"), ("c24", "c24.mkv")]:
+    for vid, name in [("a30", "a30.mp4"), ("b25", "b25.mp4"), ("c24", "c24.mkv"),
+                      ("d15", "d15.avi")]:
         d = decode_video(str(clips / name), cfg.plan, (112, 112))
         direct = encode(model, d.frames, cfg.backbone)
         got = store.get(vid).astype(np.float32)
@@ -76,7 +78,7 @@ def test_store_equals_direct_forward(ray_session, clips, tmp_path):
     ref = np.clip(np.arange(30 - 16, 30 + 16, 4), 0, 299)
     np.testing.assert_array_equal(store.frame_indices("a30")[0], ref)
     report = json.loads((tmp_path / "s.zarr.report.json").read_text())
-    assert report["ok"] == 3 and report["segments"] == 15
+    assert report["ok"] == 4 and report["segments"] == 20
 
 
 def test_same_inputs_give_bitwise_identical_stores(ray_session, clips, tmp_path):
@@ -104,7 +106,17 @@ def test_bad_videos_are_recorded_and_job_goes_on(ray_session, clips, tmp_path):
     for vid, path in bad.items():
         assert str(path) in failed[vid]
     assert "empty file" in failed["zero"]
+    assert "audio-only" in failed["audio"]
     assert "vidsitu plan needs more than 9.00 s" in failed["short"]
+
+
+def test_manifest_with_a_missing_file(ray_session, clips, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"video_id,path\nok,{clips / 'a30.mp4'}\ngone,{tmp_path / 'gone.mp4'}\n")
+    assert run_extract(_cfg(manifest, tmp_path / "s.zarr")) == 0
+    s = FeatureStore(str(tmp_path / "s.zarr"))
+    assert s.videos() == ["ok"]
+    assert s.entry("gone").error == f"{tmp_path / 'gone.mp4'}: file not found"
 
 
 def test_sliding_plan_and_token_grid(ray_session, clips, tmp_path):

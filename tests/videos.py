@@ -33,4 +33,23 @@ def make_bad_files(folder: Path, good: Path) -> dict[str, Path]:
         path.write_bytes(content)
     short = folder / "short.mp4"
     make_video(short, seconds=1.0)
-    return {k: p for k, (p, _) in files.items()} | {"short": short}
+    audio = folder / "audio.mp4"
+    make_audio_only(audio)
+    return {k: p for k, (p, _) in files.items()} | {"short": short, "audio": audio}
+
+
+def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for i in range(int(seconds * 16000 / 1024)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

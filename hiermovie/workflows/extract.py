@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hiermovie.config import ConfigError, opt
-from hiermovie.datasets.manifest import VideoItem
+from hiermovie.datasets import VideoItem, load_input
 from hiermovie.feature_store import (
     Provenance,
     VideoRecord,
@@ -69,12 +69,6 @@ class ExtractConfig:
                      "videos_per_call", "limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
-
-
-def load_input(source: str) -> list[VideoItem]:
-    from hiermovie.datasets import load_input as _load
-
-    return _load(source)
 
 
 def _report_path(cfg: ExtractConfig) -> Path:
@@ -132,6 +126,11 @@ def run_extract(cfg: ExtractConfig) -> int:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n_workers = cfg.model_workers or (gpus or max(1, cpus))
+        if (gpus and n_workers > gpus) or (not gpus and n_workers * 0.5 >= cpus):
+            # more actors than the cluster can hold would wait for resources forever
+            raise ConfigError(f"model_workers: {n_workers} model actors do not fit a cluster of "
+                              f"{cpus} CPUs and {gpus} GPUs (one per GPU; on CPU-only "
+                              f"clusters at most {max(1, 2 * cpus - 1)})")
         per_call = cfg.videos_per_call or (8 if gpus else 1)
         inflight = cfg.decode_inflight or 2 * n_workers + 2
         # each decode task holds a worker process: start no more than there are cores
@@ -167,7 +166,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         decode = ray.remote(num_returns=2, max_retries=2)(decode_item).options(
             num_cpus=1 if gpus else 0.5)
         writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
-        run = _Run(cfg, shards, d0, so, time.time())
+        run = _Run(cfg, shards, d0, time.time())
         run.earlier_failures = earlier_failures
         queue = deque(todo)
         decoding: dict[Any, tuple[int, VideoItem, Any]] = {}
@@ -261,7 +260,7 @@ class _Run:
     """Per-shard bookkeeping of finished videos, and the final report."""
 
     def __init__(self, cfg: ExtractConfig, shards: list[list[str]], desc: dict,
-                 so: dict | None, t0: float) -> None:
+                 t0: float) -> None:
         self.cfg, self.shards, self.desc, self.t0 = cfg, shards, desc, t0
         self.records: dict[int, dict[str, VideoRecord]] = {}
         self.poisoned: set[int] = set()  # shards left unwritten for a rerun to redo
