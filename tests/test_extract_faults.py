@@ -120,3 +120,30 @@ def test_two_node_cluster_survives_node_loss(many_clips, tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_second_job_on_the_same_store_refuses(many_clips, tmp_path):
+    import json
+    import socket
+
+    store = tmp_path / "shared.zarr"
+    store.mkdir()
+    holder = subprocess.Popen(["sleep", "120"])  # stands in for a running extract job
+    (store / ".hiermovie-writer.json").write_text(json.dumps(
+        {"id": "other", "host": socket.gethostname(), "pid": holder.pid, "since": time.time(),
+         "refreshed": time.time()}))
+    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
+           str(many_clips), "--store", str(store), *ARGS]
+    try:
+        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert f"another job is writing this store (pid {holder.pid}" in second.stderr
+        assert not FeatureStore(str(store)).videos()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lease is stale and taken over
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (store / ".hiermovie-writer.json").exists()  # released at the end
+    assert len(FeatureStore(str(store)).videos()) == 8

@@ -30,6 +30,7 @@ from hiermovie.feature_store import (
     shard_id_for,
     write_shard,
 )
+from hiermovie.feature_store.lease import Lease
 from hiermovie.pipeline.backbones import BackboneConfig
 from hiermovie.pipeline.decode import Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
@@ -122,6 +123,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         items = items[:cfg.limit]
     by_id = {it.video_id: it for it in items}
     owns_ray = _init_ray(cfg)
+    lease: Lease | None = None
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -157,6 +159,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         so = cfg.storage_options or None
         create_store(cfg.store, prov, chunk_segments=cfg.chunk_segments,
                      compressor=cfg.compressor, storage_options=so)
+        lease = Lease(cfg.store, so).acquire()
         done = set(complete_shards(cfg.store, so))
         stored, earlier_failures = _stored(cfg.store, so, set(by_id)) if done else (set(), {})
         shards = plan_shards(list(by_id), cfg.videos_per_shard, done, stored)
@@ -176,6 +179,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         writing: dict[Future, int] = {}
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
         while queue or decoding or ready or forwarding or writing:
+            lease.refresh()
             while queue and len(decoding) < decoders and len(decoding) + len(ready) < inflight:
                 s, it = queue.popleft()
                 meta_ref, frames_ref = decode.remote(
@@ -230,6 +234,8 @@ def run_extract(cfg: ExtractConfig) -> int:
         bar.close()
         return run.report(_report_path(cfg), len(items), skipped)
     finally:
+        if lease is not None:
+            lease.release()
         if owns_ray:
             ray.shutdown()
 
