@@ -175,3 +175,20 @@ def test_context_verbs_need_neighbours():
     assert majority < 0.6  # the pairs are balanced, so own-segment accuracy is near chance
     assert scores[False] < majority + 0.03
     assert scores[True] > 0.97
+
+
+def test_synth_is_deterministic_by_seed(tmp_path):
+    import decord
+
+    for name in ("a", "b"):
+        write_vidsitu(tmp_path / name, 2, 1, seed=7, size=32, workers=1)
+    ann = "vidsitu_annotations/vseg_ann_files/vsann_valid_lb.json"
+    assert (tmp_path / "a" / ann).read_text() == (tmp_path / "b" / ann).read_text()
+    clip = VidSitu(tmp_path / "a", "valid").clips[0]
+    # (decord reads frames narrower than 64 px only when resizing, as extract always does)
+    frames = [decord.VideoReader(str(VidSitu(tmp_path / n, "valid").video_path(clip)),
+                                 width=64, height=64).get_batch([0, 150, 299]).asnumpy()
+              for n in ("a", "b")]
+    np.testing.assert_array_equal(frames[0], frames[1])
+    write_vidsitu(tmp_path / "c", 2, 1, seed=8, size=32, workers=1)
+    assert (tmp_path / "c" / ann).read_text() != (tmp_path / "a" / ann).read_text()
