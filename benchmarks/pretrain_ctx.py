@@ -11,19 +11,12 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 import torch
+from store_read import build  # the same random store as the read benchmark
 
 from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
-from hiermovie.feature_store import (
-    FeatureStore,
-    Provenance,
-    SequenceDataset,
-    VideoRecord,
-    create_store,
-    write_shard,
-)
+from hiermovie.feature_store import FeatureStore, SequenceDataset
 from hiermovie.workflows.pretrain_ctx import Batches, MaskPredictor, PretrainCtxConfig, masked_loss
 
 VIDSITU_TRAIN_CLIPS = 23626
@@ -39,14 +32,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as d:
         url = f"{d}/s.zarr"
-        create_store(url, Provenance(backbone="bench", dim=a.dim))
-        rng = np.random.default_rng(0)
-        start = np.arange(5) * 2.0
-        for s in range(0, a.videos, 256):
-            write_shard(url, [VideoRecord(f"v{i:06d}", rng.standard_normal((5, 1, a.dim))
-                                          .astype(np.float16), start, start + 2,
-                                          np.zeros((5, 0), np.int64))
-                              for i in range(s, min(s + 256, a.videos))])
+        build(url, a.videos, 5, a.dim, 256)
         cfg = from_dict(PretrainCtxConfig, {"store": url, "batch_size": a.batch})
         ds = SequenceDataset(FeatureStore(url))
         batches = Batches(ds, a.batch, seed=0)

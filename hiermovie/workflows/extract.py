@@ -25,7 +25,6 @@ from hiermovie.datasets import VideoItem, load_input
 from hiermovie.feature_store import (
     Provenance,
     VideoRecord,
-    complete_shards,
     create_store,
     shard_id_for,
     write_shard,
@@ -160,8 +159,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         create_store(cfg.store, prov, chunk_segments=cfg.chunk_segments,
                      compressor=cfg.compressor, storage_options=so)
         lease = Lease(cfg.store, so).acquire()
-        done = set(complete_shards(cfg.store, so))
-        stored, earlier_failures = _stored(cfg.store, so, set(by_id)) if done else (set(), {})
+        done, stored, earlier_failures = _stored(cfg.store, so, set(by_id))
         shards = plan_shards(list(by_id), cfg.videos_per_shard, done, stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         skipped = len(items) - len(todo)
@@ -253,13 +251,15 @@ def _write(url: str, records: list[VideoRecord], so: dict | None, tries: int = 3
     raise AssertionError("unreachable")
 
 
-def _stored(url: str, so: dict | None, wanted: set[str]) -> tuple[set[str], dict[str, str]]:
-    """Ids already in the store, and the errors of those of `wanted` that failed before."""
+def _stored(url: str, so: dict | None, wanted: set[str]
+            ) -> tuple[set[str], set[str], dict[str, str]]:
+    """Committed shard names, ids already stored, and the errors of those of `wanted` that
+    failed before: one opening of the store."""
     from hiermovie.feature_store import FeatureStore
 
     store = FeatureStore(url, storage_options=so, cache_bytes=0)
     failed = {v: store.entry(v).error for v in store.videos(status="failed") if v in wanted}
-    return set(store.videos(status=None)), failed
+    return set(store.shard_names), set(store.videos(status=None)), failed
 
 
 class _Run:

@@ -111,12 +111,15 @@ class Batches:
                  world: int = 1) -> None:
         self.ds, self.bs, self.seed, self.rank, self.world = ds, batch_size, seed, rank, world
         self.per_epoch = max(1, len(ds) // (batch_size * world))
+        self._epoch, self._mine = -1, []
 
     def __call__(self, step: int) -> dict[str, Any]:
         epoch, i = divmod(step, self.per_epoch)
-        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-        order = torch.randperm(len(self.ds), generator=g).tolist()
-        mine = order[self.rank::self.world]
+        if epoch != self._epoch:  # this rank's share of the epoch's permutation, once
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            order = torch.randperm(len(self.ds), generator=g).tolist()
+            self._epoch, self._mine = epoch, order[self.rank::self.world]
+        mine = self._mine
         idx = [mine[(i * self.bs + j) % len(mine)] for j in range(self.bs)]
         return pad_collate([self.ds[k] for k in idx])
 
