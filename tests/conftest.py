@@ -22,3 +22,28 @@ def make_record(video_id: str, n: int, k: int = 1, d: int = 8, seed: int = 0,
 @pytest.fixture
 def prov():
     return Provenance(backbone="test", dim=8, tokens_per_segment=1, dtype="float32")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reliability-report", default="",
+                     help="write the reliability records of this run to this Markdown file")
+
+
+_outcomes = {"passed": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report):
+    from tests import reliability
+
+    if report.when == "call" or report.outcome == "failed":
+        _outcomes[report.outcome] = _outcomes.get(report.outcome, 0) + 1
+        if report.outcome == "failed":
+            reliability.FAILED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("--reliability-report")
+    if path:
+        from tests import reliability
+
+        reliability.write_report(path, _outcomes["passed"], _outcomes["failed"])

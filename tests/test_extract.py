@@ -11,6 +11,7 @@ from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone, 
 from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig, frames_at, plan_segments
 from hiermovie.workflows.extract import ExtractConfig, run_extract
+from tests.reliability import record
 from tests.videos import make_bad_files, make_video
 
 ray = pytest.importorskip("ray")
@@ -148,3 +149,6 @@ def test_malicious_checkpoint_refused(tmp_path, capsys):
     reloaded = load_backbone(BackboneConfig(name="tiny3d/8", weights=str(good), seed=99))
     for k, v in model.state_dict().items():
         assert torch.equal(v, reloaded.state_dict()[k])
+    record("Security", "backbone checkpoint whose pickle runs `print` when loaded", 1,
+           "refused with `refused to load: the file holds pickled objects other than tensors`; "
+           "the code never ran; a plain state dict still loads")

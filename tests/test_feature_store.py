@@ -24,6 +24,7 @@ from hiermovie.feature_store import (
 )
 from hiermovie.feature_store.interop import export_hdf5, import_hdf5, import_npy_folder
 from tests.conftest import make_record
+from tests.reliability import record
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -92,6 +93,8 @@ def test_shape_and_nan_checks(tmp_path, prov):
     with pytest.raises(StoreError, match="NaN"):
         write_shard(url, [nan])
     assert complete_shards(url) == []
+    record("Faults", "NaN in features from the backbone, at write time", 1,
+           "refused naming the video (extract reports it as a fault, exit 1)")
 
 
 def _write_disjoint(url, start):
@@ -147,6 +150,8 @@ def test_killed_writer_leaves_no_visible_shard(tmp_path, prov):
     store = FeatureStore(url)
     assert sorted(store.videos()) == ["done", "x", "y"]
     np.testing.assert_array_equal(store.get("x"), make_record("x", 4).features)
+    record("Faults", "shard writer SIGKILLed after writing data, before its commit", 1,
+           "partial shard on disk but invisible to readers; rewriting it completed the store")
 
 
 def test_dataset_windows_and_collate(tmp_path, prov):

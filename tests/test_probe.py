@@ -10,6 +10,7 @@ from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.vidsitu import VidSitu
 from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
 from hiermovie.workflows.probe import ProbeConfig, read_predictions, run_probe
+from tests.reliability import record
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,5 @@ def test_score_refuses_pickled_code(tmp_path):
     path.write_bytes(pickle.dumps([{"ann_idx": 0, "x": Evil()}]))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
         read_predictions(str(path))
+    record("Security", "prediction file (.pkl) for `probe --score` carrying pickled code", 1,
+           "refused: `refusing to load builtins.print`, never executed")

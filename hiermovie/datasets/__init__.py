@@ -3,13 +3,20 @@
 from hiermovie.datasets.manifest import ManifestError, VideoItem, load_videos
 
 
-def load_input(source: str) -> list[VideoItem]:
-    """Videos of an extract input: a folder, a .csv/.jsonl manifest, or `vidsitu:`/`lvu:` ROOT."""
-    kind, sep, rest = source.partition(":")
-    if sep and kind in ("vidsitu", "lvu") and rest:
-        from hiermovie.datasets import lvu, vidsitu
+def load_input(source: str, split: str = "") -> list[VideoItem]:
+    """Videos of an input: a folder, a .csv/.jsonl manifest, or `vidsitu:`/`lvu:` ROOT.
 
-        return (vidsitu if kind == "vidsitu" else lvu).videos(rest)
+    `split` keeps one VidSitu split (e.g. pretraining on training clips only).
+    """
+    kind, sep, rest = source.partition(":")
+    if sep and kind == "vidsitu" and rest:
+        from hiermovie.datasets import vidsitu
+
+        return vidsitu.videos(rest, split)
+    if sep and kind == "lvu" and rest:
+        from hiermovie.datasets import lvu
+
+        return lvu.videos(rest)
     return load_videos(source)
 
 

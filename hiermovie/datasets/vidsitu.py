@@ -128,11 +128,14 @@ def load_vocab(path: str | Path) -> list[str]:
     return list(json.loads(Path(path).read_text()))
 
 
-def videos(root: str) -> list[VideoItem]:
-    """Every clip of every split present whose video file exists (coverage printed)."""
+def videos(root: str, only: str = "") -> list[VideoItem]:
+    """Every clip of every split present (or of split `only`) whose video file exists."""
     ann = _ann_dir(root)
     splits = sorted(p.name[len("vseg_split_"):-len("_lb.json")]
                     for p in (ann / "split_files").glob("vseg_split_*_lb.json"))
+    if only and only not in splits:
+        raise ManifestError(f"{ann}: no split {only!r} (found: {', '.join(splits) or 'none'})")
+    splits = [only] if only else splits
     if not splits:
         raise ManifestError(f"{ann}: no split_files/vseg_split_*_lb.json")
     items: dict[str, VideoItem] = {}

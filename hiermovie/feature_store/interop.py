@@ -16,7 +16,9 @@ NPY_SUFFIX = "_feats.npy"
 VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip
 
 
-def _as_record(video_id: str, feats: np.ndarray, segment_s: float) -> VideoRecord:
+def _as_record(video_id: str, feats: np.ndarray, segment_s: float, source: str) -> VideoRecord:
+    if not np.isfinite(feats).all():  # checked before anything is written
+        raise ValueError(f"{source}: features of {video_id!r} contain NaN/Inf; nothing imported")
     if feats.ndim == 2:
         feats = feats[:, None, :]
     if feats.ndim != 3:
@@ -49,8 +51,8 @@ def import_npy_folder(folder: str | Path, url: str, *, backbone: str = "imported
                       segment_s: float = VIDSITU_EVENT_S) -> int:
     """Import VidSitu-style `{clip_id}_feats.npy` files of shape (5, D); returns the count."""
     files = sorted(Path(folder).glob(f"*{NPY_SUFFIX}"))
-    records = [_as_record(f.name[: -len(NPY_SUFFIX)], np.load(f, allow_pickle=False), segment_s)
-               for f in files]
+    records = [_as_record(f.name[: -len(NPY_SUFFIX)], np.load(f, allow_pickle=False), segment_s,
+                          str(f)) for f in files]
     return _write(records, url, backbone, dtype, videos_per_shard, segment_s)
 
 
@@ -63,7 +65,7 @@ def import_hdf5(path: str | Path, url: str, *, backbone: str = "imported-hdf5",
         def visit(name: str, obj: object) -> None:
             if isinstance(obj, h5py.Dataset):
                 vid = unquote(name.rsplit("/", 1)[-1])
-                rec = _as_record(vid, obj[()], segment_s)
+                rec = _as_record(vid, obj[()], segment_s, f"{path}:{name}")
                 if "start_s" in obj.attrs:
                     rec.start_s = np.asarray(obj.attrs["start_s"], np.float64)
                     rec.end_s = np.asarray(obj.attrs["end_s"], np.float64)

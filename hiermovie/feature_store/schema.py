@@ -70,6 +70,7 @@ class Provenance:
     tokens_per_segment: int = 1
     dtype: str = "float16"
     weights_fingerprint: str = ""
+    weights_origin: dict[str, Any] = field(default_factory=dict)  # e.g. pretrain-backbone's
     sampling: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

@@ -86,6 +86,7 @@ def create_store(
                 f"{url}: store holds features with {k}={old.get(k)!r}, this run has "
                 f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
         return
+    _refuse_foreign(url, storage_options)
     root = zarr.open_group(url, mode="a", storage_options=storage_options)
     if len(list(root.keys())) and ROOT_KEY not in root.attrs:
         raise StoreError(f"{url}: exists and is not a hiermovie store; refusing to write into it")
@@ -95,6 +96,23 @@ def create_store(
         "provenance": provenance.to_dict(),
         "storage": {"chunk_segments": chunk_segments, "compressor": compressor},
     }
+
+
+def _refuse_foreign(url: str, storage_options: dict | None) -> None:
+    """A new store goes into a new or empty location, never over a file or someone's folder."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if not fs.exists(path):
+        return
+    if fs.isfile(path):
+        raise StoreError(f"{url}: is a file, not a feature store")
+    ours = {"zarr.json", SHARDS, ".hiermovie-writer.json"}
+    other = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+    other = [name for name in other if name not in ours]
+    if other:
+        raise StoreError(f"{url}: exists and is not a feature store (holds {other[0]!r}"
+                         f"{' and more' if len(other) > 1 else ''}); refusing to write into it")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

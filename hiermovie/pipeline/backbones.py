@@ -9,6 +9,8 @@ pools that map to K = kt*kh*kw tokens per segment. Names:
     hf/<hub id or dir>       transformers video models (VideoMAE, TimeSformer, ViViT, V-JEPA 2 ...)
     hf-image/<hub id or dir> per-frame image towers (CLIP, SigLIP, DINOv2), pooled per segment
     torchscript              a TorchScript or torch.export file given as `weights`
+    trained/<dir or file>    the output of `hiermovie pretrain-backbone` (architecture and
+                             training provenance are read from the file)
 
 Weights come from `weights` (a local file or directory, or a hub id); empty means random
 initialisation from `seed`. Checkpoints are loaded without running pickled code.
@@ -17,8 +19,10 @@ initialisation from `seed`. Checkpoints are loaded without running pickled code.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -58,6 +62,7 @@ class Backbone(nn.Module):
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     num_frames: int | None = None  # required T, or None for any
     channels_last: bool = False
+    origin: dict = {}  # how the weights were trained, when the weights file says so
     # subclasses define forward: [B, 3, T, H, W] -> [B, D, t, h, w]
 
 
@@ -81,6 +86,8 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
                          f"(known: {', '.join(sorted(REGISTRY))})")
     torch.manual_seed(cfg.seed)
     model = REGISTRY[prefix](cfg, arg)
+    if cfg.weights.endswith(".safetensors"):
+        model.origin = weights_origin(cfg.weights)
     if cfg.input_size:
         model.input_size = cfg.input_size
     model.eval().requires_grad_(False)
@@ -112,6 +119,19 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict):
         raise ValueError(f"backbone.weights: {path}: expected a state dict, got {type(obj)}")
     return obj
+
+
+ARCHITECTURE_KEY, ORIGIN_KEY = "hiermovie.architecture", "hiermovie.origin"
+
+
+def weights_origin(path: str) -> dict:
+    """The training provenance `pretrain-backbone` writes into a safetensors file's header."""
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    return {"architecture": meta.get(ARCHITECTURE_KEY, ""),
+            **json.loads(meta.get(ORIGIN_KEY, "{}"))}
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -229,3 +249,24 @@ class ScriptedBackbone(Backbone):
         y = y.view(*y.shape, 1, 1, 1) if y.dim() == 2 else y
         self.dim = y.shape[1]
         return y
+
+
+@register("trained")
+def _trained(cfg: BackboneConfig, arg: str) -> Backbone:
+    path = arg or cfg.weights
+    if os.path.isdir(path):
+        path = os.path.join(path, "backbone.safetensors")
+    if not os.path.isfile(path):
+        raise ValueError(f"backbone.name: {cfg.name}: no {path} (expected the output folder or "
+                         "backbone.safetensors of `hiermovie pretrain-backbone`)")
+    origin = weights_origin(path)
+    arch = origin["architecture"]
+    if arch.split("/")[0] not in REGISTRY:
+        _import_families()
+    if not arch or arch.split("/")[0] not in REGISTRY or arch.startswith("trained"):
+        raise ValueError(f"backbone.name: {path}: no known architecture recorded in the file")
+    prefix, _, rest = arch.partition("/")
+    model = REGISTRY[prefix](replace(cfg, name=arch, weights=path), rest)
+    model.origin = origin
+    model.input_size = int(origin.get("input_size") or model.input_size)  # as it was trained
+    return model

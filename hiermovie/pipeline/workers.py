@@ -51,5 +51,6 @@ class ModelWorker:
 
         return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
                 "std": list(self.model.std), "fingerprint": fingerprint(self.model),
+                "origin": dict(self.model.origin),
                 "precision": str(resolve_precision(self.cfg.precision, self.device)).replace(
                     "torch.", "")}

@@ -16,6 +16,9 @@ JOBS: dict[str, tuple[str, str, str, str]] = {
                 "run a frozen backbone over every clip into a Zarr feature store"),
     "pretrain-ctx": ("hiermovie.workflows.pretrain_ctx", "PretrainCtxConfig", "run_pretrain_ctx",
                      "pretrain the contextualizer by mask prediction on a store"),
+    "pretrain-backbone": ("hiermovie.workflows.pretrain_backbone", "PretrainBackboneConfig",
+                          "run_pretrain_backbone",
+                          "train a video backbone self-supervised (CVRL or rho-BYOL)"),
     "probe": ("hiermovie.workflows.probe", "ProbeConfig", "run_probe",
               "train task heads on frozen features and print the results table"),
     "synth": ("hiermovie.workflows.synth", "SynthConfig", "run_synth",
@@ -48,6 +51,8 @@ def _store_info(url: str, storage_options: str) -> int:
     print(f"backbone   {prov['backbone']}  (weights {prov['weights_fingerprint'] or '-'})")
     print(f"features   K={prov['tokens_per_segment']} D={prov['dim']} {prov['dtype']}, "
           f"storage {info['storage']}")
+    if prov.get("weights_origin"):
+        print(f"weights    {prov['weights_origin']}")
     print(f"sampling   {prov['sampling']}")
     print(f"preprocess {prov['preprocessing']}")
     print(f"written by hiermovie {prov['package_version']} at {prov['created']} "

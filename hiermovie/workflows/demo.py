@@ -9,6 +9,13 @@ from pathlib import Path
 
 from hiermovie.config import from_dict, opt
 
+# what pretrain-backbone needs on the synthetic world (docs/backbone-pretraining.md)
+BACKBONE_RECIPE = {
+    "input_size": 64, "batch_size": 32, "lr": 1e-3,
+    "clip": {"max_gap_s": 0.3, "per_video": 4, "static_negative": True, "min_crop_area": 0.8,
+             "jitter": 0.0, "grayscale": 0.0, "blur": 0.0},
+}
+
 
 @dataclass
 class DemoConfig:
@@ -19,6 +26,10 @@ class DemoConfig:
     weights: str = opt("", "backbone weights")
     ctx_steps: int = opt(1500, "contextualizer pretraining steps")
     seeds: int = opt(3, "probe seeds")
+    pretrain_backbone: bool = opt(False, "also pretrain the backbone (pretrain-backbone) and "
+                                  "compare both levels: random vs trained backbone, each with "
+                                  "and without the contextualizer")
+    backbone_steps: int = opt(200, "backbone pretraining steps (with pretrain_backbone)")
 
     def __post_init__(self) -> None:
         if self.train < 10 or self.valid < 5:
@@ -26,44 +37,79 @@ class DemoConfig:
 
 
 def run_demo(cfg: DemoConfig) -> int:
-    """Synthetic benchmark -> extract -> pretrain-ctx -> probe, with timings."""
+    """Synthetic benchmark -> [pretrain-backbone] -> extract -> pretrain-ctx -> probe."""
     from hiermovie.workflows.extract import ExtractConfig, run_extract
+    from hiermovie.workflows.pretrain_backbone import (
+        PretrainBackboneConfig,
+        run_pretrain_backbone,
+    )
     from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
     from hiermovie.workflows.probe import ProbeConfig, run_probe
     from hiermovie.workflows.synth import SynthConfig, run_synth
 
     work = Path(cfg.workdir)
-    data, store = work / "synth", str(work / "features.zarr")
+    data = work / "synth"
     timings: dict[str, float] = {}
 
     def step(name: str, fn, job_cfg) -> None:
         print(f"\n== {name}")
         t = time.time()
         rc = fn(job_cfg)
-        timings[name] = round(time.time() - t, 1)
+        timings[name] = round(timings.get(name, 0) + time.time() - t, 1)
         if rc:
             raise SystemExit(rc)
 
+    def level2(backbone: str, weights: str, sub: Path) -> dict:
+        """extract -> pretrain-ctx -> probe for one backbone; returns the probe's results."""
+        store = str(sub / "features.zarr")
+        step("extract", run_extract, from_dict(ExtractConfig, {
+            "input": f"vidsitu:{data}", "store": store,
+            "backbone": {"name": backbone, "weights": weights}}))
+        step("pretrain-ctx", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
+            "store": store, "out": str(sub / "ctx"), "steps": cfg.ctx_steps, "lr": 5e-4,
+            "warmup": 50, "val_every": 250, "resume": True,
+            "model": {"width": 256, "ffn": 512, "heads": 4}}))
+        step("probe", run_probe, from_dict(ProbeConfig, {
+            "data": f"vidsitu:{data}", "store": store, "seeds": cfg.seeds,
+            "contextualizer": str(sub / "ctx" / "contextualizer"), "out": str(sub / "probe")}))
+        return {"results": json.loads((sub / "probe" / "results.json").read_text()),
+                "ctx": json.loads((sub / "ctx" / "summary.json").read_text())}
+
     if not (data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").exists():
         step("synth", run_synth, SynthConfig(out=str(data), train=cfg.train, valid=cfg.valid))
-    step("extract", run_extract, from_dict(ExtractConfig, {
-        "input": f"vidsitu:{data}", "store": store,
-        "backbone": {"name": cfg.backbone, "weights": cfg.weights}}))
-    step("pretrain-ctx", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
-        "store": store, "out": str(work / "ctx"), "steps": cfg.ctx_steps, "lr": 5e-4,
-        "warmup": 50, "val_every": 250, "resume": True,
-        "model": {"width": 256, "ffn": 512, "heads": 4}}))
-    step("probe", run_probe, from_dict(ProbeConfig, {
-        "data": f"vidsitu:{data}", "store": store, "seeds": cfg.seeds,
-        "contextualizer": str(work / "ctx" / "contextualizer"), "out": str(work / "probe")}))
-    total = sum(timings.values())
-    table = (work / "probe" / "results.md").read_text()
-    ctx = json.loads((work / "ctx" / "summary.json").read_text())
-    report = (f"# hiermovie demo\n\n{table}\n"
-              f"Contextualizer validation loss {ctx['val_loss']:.4f}: "
-              f"{ctx['ratio_to_mean_feature']:.3f}x predicting the mean feature, "
-              f"{ctx['ratio_to_untrained']:.4f}x an untrained contextualizer.\n\n"
-              f"Timings (s): {json.dumps(timings)}; total {total:.0f} s.\n")
+    runs = {f"{cfg.backbone} ({'given weights' if cfg.weights else 'random init'})":
+            level2(cfg.backbone, cfg.weights, work)}
+    if cfg.pretrain_backbone:
+        bb = work / "backbone"
+        step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
+            "input": f"vidsitu:{data}", "out": str(bb), "backbone": cfg.backbone,
+            "init_weights": cfg.weights, "steps": cfg.backbone_steps, "resume": True,
+            **BACKBONE_RECIPE}))
+        runs[f"{cfg.backbone} (pretrain-backbone)"] = level2(f"trained/{bb}", "", work / "trained")
+    report = (f"# hiermovie demo\n\n{table(runs)}\n" + "".join(
+        f"Contextualizer on {name}: validation loss {r['ctx']['val_loss']:.4f}, "
+        f"{r['ctx']['ratio_to_mean_feature']:.3f}x predicting the mean feature, "
+        f"{r['ctx']['ratio_to_untrained']:.4f}x an untrained contextualizer.\n"
+        for name, r in runs.items()) +
+        f"\nTimings (s): {json.dumps(timings)}; total {sum(timings.values()):.0f} s.\n")
     (work / "demo.md").write_text(report)
     print("\n" + report)
     return 0
+
+
+def table(runs: dict[str, dict]) -> str:
+    """One Markdown table: a row per (backbone, contextualizer), mean +- std over seeds."""
+    from hiermovie.workflows.probe import COLUMNS, ROW_NAMES
+
+    first = next(iter(runs.values()))["results"]
+    cols = [c for c in COLUMNS if c in next(iter(first["rows"].values()))]
+    lines = [f"Synthetic VidSitu validation clips ({first['coverage']['valid']['available']}); "
+             f"mean +- std over {first['config']['seeds']} seeds.", "",
+             "| Backbone | Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for name, r in runs.items():
+        for row, metrics in r["results"]["rows"].items():
+            cells = [f"{100 * metrics[c]['mean']:.1f} +- {100 * metrics[c]['std']:.1f}"
+                     for c in cols]
+            lines.append(f"| {name} | {ROW_NAMES[row]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -150,7 +150,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         prov = Provenance(
             backbone=cfg.backbone.name, dim=d0["dim"],
             tokens_per_segment=int(np.prod(cfg.backbone.tokens)), dtype=cfg.dtype,
-            weights_fingerprint=d0["fingerprint"],
+            weights_fingerprint=d0["fingerprint"], weights_origin=d0["origin"],
             sampling={**asdict(cfg.plan), "resize": cfg.resize},
             preprocessing={"input_size": d0["input_size"], "mean": d0["mean"],
                            "std": d0["std"], "precision": d0["precision"],
@@ -301,10 +301,20 @@ class _Run:
             self.ok += 1
             self.segments += rec.num_segments
         self.records.setdefault(shard, {})[item.video_id] = rec
-        self.log.write(json.dumps({"t": round(time.time() - self.t0, 3), "video_id": item.video_id,
-                                   "status": rec.status, "segments": rec.num_segments,
-                                   "decode_s": round(meta.get("decode_s", 0.0), 4),
-                                   "error": rec.error}) + "\n")
+        self._log(json.dumps({"t": round(time.time() - self.t0, 3), "video_id": item.video_id,
+                              "status": rec.status, "segments": rec.num_segments,
+                              "decode_s": round(meta.get("decode_s", 0.0), 4),
+                              "error": rec.error}) + "\n")
+
+    def _log(self, line: str) -> None:
+        if self.log is None:
+            return
+        try:  # the log usually sits beside the store: a full disk must not end the job
+            self.log.write(line)
+            self.log.flush()
+        except OSError as e:
+            self.faults.append(f"log {self.log.name}: {e}")
+            self.log = None
 
     def full_shards(self) -> list[int]:
         full = [s for s, recs in self.records.items() if len(recs) == len(self.shards[s])]
@@ -318,7 +328,11 @@ class _Run:
         return [recs[v] for v in self.shards[shard]]
 
     def report(self, path: Path, total: int, skipped: int) -> int:
-        self.log.close()
+        try:
+            if self.log is not None:
+                self.log.close()
+        except OSError as e:
+            self.faults.append(f"log {self.log.name}: {e}")
         secs = time.time() - self.t0
         rep = {
             "store": self.cfg.store, "videos": total, "skipped_already_stored": skipped,
@@ -329,7 +343,10 @@ class _Run:
             "faults": self.faults, "failures": self.failures,
             "failed_in_earlier_runs": self.earlier_failures,
         }
-        path.write_text(json.dumps(rep, indent=2))
+        try:
+            path.write_text(json.dumps(rep, indent=2))
+        except OSError as e:
+            self.faults.append(f"report {path}: {e}")
         print(f"extract: {self.ok} ok, {len(self.failures)} failed, {skipped} already stored, "
               f"{self.segments} segments in {secs:.1f} s ({rep['segments_per_s']} segments/s); "
               f"report: {path}")
@@ -339,6 +356,8 @@ class _Run:
             print(f"  {len(self.earlier_failures)} video(s) of this input failed in earlier runs "
                   "(listed in the report)")
         if self.faults:
+            for fault in self.faults[:5]:
+                print(f"  fault: {fault}")
             print(f"  {len(self.faults)} fault(s) (not the videos' fault); their shards were not "
                   "written: rerun the same command to redo them")
             return 1

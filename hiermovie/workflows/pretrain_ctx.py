@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,17 @@ from hiermovie.contextualizer import (
 from hiermovie.contextualizer.objectives import Loss
 from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
 from hiermovie.progress import progress
+from hiermovie.workflows.training import (
+    TrainingConfig,
+    cosine_lr,
+    init_distributed,
+    load_checkpoint,
+    open_metrics,
+    optimizer_step,
+    pick_device,
+    plot_curve,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -52,7 +60,7 @@ class CtxModelConfig:
 
 
 @dataclass
-class PretrainCtxConfig:
+class PretrainCtxConfig(TrainingConfig):
     store: str = opt("", "feature store written by `extract`")
     out: str = opt("runs/ctx", "output folder: checkpoints, metrics, the trained model")
     model: CtxModelConfig = opt(default_factory=CtxModelConfig)
@@ -62,26 +70,15 @@ class PretrainCtxConfig:
     mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
     mask_span: int = opt(1, "mask contiguous runs of this many segments")
     window: int = opt(0, "train on windows of this many segments (0 = whole videos)")
-    batch_size: int = opt(32, "sequences per step (per process under DDP)")
-    steps: int = opt(2000, "optimisation steps")
-    lr: float = opt(3e-4, "peak learning rate (AdamW)")
-    weight_decay: float = opt(0.05, "AdamW weight decay")
-    warmup: int = opt(100, "linear warm-up steps before the cosine decay")
-    grad_clip: float = opt(1.0, "gradient norm clip (0 = off)")
     val_fraction: float = opt(0.1, "videos held out for validation")
     val_every: int = opt(200, "validate every N steps")
-    ckpt_every: int = opt(500, "checkpoint every N steps")
-    stop_at: int = opt(0, "stop after this step, as if interrupted (0 = run to the end)")
-    resume: bool = opt(False, "continue from the latest checkpoint in `out`")
-    seed: int = opt(0, "seed")
-    device: str = opt("auto", "auto, cpu or cuda")
-    progress: bool = opt(True, "show a progress bar")
     storage_options: dict = opt({}, "fsspec options for the store")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 < self.mask_ratio < 1:
             raise ValueError("mask_ratio: must be in (0, 1)")
-        for name in ("batch_size", "steps", "val_every", "ckpt_every", "mask_span"):
+        for name in ("val_every", "mask_span"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
         if not 0 <= self.val_fraction < 1:
@@ -95,13 +92,6 @@ def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[s
     val = [v for v in ids if held_out(v)]
     train = [v for v in ids if not held_out(v)]
     return train, (val or train[-max(1, len(train) // 10):])
-
-
-def lr_at(step: int, cfg: PretrainCtxConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 class Batches:
@@ -172,43 +162,14 @@ def evaluate(model: MaskPredictor, val: SequenceDataset,
     return total / max(n, 1)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic write plus a sha256 sidecar, so a torn or corrupted file is detected on load."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(path)
-    path.with_suffix(".sha256").write_text(digest)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    data = path.read_bytes()
-    want = path.with_suffix(".sha256")
-    if not want.exists() or hashlib.sha256(data).hexdigest() != want.read_text().strip():
-        raise ValueError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _dist() -> tuple[int, int]:
-    if "WORLD_SIZE" in os.environ and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend, timeout=timedelta(minutes=10))
-    if torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     """Pretrain the contextualizer by mask prediction on the features of `cfg.store`."""
     from hiermovie.config import ConfigError
 
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
-    rank, world = _dist()
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
-                          if cfg.device == "auto" else cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world = init_distributed()
+    device = pick_device(cfg.device, world)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
@@ -249,7 +210,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         baselines = {"mean_feature": evaluate(model, val_ds, cfg, device, mean_target),
                      "untrained": evaluate(model, val_ds, cfg, device)}
 
-    log = open(out / "metrics.jsonl", "a" if start else "w") if rank == 0 else None
+    log = open_metrics(out, start) if rank == 0 else None
     bar = progress(total=cfg.steps, initial=start, desc="pretrain-ctx", unit="step",
                    enabled=rank == 0 and cfg.progress)
     last_val = float("nan")
@@ -262,16 +223,11 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         tw = time.time()
         batch = batches(step)
         waited += time.time() - tw
-        for group in opt_.param_groups:
-            group["lr"] = lr_at(step, cfg)
+        lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = masked_loss(ddp_model, batch, cfg, device, g)
-        opt_.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt_.step()
+        optimizer_step(opt_, loss, lr, cfg.grad_clip)
         done = step + 1
-        record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr_at(step, cfg)}
+        record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
         if done % cfg.val_every == 0 or done == cfg.steps:
             last_val = evaluate(model, val_ds, cfg, device)
             record["val_loss"] = last_val
@@ -315,30 +271,8 @@ def _finish(cfg: PretrainCtxConfig, out: Path, model: MaskPredictor,
         "config": asdict(cfg),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _plot(out)
+    plot_curve(out, f"{cfg.loss} loss at masked segments",
+               {"mean feature": baselines["mean_feature"], "untrained": baselines["untrained"]})
     print(f"pretrain-ctx: val loss {val:.4f} vs predicting the mean feature "
           f"{baselines['mean_feature']:.4f} and an untrained contextualizer "
           f"{baselines['untrained']:.4f}; model in {out / 'contextualizer'}")
-
-
-def _plot(out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8, label="train")
-    val = [r for r in rows if "val_loss" in r]
-    ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
-    summary = json.loads((out / "summary.json").read_text())
-    ax.axhline(summary["val_loss_mean_feature"], ls="--", c="gray", label="mean feature")
-    if summary["val_loss_untrained"]:
-        ax.axhline(summary["val_loss_untrained"], ls=":", c="red", label="untrained")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"{summary['loss']} loss at masked segments")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=120)
-    plt.close(fig)

@@ -39,6 +39,7 @@ COLUMNS = {  # metric key -> column title, in the paper's order
     "roles/cider": "CIDEr", "roles/MacroVb_cider": "CIDEr-verb",
     "roles/MacroArg_cider": "CIDEr-arg", "roles/rouge": "ROUGE-L", "roles/lea": "LEA",
 }
+ROW_NAMES = {"none": "None", "random": "Random init", "pretrained": "Mask prediction"}
 
 
 @dataclass
@@ -304,7 +305,7 @@ def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], covera
              f"{mode}.", "",
              "| Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
-    names = {"none": "None", "random": "Random init", "pretrained": "Mask prediction"}
+    names = ROW_NAMES
     summary = {}
     for row, metrics in results.items():
         cells = []

@@ -1,0 +1,202 @@
+"""`hiermovie pretrain-backbone`: contrastive self-supervised training of a video backbone.
+
+Level 1 of the hierarchy, from unlabelled clips: CVRL (InfoNCE between clips of one video at
+different times) or rho-BYOL (predict a momentum target's embedding of the video's other clips).
+
+Clips are decoded by torch DataLoader worker processes rather than Ray tasks: the training
+process consumes them in lock-step, DataLoader prefetches into the same process and pins
+memory for the GPU, and under torchrun each rank simply owns its workers. Sample i of the run is
+a pure function of (seed, i), so a resumed run repeats exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hiermovie.config import ConfigError, opt
+from hiermovie.datasets import load_input
+from hiermovie.pipeline.backbones import (
+    ARCHITECTURE_KEY,
+    ORIGIN_KEY,
+    Backbone,
+    BackboneConfig,
+    load_backbone,
+)
+from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
+from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
+from hiermovie.progress import progress
+from hiermovie.workflows.training import (
+    TrainingConfig,
+    cosine_lr,
+    init_distributed,
+    load_checkpoint,
+    open_metrics,
+    optimizer_step,
+    pick_device,
+    plot_curve,
+    save_checkpoint,
+)
+
+
+@dataclass
+class PretrainBackboneConfig(TrainingConfig):
+    input: str = opt("", "unlabelled videos: folder, .csv/.jsonl manifest, vidsitu:ROOT, lvu:ROOT")
+    split: str = opt("train", "with vidsitu:ROOT, train on this split only (empty = all splits)")
+    out: str = opt("runs/backbone", "output folder: checkpoints, metrics, backbone.safetensors")
+    backbone: str = opt("tiny3d", "architecture from the backbone registry (docs/backbones.md)")
+    init_weights: str = opt("", "start from these weights (empty = random initialisation)")
+    input_size: int = opt(0, "crop size in pixels (0 = the backbone's default)")
+    objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives) or rho_byol (no negatives)")
+    clip: ClipConfig = opt(default_factory=ClipConfig)
+    proj_dim: int = opt(128, "projection (and rho-BYOL prediction) output size")
+    hidden: int = opt(512, "hidden width of the projection and prediction MLPs")
+    temperature: float = opt(0.1, "cvrl: InfoNCE temperature")
+    momentum: float = opt(0.99, "rho_byol: target momentum at the start (rises to 1)")
+    workers: int = opt(2, "DataLoader decoding processes per training process (0 = in-process)")
+    steps: int = opt(1000, "optimisation steps")
+    lr: float = opt(1e-3, "peak learning rate (AdamW)")
+    warmup: int = opt(50, "linear warm-up steps before the cosine decay")
+    ckpt_every: int = opt(200, "checkpoint every N steps")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("proj_dim", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1")
+        if self.objective == "cvrl" and self.batch_size < 2:
+            raise ValueError("batch_size: cvrl needs at least 2 videos per step (negatives)")
+        if self.batch_size % self.clip.per_video:
+            raise ValueError("batch_size: must be a multiple of clip.per_video")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum: must be in [0, 1)")
+        if self.workers < 0:
+            raise ValueError("workers: must be >= 0")
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """The sample numbers of each step from `start` on: step s, rank r -> one contiguous run."""
+
+    def __init__(self, start: int, steps: int, batch_size: int, rank: int, world: int) -> None:
+        self.start, self.steps, self.bs = start, steps, batch_size
+        self.rank, self.world = rank, world
+
+    def __iter__(self):
+        for s in range(self.start, self.steps):
+            first = (s * self.world + self.rank) * self.bs
+            yield list(range(first, first + self.bs))
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+
+def normalise(clips: torch.Tensor, model: Backbone, device: torch.device) -> torch.Tensor:
+    """uint8 [B, n, T, 3, H, W] -> the backbone's normalised float [B, n, 3, T, H, W]."""
+    x = clips.to(device, non_blocking=True).permute(0, 1, 3, 2, 4, 5).float().div_(255)
+    mean = torch.tensor(model.mean, device=device).view(1, 1, 3, 1, 1, 1)
+    std = torch.tensor(model.std, device=device).view(1, 1, 3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
+    """Train `cfg.backbone` on the videos of `cfg.input`; writes `out/backbone.safetensors`."""
+    if not cfg.input:
+        raise ConfigError("input: required (a folder, a manifest, vidsitu:ROOT or lvu:ROOT)")
+    rank, world = init_distributed()
+    device = pick_device(cfg.device, world)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items = load_input(cfg.input, cfg.split)
+    if len(items) < 2:
+        raise ValueError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
+
+    backbone = load_backbone(BackboneConfig(name=cfg.backbone, weights=cfg.init_weights,
+                                            input_size=cfg.input_size, seed=cfg.seed))
+    backbone.requires_grad_(True).train()
+    size = backbone.input_size
+    model = ClipLearner(backbone, backbone.dim, cfg.objective, cfg.proj_dim, cfg.hidden,
+                        cfg.temperature).to(device)
+    if device.type == "cuda" and world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global BN, as in CVRL
+    opt_ = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                             weight_decay=cfg.weight_decay)
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    ckpt, start = out / "checkpoint.pt", 0
+    if cfg.resume and ckpt.exists():
+        state = load_checkpoint(ckpt)
+        model.load_state_dict(state["model"])
+        opt_.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    elif cfg.resume and rank == 0:
+        print(f"pretrain-backbone: no checkpoint in {out}; starting from scratch")
+
+    data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        data, batch_sampler=StepBatches(start, cfg.steps, cfg.batch_size, rank, world),
+        num_workers=cfg.workers, pin_memory=device.type == "cuda",
+        persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+
+    log = open_metrics(out, start) if rank == 0 else None
+    bar = progress(total=cfg.steps, initial=start, desc="pretrain-backbone", unit="step",
+                   enabled=rank == 0 and cfg.progress)
+    done, loss_value = start, float("nan")
+    t0, waited, tw = time.time(), 0.0, time.time()
+    for step, batch in zip(range(start, cfg.steps), loader, strict=True):
+        waited += time.time() - tw
+        lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
+        x = normalise(batch["clips"], backbone, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = ddp_model(x, batch["groups"].to(device))
+        optimizer_step(opt_, loss, lr, cfg.grad_clip)
+        model.update_target(momentum_at(step + 1, cfg.steps, cfg.momentum))
+        done, loss_value = step + 1, loss.item()
+        bar.update()
+        if log:
+            log.write(json.dumps({"step": done, "loss": loss_value, "lr": lr}) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
+                                   "step": done})
+        if cfg.stop_at and done >= cfg.stop_at:
+            break
+        tw = time.time()
+    bar.close()
+    if log:
+        log.close()
+    if rank == 0 and done == cfg.steps:
+        steps_run = max(1, done - start)
+        _finish(cfg, out, backbone, len(items), (time.time() - t0) / steps_run,
+                waited / max(time.time() - t0, 1e-9), loss_value)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
+            step_s: float, wait_fraction: float, loss: float) -> None:
+    from safetensors.torch import save_file
+
+    origin: dict[str, Any] = {
+        "objective": cfg.objective, "data": cfg.input, "split": cfg.split, "videos": videos,
+        "steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed,
+        "clip": asdict(cfg.clip), "input_size": backbone.input_size, "final_loss": loss,
+    }
+    state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
+    tmp = out / "backbone.safetensors.tmp"
+    save_file(state, str(tmp), metadata={ARCHITECTURE_KEY: cfg.backbone,
+                                         ORIGIN_KEY: json.dumps(origin)})
+    tmp.replace(out / "backbone.safetensors")  # a complete file or none
+    summary = {**origin, "step_seconds": step_s, "data_wait_fraction": wait_fraction,
+               "config": asdict(cfg)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_curve(out, f"{cfg.objective} loss")
+    print(f"pretrain-backbone: final loss {loss:.4f} after {cfg.steps} steps "
+          f"({step_s:.2f} s/step, {100 * wait_fraction:.1f}% waiting for data); "
+          f"extract with --backbone.name trained/{out}")

@@ -1,0 +1,136 @@
+"""What the two training jobs share: learning-rate schedule, checkpoints, DDP setup, curves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hiermovie.config import opt
+
+
+@dataclass
+class TrainingConfig:
+    """The optimisation and run options both training jobs share (each job adds its own)."""
+
+    batch_size: int = opt(32, "items per step (per process under DDP)")
+    steps: int = opt(2000, "optimisation steps")
+    lr: float = opt(3e-4, "peak learning rate (AdamW)")
+    weight_decay: float = opt(0.05, "AdamW weight decay")
+    warmup: int = opt(100, "linear warm-up steps before the cosine decay")
+    grad_clip: float = opt(1.0, "gradient norm clip (0 = off)")
+    ckpt_every: int = opt(500, "checkpoint every N steps")
+    stop_at: int = opt(0, "stop after this step, as if interrupted (0 = run to the end)")
+    resume: bool = opt(False, "continue from the latest checkpoint in `out`")
+    seed: int = opt(0, "seed")
+    device: str = opt("auto", "auto, cpu or cuda")
+    progress: bool = opt(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1")
+
+
+def optimizer_step(opt_: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
+                   grad_clip: float) -> None:
+    for group in opt_.param_groups:
+        group["lr"] = lr
+    opt_.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        params = [p for group in opt_.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt_.step()
+
+
+def cosine_lr(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warm-up to `peak`, then cosine decay to zero at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic write plus a sha256 sidecar, so a torn or corrupted file is detected on load."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.replace(path)
+    path.with_suffix(".sha256").write_text(digest)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    data = path.read_bytes()
+    want = path.with_suffix(".sha256")
+    if not want.exists() or hashlib.sha256(data).hexdigest() != want.read_text().strip():
+        raise ValueError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def open_metrics(out: Path, start: int):
+    """metrics.jsonl for appending; on resume, rows after the checkpoint (written by the
+    interrupted run, and about to be redone) are dropped first, so each step appears once."""
+    path = out / "metrics.jsonl"
+    if start and path.exists():
+        keep = [line for line in path.read_text().splitlines()
+                if line.strip() and _step_of(line) is not None and _step_of(line) <= start]
+        path.write_text("".join(line + "\n" for line in keep))
+    return open(path, "a" if start else "w")
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn last line of a killed run
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun."""
+    if "WORLD_SIZE" in os.environ and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend, timeout=timedelta(minutes=10))
+    if torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def pick_device(name: str, world: int) -> torch.device:
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if name == "auto" else name)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def plot_curve(out: Path, ylabel: str, hlines: dict[str, float] | None = None) -> None:
+    """loss.png from metrics.jsonl: training loss per step, validation points, baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8, label="train")
+    val = [r for r in rows if "val_loss" in r]
+    if val:
+        ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
+    for (label, y), style in zip((hlines or {}).items(), [("--", "gray"), (":", "red")],
+                                 strict=False):
+        ax.axhline(y, ls=style[0], c=style[1], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=120)
+    plt.close(fig)

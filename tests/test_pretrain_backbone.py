@@ -1,0 +1,153 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hiermovie.config import from_dict
+from hiermovie.datasets.video_io import write_video
+from hiermovie.pipeline.backbones import BackboneConfig, load_backbone
+from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset, clip_augment
+from hiermovie.pipeline.ssl import byol_loss, info_nce
+from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
+from hiermovie.workflows.training import load_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FPS = 30
+
+
+def _coded_video(path, video: int, seconds: float = 4.0):
+    """Solid frames whose red level names the video and whose green level is the frame index."""
+    frames = (np.full((64, 64, 3), (30 * video + 20, 2 * i, 0), np.uint8)
+              for i in range(int(seconds * FPS)))
+    write_video(path, frames, FPS)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ssl")
+    return [_coded_video(d / f"v{v}.mp4", v) for v in range(6)]
+
+
+def _cfg(videos, out, **kw):
+    base = {"input": str(out.parent / "videos.csv"), "out": str(out), "input_size": 32,
+            "steps": 6, "batch_size": 4, "workers": 0, "progress": False, "warmup": 2,
+            "ckpt_every": 3, "hidden": 32, "proj_dim": 16,
+            "clip": {"num_frames": 4, "sampling_rate": 2}}
+    lines = ["video_id,path"] + [f"v{i},{p}" for i, p in enumerate(videos)]
+    (out.parent / "videos.csv").write_text("\n".join(lines) + "\n")
+    return from_dict(PretrainBackboneConfig, {**base, **kw})
+
+
+def _losses(out):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_augmentation_is_the_same_for_every_frame_of_a_clip():
+    aug = clip_augment(32, ClipConfig(jitter=1.0, grayscale=0.5, blur=1.0))
+    from torchvision import tv_tensors
+
+    frame = torch.randint(0, 255, (1, 3, 48, 48), dtype=torch.uint8)
+    outs = [aug(tv_tensors.Video(frame.repeat(8, 1, 1, 1))) for _ in range(4)]
+    for y in outs:
+        assert y.shape == (8, 3, 32, 32)
+        assert torch.equal(y, y[:1].expand_as(y))  # one set of parameters per clip
+    assert not all(torch.equal(outs[0], y) for y in outs[1:])  # but new ones per call
+
+
+def test_clips_of_a_sample_come_from_one_video_at_different_times(videos):
+    cfg = ClipConfig(clips=3, num_frames=4, sampling_rate=2, jitter=0, grayscale=0, blur=0,
+                     min_crop_area=1.0)
+    ds = MultiClipDataset(videos, cfg, size=32, seed=1)
+    for i in range(12):
+        s = ds[i]
+        clips = s["clips"].float()  # [n, T, 3, H, W]
+        red = clips[:, :, 0].mean(dim=(1, 2, 3))
+        assert torch.allclose(red, torch.full_like(red, 30 * s["video"] + 20), atol=4)
+        assert len(np.unique(s["starts"])) == 3
+        green = clips[:, 0, 1].mean(dim=(1, 2)).numpy()  # first frame of each clip
+        np.testing.assert_allclose(green, 2 * np.floor(s["starts"] * FPS + 1e-6), atol=4)
+    # sample i is a pure function of (seed, i): workers and resumed runs agree
+    assert torch.equal(ds[5]["clips"], MultiClipDataset(videos, cfg, 32, seed=1)[5]["clips"])
+
+
+def test_info_nce_counts_repeated_videos_as_positives():
+    z = torch.randn(4, 2, 8)
+    aligned = z[:, :1].expand(4, 2, 8)
+    per_sample = torch.arange(4)[:, None].expand(4, 2)
+    assert info_nce(aligned, per_sample, 0.1) < info_nce(z, per_sample, 0.1)
+    # samples 0 and 1 are the same video: their clips must not be pushed apart
+    same = torch.cat([z[:1], z[:1]]).expand(2, 2, 8)
+    both = torch.cat([same, z[2:]])
+    one_video = torch.tensor([0, 0, 2, 3])[:, None].expand(4, 2)
+    assert info_nce(both, one_video, 0.1) < info_nce(both, per_sample, 0.1)
+    # a static negative (group -1) identical to its anchor raises the loss, positive to none
+    static = torch.cat([aligned, aligned[:, :1]], dim=1)
+    groups = torch.cat([per_sample, torch.full((4, 1), -1)], dim=1)
+    assert info_nce(static, groups, 0.1) > info_nce(aligned, per_sample, 0.1)
+    assert byol_loss(aligned, aligned).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_loss_decreases_on_a_tiny_run(videos, tmp_path):
+    out = tmp_path / "run"
+    run_pretrain_backbone(_cfg(videos, out, steps=40, lr=3e-3, ckpt_every=40))
+    losses = _losses(out)
+    assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
+
+
+@pytest.mark.parametrize("objective", ["cvrl", "rho_byol"])
+def test_resume_is_exact(videos, tmp_path, objective):
+    full, part = tmp_path / "full", tmp_path / "part"
+    kw = {"objective": objective, "clip": {"clips": 3, "num_frames": 4, "sampling_rate": 2}}
+    run_pretrain_backbone(_cfg(videos, full, **kw))
+    run_pretrain_backbone(_cfg(videos, part, stop_at=3, **kw))
+    assert not (part / "backbone.safetensors").exists()  # an interrupted run publishes nothing
+    run_pretrain_backbone(_cfg(videos, part, resume=True, **kw))
+    assert _losses(part) == _losses(full)
+    from safetensors.torch import load_file
+
+    a, b = load_file(part / "backbone.safetensors"), load_file(full / "backbone.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if objective == "rho_byol":  # the momentum target moved, and is not the online network
+        state = load_checkpoint(full / "checkpoint.pt")["model"]
+        online, target = state["backbone.body.0.weight"], state["target.backbone.body.0.weight"]
+        assert not torch.equal(online, target)
+
+
+def test_extract_loads_the_trained_backbone_with_its_provenance(videos, tmp_path):
+    from hiermovie.feature_store import FeatureStore
+    from hiermovie.workflows.extract import ExtractConfig, run_extract
+
+    out = tmp_path / "bb"
+    run_pretrain_backbone(_cfg(videos, out))
+    model = load_backbone(BackboneConfig(name=f"trained/{out}"))
+    assert model.origin["objective"] == "cvrl" and model.origin["steps"] == 6
+    store = str(tmp_path / "f.zarr")
+    rc = run_extract(from_dict(ExtractConfig, {
+        "input": str(tmp_path / "videos.csv"), "store": store, "progress": False,
+        "backbone": {"name": f"trained/{out}"},
+        "plan": {"kind": "sliding", "num_frames": 4, "sampling_rate": 2}}))
+    assert rc == 0
+    prov = FeatureStore(store).provenance
+    assert prov.weights_origin["objective"] == "cvrl"
+    assert prov.weights_origin["architecture"] == "tiny3d"
+    assert prov.weights_origin["steps"] == 6 and prov.weights_origin["videos"] == 6
+
+
+def test_ddp_two_processes(videos, tmp_path):
+    out = tmp_path / "ddp"
+    cfg = _cfg(videos, out)  # writes the manifest
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "hiermovie.workflows.cli", "pretrain-backbone", "--input", cfg.input,
+           "--out", str(out), "--steps", "4", "--batch_size", "2", "--workers", "0",
+           "--input_size", "32", "--hidden", "32", "--proj_dim", "16", "--device", "cpu",
+           "--clip.num_frames", "4", "--clip.sampling_rate", "2", "--progress", "false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(_losses(out)) == 4
+    assert (out / "backbone.safetensors").exists()
