@@ -48,13 +48,14 @@ def train_classifier(model: nn.Module, inputs: tuple[torch.Tensor, ...], labels:
 class ClipModel(nn.Module):
     """Verb and relation heads over a clip's events, optionally through a contextualizer that
     is fine-tuned with them. Each event is represented by its own (standardised) feature,
-    next to its contextualized one when there is a contextualizer."""
+    next to its contextualized one when there is a contextualizer. The contextualizer sees the
+    first `ctx_dim` channels (the rest: features fused from another store)."""
 
     def __init__(self, in_dim: int, verbs: int, relations: int, ctx: nn.Module | None,
                  ctx_width: int, mean: torch.Tensor, std: torch.Tensor, kind: str = "mlp",
-                 pairs: tuple[int, ...] = (0, 1, 3, 4)) -> None:
+                 pairs: tuple[int, ...] = (0, 1, 3, 4), ctx_dim: int = 0) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.ctx, self.ctx_dim = ctx, ctx_dim or in_dim
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         width = in_dim + (ctx_width if ctx is not None else 0)
@@ -68,7 +69,7 @@ class ClipModel(nn.Module):
         if self.ctx is None:
             return own
         valid = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
-        return torch.cat([own, self.ctx(feats, valid)], dim=-1)
+        return torch.cat([own, self.ctx(feats[..., :self.ctx_dim], valid)], dim=-1)
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Verb logits [B, S, V] and relation logits [B, len(pairs), R] (pairs vs event 3)."""

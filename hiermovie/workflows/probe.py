@@ -46,6 +46,9 @@ ROW_NAMES = {"none": "None", "random": "Random init", "pretrained": "Mask predic
 class ProbeConfig:
     data: str = opt("", "vidsitu:ROOT (the annotations and clips)")
     store: str = opt("", "feature store of the clips")
+    fuse_store: str = opt("", "a second store (e.g. imported object features) whose per-segment "
+                          "features are concatenated to the heads' input, as in the paper's "
+                          "Object transformer ++ row; the contextualizer still sees `store`'s")
     contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output)")
     rows: list[str] = opt(["none", "random", "pretrained"],
                           "contextualizer rows: none, random, pretrained")
@@ -147,16 +150,30 @@ def _raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
     return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
 
 
+def _fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """Append `other`'s per-segment features (pooled over its tokens) to every token."""
+    missing = [c for c in clips if c not in set(other.videos())]
+    if missing:
+        raise ValueError(f"{other.url}: no features for {len(missing)} of the clips "
+                         f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
+    extra = _raw(other, clips)
+    if extra.shape[1] != feats.shape[1]:
+        raise ValueError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
+                         f"{feats.shape[1]}")
+    extra = extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)
+    return torch.cat([feats, extra], dim=-1)
+
+
 @torch.no_grad()
 def _frozen_events(feats: torch.Tensor, ctx: torch.nn.Module | None, mean: torch.Tensor,
-                   std: torch.Tensor) -> torch.Tensor:
+                   std: torch.Tensor, ctx_dim: int) -> torch.Tensor:
     """[clips, 5, F]: the standardised pooled feature, next to the frozen contextualizer's
-    output for that event when there is one."""
+    output (from the first `ctx_dim` channels) for that event when there is one."""
     own = (feats.mean(2) - mean) / std
     if ctx is None:
         return own
     valid = torch.ones(feats.shape[:2], dtype=torch.bool)
-    return torch.cat([own, ctx(feats, valid)], dim=-1)
+    return torch.cat([own, ctx(feats[..., :ctx_dim], valid)], dim=-1)
 
 
 # --- one row, one seed ------------------------------------------------------------------------
@@ -262,24 +279,27 @@ def run_probe(cfg: ProbeConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tr_raw = _raw(store, tr_clips)
     va_raw = _raw(store, va_clips)
+    if cfg.fuse_store:
+        fused = FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
+        tr_raw, va_raw = _fuse(tr_raw, fused, tr_clips), _fuse(va_raw, fused, va_clips)
     pooled = tr_raw.mean(2)
     mean, std = pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6
     y = training_labels(train, tr_clips, vocab)
     for row, ctx in rows.items():
         for seed in range(cfg.seeds):
             if cfg.ctx_mode == "finetune":
-                model = ClipModel(prov.dim, len(vocab), len(RELATIONS),
+                model = ClipModel(tr_raw.shape[-1], len(vocab), len(RELATIONS),
                                   copy.deepcopy(ctx) if ctx is not None else None,
                                   ctx.config.width if ctx is not None else 0, mean, std,
-                                  cfg.head)
+                                  cfg.head, ctx_dim=prov.dim)
                 train_clip_model(model, tr_raw, y.verbs, y.relations, epochs=cfg.epochs,
                                  lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
                 with torch.no_grad():
                     vlog, rlog = model(va_raw)
                     tr_ev, va_ev = model.events(tr_raw), model.events(va_raw)
             else:
-                tr_ev, va_ev = _frozen_events(tr_raw, ctx, mean, std), \
-                    _frozen_events(va_raw, ctx, mean, std)
+                tr_ev, va_ev = (_frozen_events(tr_raw, ctx, mean, std, prov.dim),
+                                _frozen_events(va_raw, ctx, mean, std, prov.dim))
                 vlog, rlog = fit_frozen(cfg, seed, tr_ev, va_ev, y, vocab)
             metrics, preds = evaluate_row(cfg, seed, vlog, rlog, tr_ev, va_ev, train, valid,
                                           tr_clips, va_clips, vocab)
@@ -288,7 +308,9 @@ def run_probe(cfg: ProbeConfig) -> int:
             for task, entries in preds.items():
                 (out / f"pred_{task}_{row}_seed{seed}.json").write_text(json.dumps(entries))
         print(f"probe: row {row!r} done ({time.time() - t0:.0f} s)")
-    report = _report(cfg, results, coverage, prov.backbone, out, time.time() - t0)
+    backbone = prov.backbone + (f" + `{cfg.fuse_store}` ({tr_raw.shape[-1] - prov.dim}-d, fused)"
+                                if cfg.fuse_store else "")
+    report = _report(cfg, results, coverage, backbone, out, time.time() - t0)
     print(report)
     return 0
 
