@@ -221,7 +221,8 @@ def run_extract(cfg: ExtractConfig) -> int:
                     for (s, it, meta, _), f in zip(batch, feats, strict=True):
                         run.finish(s, it, meta, f)
                         bar.update()
-                        bar.set_postfix(seg_s=f"{run.segments / (time.time() - run.t0):.1f}")
+                        bar.set_postfix(seg_s=f"{run.segments / (time.time() - run.t0):.1f}",
+                                        refresh=False)
             for fut in [f for f in writing if f.done()]:
                 s = writing.pop(fut)
                 if fut.exception() is not None:

@@ -160,7 +160,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         if log:
             log.write(json.dumps({"step": done, "loss": loss_value, "lr": lr}) + "\n")
             log.flush()
-            bar.set_postfix(loss=f"{loss_value:.4f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
             save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
                                    "step": done})

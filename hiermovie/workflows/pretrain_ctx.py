@@ -235,7 +235,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         if log:
             log.write(json.dumps(record) + "\n")
             log.flush()
-            bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}")
+            bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}",
+                            refresh=False)  # the bar redraws at its own pace
         if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
             save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
                                    "step": done, "baselines": baselines})
