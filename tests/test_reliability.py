@@ -156,13 +156,15 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(bad_folder, tmp_path):
            "exit code 3 (bad inputs only), nothing rewritten")
 
 
-@pytest.mark.parametrize("content, words", [
-    ("video_id,path\na,x.mp4\na,y.mp4\n", "duplicate video id 'a'"),
-    ("id,file\na,x.mp4\n", "missing column(s)"),
-    ("video_id,path,start_s,end_s\na,x.mp4,5,2\n", "end_s 2.0 <= start_s 5.0"),
-    ("video_id,path,start_s,end_s\na,x.mp4,soon,2\n", "bad time 'soon'"),
+@pytest.mark.parametrize("what, content, words", [
+    ("duplicate video ids", "video_id,path\na,x.mp4\na,y.mp4\n", "duplicate video id 'a'"),
+    ("missing columns", "id,file\na,x.mp4\n", "missing column(s)"),
+    ("segment ending before it starts", "video_id,path,start_s,end_s\na,x.mp4,5,2\n",
+     "end_s 2.0 <= start_s 5.0"),
+    ("a time that is not a number", "video_id,path,start_s,end_s\na,x.mp4,soon,2\n",
+     "bad time 'soon'"),
 ])
-def test_bad_manifests_are_refused_naming_file_and_line(tmp_path, content, words):
+def test_bad_manifests_are_refused_naming_file_and_line(tmp_path, what, content, words):
     manifest = tmp_path / "m.csv"
     manifest.write_text(content)
     r = _cli("extract", "--input", manifest, "--store", tmp_path / "s.zarr", *TINY)
@@ -171,8 +173,8 @@ def test_bad_manifests_are_refused_naming_file_and_line(tmp_path, content, words
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s.zarr").exists()
     record("Bad manifests, stores and configs (exit 2, one line)",
-           f"manifest: {words.split(' ')[0]} {words.split(' ')[-1]}", 1,
-           f"refused: `{r.stderr.strip().split('error: ')[-1][:100]}`")
+           f"CSV manifest with {what}", 1,
+           f"refused naming file and line: `{r.stderr.strip().split(os.sep)[-1][:90]}`")
 
 
 @pytest.mark.parametrize("kind", ["missing", "a folder of other files", "a file"])
@@ -256,9 +258,11 @@ def _ray_workers(name: str, parent: int) -> list:
     return out
 
 
-@pytest.mark.parametrize("target, sig", [("ray::decode_item", signal.SIGSEGV),
-                                         ("ray::ModelWorker", signal.SIGKILL)])
-def test_ray_worker_killed_mid_task_is_retried(clips8, reference, tmp_path, target, sig):
+@pytest.mark.parametrize("target, sig, what", [
+    ("ray::decode_item", signal.SIGSEGV, "a decode task's worker crashes as a native decoder "
+     "would (SIGSEGV)"),
+    ("ray::ModelWorker", signal.SIGKILL, "the model actor's process is killed (SIGKILL)")])
+def test_ray_worker_killed_mid_task_is_retried(clips8, reference, tmp_path, target, sig, what):
     store = tmp_path / "s.zarr"
     cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(clips8),
            "--store", str(store), "--videos_per_shard", "2", *TINY]
@@ -276,10 +280,9 @@ def test_ray_worker_killed_mid_task_is_retried(clips8, reference, tmp_path, targ
     assert killed, f"no {target} process seen"
     assert proc.returncode == 0, err[-3000:]
     _same_store(reference, store)
-    record("Faults", f"a Ray worker process `{target}` sent {sig.name} mid-job (native "
-           "decoder crash / lost actor)", 1,
-           "task retried (actor restarted), job completed, store identical to an "
-           "uninterrupted run")
+    record("Faults", f"extract mid-job: {what}", 1,
+           "the task was retried (the actor restarted), the job completed with exit 0 and a "
+           "store identical to an uninterrupted run")
 
 
 def test_disk_full_gives_a_clear_error_and_a_rerun_completes(clips8, reference, tmp_path):
