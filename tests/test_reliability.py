@@ -364,3 +364,17 @@ def test_nan_features_from_an_imported_file_are_refused(tmp_path):
     assert not (tmp_path / "s.zarr").exists()
     record("Faults", "NaN in features of an imported .npy file", 1,
            f"refused: `{str(e.value)[:100]}`")
+
+
+def test_rotated_video_is_read_upright(bad_folder):
+    from hiermovie.pipeline.decode import decode_video
+    from hiermovie.pipeline.plans import PlanConfig
+
+    _, paths = bad_folder
+    plan = PlanConfig(kind="sliding", num_frames=2)
+    upright = decode_video(str(paths["good"]), plan, (64, 64)).frames[0, 0].astype(float)
+    shown = decode_video(str(paths["rotated"]), plan, (64, 64)).frames[0, 0].astype(float)
+    diff = {k: np.abs(np.rot90(upright, k) - shown).mean() for k in (0, 1, 2, 3)}
+    assert min(diff, key=diff.get) == 3 and diff[3] < diff[0] / 3  # turned 90 degrees clockwise
+    record("Bad inputs (extract; job goes on, exit 0)", "orientation of the rotated video", 1,
+           "decoded as displayed (the display matrix is applied), not as stored")
