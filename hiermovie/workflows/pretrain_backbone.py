@@ -34,6 +34,7 @@ from hiermovie.progress import progress
 from hiermovie.workflows.training import (
     TrainingConfig,
     cosine_lr,
+    finish_distributed,
     init_distributed,
     load_checkpoint,
     open_metrics,
@@ -174,8 +175,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         steps_run = max(1, done - start)
         _finish(cfg, out, backbone, len(items), (time.time() - t0) / steps_run,
                 waited / max(time.time() - t0, 1e-9), loss_value)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    finish_distributed()
     return 0
 
 

@@ -30,6 +30,7 @@ from hiermovie.progress import progress
 from hiermovie.workflows.training import (
     TrainingConfig,
     cosine_lr,
+    finish_distributed,
     init_distributed,
     load_checkpoint,
     open_metrics,
@@ -248,8 +249,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     if rank == 0 and done == cfg.steps:
         _finish(cfg, out, model, baselines, last_val, len(train_ds), len(val_ds),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    finish_distributed()
     return 0
 
 

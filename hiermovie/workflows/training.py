@@ -104,6 +104,13 @@ def init_distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def finish_distributed() -> None:
+    """Leave the process group together: rank 0 may still be saving when the others finish."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def pick_device(name: str, world: int) -> torch.device:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if name == "auto" else name)
