@@ -19,6 +19,17 @@ def make_record(video_id: str, n: int, k: int = 1, d: int = 8, seed: int = 0,
         duration_s=2.0 * n, fps=30.0, num_frames=60 * n)
 
 
+@pytest.fixture(scope="module")
+def many_clips(tmp_path_factory):
+    """Eight 10-s clips for the fault tests."""
+    from tests.videos import make_video
+
+    d = tmp_path_factory.mktemp("many")
+    for i in range(8):
+        make_video(d / f"v{i}.mp4", 10.0, 30.0, (64, 80), seed=i)
+    return d
+
+
 @pytest.fixture
 def prov():
     return Provenance(backbone="test", dim=8, tokens_per_segment=1, dtype="float32")

@@ -9,27 +9,18 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from hiermovie.config import from_dict
 from hiermovie.feature_store import FeatureStore, complete_shards
 from hiermovie.workflows.extract import ExtractConfig, run_extract
 from tests.reliability import record
-from tests.videos import make_video
+from tests.videos import same_store
 
 ray = pytest.importorskip("ray")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["--videos_per_shard", "2", "--backbone.name", "tiny3d/8", "--backbone.precision",
         "fp32", "--plan.num_frames", "4", "--progress", "false", "--num_cpus", "2"]
-
-
-@pytest.fixture(scope="module")
-def many_clips(tmp_path_factory):
-    d = tmp_path_factory.mktemp("many")
-    for i in range(8):
-        make_video(d / f"v{i}.mp4", 10.0, 30.0, (64, 80), seed=i)
-    return d
 
 
 def _cfg_from_args(inp, store):
@@ -42,15 +33,6 @@ def _cfg_from_args(inp, store):
             node = node.setdefault(p, {})
         node[leaf] = v
     return from_dict(ExtractConfig, data)
-
-
-def _same_store(a_url, b_url):
-    a, b = FeatureStore(a_url), FeatureStore(b_url)
-    assert a.shard_names == b.shard_names
-    assert a.videos(status=None) == b.videos(status=None)
-    for vid in a.videos():
-        assert a.get(vid).tobytes() == b.get(vid).tobytes()
-        np.testing.assert_array_equal(a.frame_indices(vid), b.frame_indices(vid))
 
 
 def kill_and_resume(inp, store, kills, seed=0):
@@ -80,7 +62,7 @@ def test_killed_extract_resumes_to_identical_store(many_clips, tmp_path):
     store = tmp_path / "killed.zarr"
     done = kill_and_resume(many_clips, store, kills=1)
     assert done.returncode == 0, done.stderr[-2000:]
-    _same_store(str(ref), str(store))
+    same_store(str(ref), str(store))
     record("Faults", "extract SIGKILLed (driver and its Ray) at a random moment, then rerun", 1,
            KILL_OUTCOME)
 
@@ -92,7 +74,7 @@ def test_killed_extract_ten_times(many_clips, tmp_path):
     store = tmp_path / "killed.zarr"
     done = kill_and_resume(many_clips, store, kills=10, seed=1)
     assert done.returncode == 0, done.stderr[-2000:]
-    _same_store(str(ref), str(store))
+    same_store(str(ref), str(store))
     record("Faults", "extract SIGKILLed at random moments 10 times in a row, then rerun", 10,
            KILL_OUTCOME)
 
@@ -125,7 +107,7 @@ def test_two_node_cluster_survives_node_loss(many_clips, tmp_path):
         assert result["rc"] in (0, 1)
         if result["rc"] == 1:
             assert run_extract(cfg) == 0
-        _same_store(str(tmp_path / "two.zarr"), str(tmp_path / "lost.zarr"))
+        same_store(str(tmp_path / "two.zarr"), str(tmp_path / "lost.zarr"))
         record("Faults", "two-node Ray cluster, one node removed 3 s into the job", 1,
                f"exit {result['rc']}" + (", rerun completed" if result["rc"] else "") +
                "; store identical to the two-node run without the loss")

@@ -19,7 +19,7 @@ import pytest
 from hiermovie.datasets.video_io import write_video
 from hiermovie.feature_store import FeatureStore, complete_shards
 from tests.reliability import record
-from tests.videos import make_audio_only, make_video
+from tests.videos import make_audio_only, make_video, same_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--backbone.name", "tiny3d/8", "--backbone.precision", "fp32", "--plan.num_frames", "4",
@@ -218,27 +218,11 @@ def test_bad_config_values_are_refused(args, words):
 
 
 @pytest.fixture(scope="module")
-def clips8(tmp_path_factory):
-    d = tmp_path_factory.mktemp("c8")
-    for i in range(8):
-        make_video(d / f"v{i}.mp4", 10.0, 30.0, (64, 80), seed=i)
-    return d
-
-
-@pytest.fixture(scope="module")
-def reference(clips8, tmp_path_factory):
+def reference(many_clips, tmp_path_factory):
     store = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    r = _cli("extract", "--input", clips8, "--store", store, "--videos_per_shard", "2", *TINY)
+    r = _cli("extract", "--input", many_clips, "--store", store, "--videos_per_shard", "2", *TINY)
     assert r.returncode == 0, r.stderr[-2000:]
     return store
-
-
-def _same_store(a_url, b_url):
-    a, b = FeatureStore(str(a_url)), FeatureStore(str(b_url))
-    assert a.shard_names == b.shard_names
-    assert a.videos(status=None) == b.videos(status=None)
-    for vid in a.videos():
-        assert a.get(vid).tobytes() == b.get(vid).tobytes()
 
 
 def _ray_workers(name: str, parent: int) -> list:
@@ -262,9 +246,9 @@ def _ray_workers(name: str, parent: int) -> list:
     ("ray::decode_item", signal.SIGSEGV, "a decode task's worker crashes as a native decoder "
      "would (SIGSEGV)"),
     ("ray::ModelWorker", signal.SIGKILL, "the model actor's process is killed (SIGKILL)")])
-def test_ray_worker_killed_mid_task_is_retried(clips8, reference, tmp_path, target, sig, what):
+def test_ray_worker_killed_mid_task_is_retried(many_clips, reference, tmp_path, target, sig, what):
     store = tmp_path / "s.zarr"
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(clips8),
+    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(many_clips),
            "--store", str(store), "--videos_per_shard", "2", *TINY]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -279,13 +263,13 @@ def test_ray_worker_killed_mid_task_is_retried(clips8, reference, tmp_path, targ
     out, err = proc.communicate(timeout=300)
     assert killed, f"no {target} process seen"
     assert proc.returncode == 0, err[-3000:]
-    _same_store(reference, store)
+    same_store(reference, store)
     record("Faults", f"extract mid-job: {what}", 1,
            "the task was retried (the actor restarted), the job completed with exit 0 and a "
            "store identical to an uninterrupted run")
 
 
-def test_disk_full_gives_a_clear_error_and_a_rerun_completes(clips8, reference, tmp_path):
+def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, reference, tmp_path):
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux `unshare` to mount a private small tmpfs")
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k none "
@@ -296,7 +280,7 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(clips8, reference, 
     full.mkdir()
     copy = tmp_path / "copy.zarr"
     extract = " ".join([sys.executable, "-m", "hiermovie.workflows.cli", "extract",
-                        "--input", str(clips8), "--store", f"{full}/s.zarr",
+                        "--input", str(many_clips), "--store", f"{full}/s.zarr",
                         "--videos_per_shard", "2", *TINY])
     script = (f"mount -t tmpfs -o size=160k none {full} && cd {ROOT} && "
               f"({extract}; echo rc=$? >&2); cp -r {full}/s.zarr {copy}")
@@ -308,9 +292,10 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(clips8, reference, 
     assert "Traceback" not in r.stdout + r.stderr
     seen = FeatureStore(str(copy))  # still opens; only complete shards are visible
     assert len(seen.shard_names) == len(complete_shards(str(copy))) < 4
-    rerun = _cli("extract", "--input", clips8, "--store", copy, "--videos_per_shard", "2", *TINY)
+    rerun = _cli("extract", "--input", many_clips, "--store", copy, "--videos_per_shard", "2",
+                 *TINY)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    _same_store(reference, copy)
+    same_store(reference, copy)
     record("Faults", "disk full while writing (extract on a 160 KiB tmpfs)", 1,
            f"exit 1 with `{message[0].strip()[:110]}`; the store opened with "
            f"{len(seen.shard_names)} complete shards; a rerun on free space completed it, "

@@ -53,3 +53,15 @@ def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def same_store(a_url, b_url) -> None:
+    """Two stores hold the same shards, videos, feature bytes and frame indices."""
+    from hiermovie.feature_store import FeatureStore
+
+    a, b = FeatureStore(str(a_url)), FeatureStore(str(b_url))
+    assert a.shard_names == b.shard_names
+    assert a.videos(status=None) == b.videos(status=None)
+    for vid in a.videos():
+        assert a.get(vid).tobytes() == b.get(vid).tobytes()
+        np.testing.assert_array_equal(a.frame_indices(vid), b.frame_indices(vid))
