@@ -74,8 +74,9 @@ def _vinfo(idx: int) -> dict:
 
 
 def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0,
-                  size: int = 112, workers: int = 2) -> None:
-    """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`."""
+                  size: int = 112, workers: int = 2, render: bool = True) -> None:
+    """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`
+    (only the annotations when `render` is false)."""
     root = Path(root)
     ann = root / "vidsitu_annotations"
     for sub in ("split_files", "vinfo_files", "vseg_ann_files"):
@@ -105,8 +106,9 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
             json.dumps([clip_id(i) for i in ids]))
         (ann / "vinfo_files" / f"vinfo_{split}_lb.json").write_text(json.dumps(vinfo))
         (ann / "vseg_ann_files" / f"vsann_{split}_lb.json").write_text(json.dumps(records))
-    jobs = [(str(root), seed, i, size) for ids in splits.values() for i in ids]
-    _run(_render_vidsitu_clip, jobs, workers)
+    if render:
+        jobs = [(str(root), seed, i, size) for ids in splits.values() for i in ids]
+        _run(_render_vidsitu_clip, jobs, workers)
 
 
 def _lvu_clip(seed: int, idx: int) -> tuple[list[w.Event], list[str], int]:
