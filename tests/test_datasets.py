@@ -159,9 +159,14 @@ def _motion_features(scripts, with_context):
     return np.array(x), np.array(y)
 
 
-def test_context_verbs_need_neighbours():
+@pytest.mark.parametrize("p_follow", [0.0, 0.8])
+def test_context_verbs_need_neighbours(p_follow):
     rng = np.random.default_rng(0)
-    scripts = [w.sample_script(rng) for _ in range(3000)]
+    scripts = [w.sample_script(rng, p_follow=p_follow) for _ in range(3000)]
+    pairs = [(a.verb, b.verb) for s in scripts for a, b in zip(s, s[1:], strict=False)
+             if a.verb in w.PLAIN_VERBS and b.verb in w.PLAIN_VERBS]
+    follows = np.mean([b in w.SUCCESSORS[a] for a, b in pairs])
+    assert abs(follows - (p_follow + (1 - p_follow) * 0.2)) < 0.03
     scores = {}
     for ctx in (False, True):
         x, y = _motion_features(scripts, ctx)

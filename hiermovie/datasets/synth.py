@@ -27,10 +27,10 @@ def _rng(seed: int, idx: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, idx, stream])
 
 
-def _render_vidsitu_clip(args: tuple[str, int, int, int]) -> None:
-    root, seed, idx, size = args
+def _render_vidsitu_clip(args: tuple[str, int, int, int, float]) -> None:
+    root, seed, idx, size, p_follow = args
     rng = _rng(seed, idx)
-    events = w.sample_script(rng)
+    events = w.sample_script(rng, p_follow=p_follow)
     frames = np.concatenate([w.render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
     write_video(Path(root) / "vsitu_video_trimmed_dir" / f"{clip_id(idx)}.mp4", frames,
                 VIDSITU_FPS)
@@ -74,9 +74,11 @@ def _vinfo(idx: int) -> dict:
 
 
 def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0,
-                  size: int = 112, workers: int = 2, render: bool = True) -> None:
+                  size: int = 112, workers: int = 2, render: bool = True,
+                  p_follow: float = 0.0) -> None:
     """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`
-    (only the annotations when `render` is false)."""
+    (only the annotations when `render` is false). `p_follow` > 0 chains plain verbs
+    (`synth_world.sample_script`)."""
     root = Path(root)
     ann = root / "vidsitu_annotations"
     for sub in ("split_files", "vinfo_files", "vseg_ann_files"):
@@ -85,7 +87,7 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
     for split, ids in splits.items():
         vinfo, records = [], []
         for idx in ids:
-            events = w.sample_script(_rng(seed, idx))  # the same script the video shows
+            events = w.sample_script(_rng(seed, idx), p_follow=p_follow)  # as the video shows
             arng = _rng(seed, idx, 1)
             info = _vinfo(idx)
             if split == "train":
@@ -107,7 +109,7 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
         (ann / "vinfo_files" / f"vinfo_{split}_lb.json").write_text(json.dumps(vinfo))
         (ann / "vseg_ann_files" / f"vsann_{split}_lb.json").write_text(json.dumps(records))
     if render:
-        jobs = [(str(root), seed, i, size) for ids in splits.values() for i in ids]
+        jobs = [(str(root), seed, i, size, p_follow) for ids in splits.values() for i in ids]
         _run(_render_vidsitu_clip, jobs, workers)
 
 

@@ -7,6 +7,12 @@ is its motion; four verbs share a motion with another verb and are told apart on
     celebrate / sulk   (agent bobs in place)   celebrate iff the previous event is a "win"
     wait / hide        (agent stands still)    wait iff the next event is an "action"
 
+By default plain verbs are drawn independently. With `p_follow` > 0 they form a Markov chain
+(as events in a movie do: a push is often followed by a fall): with probability `p_follow` the
+next plain verb is one of the previous one's two successors (`SUCCESSORS`), else any plain
+verb; every verb has two predecessors, so all plain verbs stay equally frequent and both
+labels of each look-alike pair stay balanced.
+
 Event relations (w.r.t. the central event Ev3) follow from both events: NoRel when they share
 no actor, else by the earlier event's verb: Causes after a forceful verb, Reaction To after a
 moving-toward verb, Enables otherwise. Long-form (LVU-style) labels are statistics of whole
@@ -39,6 +45,8 @@ ACTION = {"approach", "chase", "push", "jump", "fall"}
 FORCE = {"push", "chase", "swap"}
 TOWARD = {"approach", "orbit", "shake"}
 RELATIONS = ("Causes", "Reaction To", "Enables", "NoRel")
+SUCCESSORS = {v: (PLAIN_VERBS[(i + 1) % 10], PLAIN_VERBS[(i + 3) % 10])
+              for i, v in enumerate(PLAIN_VERBS)}
 # what a careless annotator may say instead
 CONFUSABLE = {"approach": "chase", "chase": "approach", "retreat": "fall", "fall": "jump",
               "jump": "fall", "orbit": "shake", "shake": "orbit", "push": "chase",
@@ -73,9 +81,13 @@ def context_label(motion: str, prev: str | None, nxt: str | None) -> str:
 
 
 def sample_script(rng: np.random.Generator, n_events: int = 5, cast: list[str] | None = None,
-                  scenes: list[str] | None = None, p_context: float = 0.35) -> list[Event]:
+                  scenes: list[str] | None = None, p_context: float = 0.35,
+                  p_follow: float = 0.0) -> list[Event]:
     cast = cast or sample_cast(rng)
-    verbs = [str(rng.choice(PLAIN_VERBS)) for _ in range(n_events)]
+    verbs = [str(rng.choice(PLAIN_VERBS))]
+    for _ in range(n_events - 1):
+        follow = p_follow > 0 and rng.random() < p_follow  # p_follow 0: the rng as before
+        verbs.append(str(rng.choice(SUCCESSORS[verbs[-1]] if follow else PLAIN_VERBS)))
     motions: list[str | None] = [None] * n_events
     for i in range(n_events):  # some events become context-dependent, never two in a row
         if rng.random() < p_context and (i == 0 or motions[i - 1] is None):

@@ -17,6 +17,8 @@ class SynthConfig:
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
+    p_follow: float = opt(0.0, "VidSitu clips: chance that a plain verb is one of its "
+                          "predecessor's two successors (0 = independent events)")
 
     def __post_init__(self) -> None:
         for name in ("train", "valid", "lvu"):
@@ -26,6 +28,8 @@ class SynthConfig:
             raise ValueError("size: must be an even number >= 32")
         if self.workers < 1:
             raise ValueError("workers: must be >= 1")
+        if not 0 <= self.p_follow <= 1:
+            raise ValueError("p_follow: must be in [0, 1]")
 
 
 def run_synth(cfg: SynthConfig) -> int:
@@ -35,7 +39,7 @@ def run_synth(cfg: SynthConfig) -> int:
     t0 = time.time()
     if cfg.train or cfg.valid:
         write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
-                      workers=cfg.workers)
+                      workers=cfg.workers, p_follow=cfg.p_follow)
     if cfg.lvu:
         write_lvu(cfg.out, cfg.lvu, seed=cfg.seed, size=cfg.size, workers=cfg.workers)
     n = cfg.train + cfg.valid + cfg.lvu
