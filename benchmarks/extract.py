@@ -67,10 +67,13 @@ def config(regime: str, inp: Path, store: Path, workers: int) -> ExtractConfig:
 
 
 class PeakRSS:
-    """Peak summed RSS of this process and all its descendants (the local Ray cluster)."""
+    """Peak summed memory of this process and all its descendants (the local Ray cluster):
+    RSS, which counts a page shared by several processes (Ray's object store, mapped by every
+    worker) once per process, and PSS, which splits it between them (what the tree really
+    holds)."""
 
     def __enter__(self) -> PeakRSS:
-        self.peak, self.stop = 0, False
+        self.peak, self.peak_pss, self.stop = 0, 0, False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         return self
@@ -78,13 +81,14 @@ class PeakRSS:
     def _run(self) -> None:
         me = psutil.Process()
         while not self.stop:
-            total = 0
+            rss = pss = 0
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    info = p.memory_full_info()
+                    rss, pss = rss + info.rss, pss + info.pss
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.2)
 
     def __exit__(self, *exc: object) -> None:
@@ -196,9 +200,11 @@ def run_regime(regime: str, n: int, work: Path) -> None:
             more = make_clips(work / f"mem{k}", regime, k)
             with PeakRSS() as m:
                 pipeline(config(regime, more, work / f"mem{k}.zarr", cpus))
-            peaks[k] = m.peak
-        print(f"  peak RSS {n} videos {peaks[n] / 2**20:.0f} MiB, {10 * n} videos "
-              f"{peaks[10 * n] / 2**20:.0f} MiB, ratio {peaks[10 * n] / peaks[n]:.2f}")
+            peaks[k] = m.peak, m.peak_pss
+        for i, name in enumerate(("RSS", "PSS")):
+            small, big = peaks[n][i], peaks[10 * n][i]
+            print(f"  peak {name} {n} videos {small / 2**20:.0f} MiB, {10 * n} videos "
+                  f"{big / 2**20:.0f} MiB, ratio {big / small:.2f}")
 
 
 def main() -> None:
