@@ -66,13 +66,13 @@ def config(regime: str, inp: Path, store: Path, workers: int) -> ExtractConfig:
                                      "model_workers": workers, "videos_per_shard": 4})
 
 
-class PeakRSS:
+class PeakMemory:
     """Peak summed memory of this process and all its descendants (the local Ray cluster):
     RSS, which counts a page shared by several processes (Ray's object store, mapped by every
     worker) once per process, and PSS, which splits it between them (what the tree really
     holds)."""
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> PeakMemory:
         self.peak, self.peak_pss, self.stop = 0, 0, False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -198,7 +198,7 @@ def run_regime(regime: str, n: int, work: Path) -> None:
         peaks = {}
         for k in (n, 10 * n):
             more = make_clips(work / f"mem{k}", regime, k)
-            with PeakRSS() as m:
+            with PeakMemory() as m:
                 pipeline(config(regime, more, work / f"mem{k}.zarr", cpus))
             peaks[k] = m.peak, m.peak_pss
         for i, name in enumerate(("RSS", "PSS")):

@@ -28,7 +28,6 @@ from hiermovie.datasets.synth_world import RELATIONS, VERB_LIST
 from hiermovie.datasets.vidsitu import EVENTS, VidSitu
 from hiermovie.heads import vidsitu_metrics as vm
 
-SCORERS = {"verb": vm.score_verbs, "relation": vm.score_relations, "roles": vm.score_roles}
 TOL = 1e-9
 
 
@@ -112,7 +111,7 @@ def add_records(ann: Path, seed: int = 1) -> None:
 
 
 def hiermovie_scores(ds: VidSitu, task: str, entries: list[dict]) -> dict[str, float]:
-    result = SCORERS[task](entries, ds)
+    result = vm.SCORERS[task](entries, ds)
     return {k: float(v) for k, v in result.items() if not isinstance(v, dict)}
 
 

@@ -16,13 +16,12 @@ from hiermovie.workflows.probe import read_predictions
 
 DATA = Path(__file__).parent / "data" / "vidsitu_parity"
 OFFICIAL = json.loads((DATA / "official_scores.json").read_text())
-SCORERS = {"verb": vm.score_verbs, "relation": vm.score_relations, "roles": vm.score_roles}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_scores_equal_the_official_evaluator(name):
     task, official = OFFICIAL[name]["task"], OFFICIAL[name]["official"]
-    ours = SCORERS[task](read_predictions(str(DATA / f"{name}.pkl")), VidSitu(DATA, "valid"))
+    ours = vm.SCORERS[task](read_predictions(str(DATA / f"{name}.pkl")), VidSitu(DATA, "valid"))
     assert len(official) >= 3
     for metric, value in official.items():
         assert ours[metric] == pytest.approx(value, abs=1e-9, rel=0), metric

@@ -45,8 +45,8 @@ ACTION = {"approach", "chase", "push", "jump", "fall"}
 FORCE = {"push", "chase", "swap"}
 TOWARD = {"approach", "orbit", "shake"}
 RELATIONS = ("Causes", "Reaction To", "Enables", "NoRel")
-SUCCESSORS = {v: (PLAIN_VERBS[(i + 1) % 10], PLAIN_VERBS[(i + 3) % 10])
-              for i, v in enumerate(PLAIN_VERBS)}
+SUCCESSORS = {v: (PLAIN_VERBS[(i + 1) % len(PLAIN_VERBS)],
+                  PLAIN_VERBS[(i + 3) % len(PLAIN_VERBS)]) for i, v in enumerate(PLAIN_VERBS)}
 # what a careless annotator may say instead
 CONFUSABLE = {"approach": "chase", "chase": "approach", "retreat": "fall", "fall": "jump",
               "jump": "fall", "orbit": "shake", "shake": "orbit", "push": "chase",

@@ -242,3 +242,6 @@ def srl_metrics(hyps: list[dict], refs: list[list[dict]]) -> dict[str, float]:
 def score_roles(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, float]:
     hyp = by_ann_idx(preds, len(ds))
     return srl_metrics([hyp[i]["vb_output"] for i in range(len(ds))], srl_references(ds))
+
+
+SCORERS = {"verb": score_verbs, "relation": score_relations, "roles": score_roles}

@@ -116,8 +116,7 @@ def read_predictions(path: str) -> list[dict[str, Any]]:
 def _score_file(cfg: ProbeConfig) -> int:
     ds = VidSitu(_vidsitu_root(cfg.data), "valid")
     preds = read_predictions(cfg.score)
-    fn = {"verb": vm.score_verbs, "relation": vm.score_relations, "roles": vm.score_roles}
-    result = fn[cfg.score_task](preds, ds)
+    result = vm.SCORERS[cfg.score_task](preds, ds)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
