@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from hiermovie.pipeline.backbones import BackboneConfig, encode, fingerprint, load_backbone
+from hiermovie.pipeline.backbones import (
+    BackboneConfig,
+    encode,
+    fingerprint,
+    fold_batchnorm,
+    load_backbone,
+)
+from hiermovie.pipeline.workers import ModelWorker
 
 
 def _frames(n, t, size):
@@ -21,6 +28,49 @@ def test_tiny3d_and_bf16_close_to_fp32():
     assert cos.min() > 0.99
     assert fingerprint(m) == fingerprint(load_backbone(BackboneConfig(name="tiny3d/8")))
     assert fingerprint(m) != fingerprint(load_backbone(BackboneConfig(name="tiny3d/8", seed=1)))
+
+
+def _random_bn_stats(model):
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            for t, lo, hi in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0),
+                              (m.weight.data, 0.5, 1.5), (m.bias.data, -0.2, 0.2)):
+                t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+    return model
+
+
+@pytest.mark.parametrize("name, folds", [("tiny3d/8", 4), ("slow_r50", 52)])
+def test_fold_batchnorm_keeps_features(name, folds):
+    cfg = BackboneConfig(name=name, precision="fp32", batch_size=2)
+    plain = _random_bn_stats(load_backbone(cfg))
+    folded = _random_bn_stats(load_backbone(cfg))
+    assert fold_batchnorm(folded) == folds  # slow_r50: all but the stem's conv/bn pair
+    x = _frames(2, 8, 64)
+    a, b = encode(plain, x, cfg), encode(folded, x, cfg)
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+    assert not np.array_equal(a, encode(load_backbone(cfg), x, cfg))  # the stats mattered
+
+
+def test_fold_batchnorm_leaves_uncertain_pairs():
+    class Custom(torch.nn.Sequential):  # its own forward: the children's order means nothing
+        def forward(self, x):
+            return self[0](x)
+    conv = lambda: torch.nn.Conv3d(3, 3, 1)  # noqa: E731
+    model = torch.nn.Sequential(Custom(conv(), torch.nn.BatchNorm3d(3)),
+                                torch.nn.Sequential(conv(), torch.nn.BatchNorm3d(3)),
+                                torch.nn.ModuleDict({"conv": conv(), "bn": torch.nn.BatchNorm3d(3)}))
+    training = torch.nn.Sequential(conv(), torch.nn.BatchNorm3d(3))
+    assert fold_batchnorm(model.eval()) == 1
+    assert isinstance(model[1][1], torch.nn.Identity)
+    assert fold_batchnorm(training) == 0  # BatchNorm still learning: never folded
+
+
+def test_model_worker_folds_but_records_the_loaded_weights():
+    cfg = BackboneConfig(name="tiny3d/8", precision="fp32")
+    w = ModelWorker(cfg, "cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in w.model.modules())
+    assert w.describe(8)["fingerprint"] == fingerprint(load_backbone(cfg))
 
 
 def test_token_grid():

@@ -161,6 +161,48 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every eval-mode BatchNorm into the convolution just before it, in place; returns
+    how many were folded. Inference only: the outputs change by float rounding, the weights'
+    fingerprint does not (take it first). Folded pairs are those whose order is certain: inside
+    an nn.Sequential, and PySlowFast's named pairs (`X` then `X_bn`, e.g. branch2.a, a_bn).
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def last_conv(m: nn.Module) -> tuple[nn.Module, str] | None:
+        while _plain_sequential(m) and len(m):
+            name = list(m._modules)[-1]
+            if isinstance(m._modules[name], nn.modules.conv._ConvNd):
+                return m, name
+            m = m._modules[name]
+        return None
+
+    folded = 0
+    for parent in list(model.modules()):
+        names = list(parent._modules)
+        if _plain_sequential(parent):
+            pairs = list(zip(names, names[1:], strict=False))
+        else:
+            pairs = [(n, n + "_bn") for n in names if n + "_bn" in parent._modules]
+        for a, b in pairs:
+            prev, bn = parent._modules[a], parent._modules[b]
+            if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training or \
+                    bn.running_mean is None:
+                continue
+            holder = (parent, a) if isinstance(prev, nn.modules.conv._ConvNd) else last_conv(prev)
+            if holder is None or holder[0]._modules[holder[1]].training:
+                continue
+            conv = holder[0]._modules[holder[1]]
+            holder[0]._modules[holder[1]] = fuse_conv_bn_eval(conv, bn).requires_grad_(False)
+            parent._modules[b] = nn.Identity()
+            folded += 1
+    return folded
+
+
+def _plain_sequential(m: nn.Module) -> bool:
+    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+
+
 def preprocess(frames: np.ndarray, model: Backbone, device: torch.device) -> torch.Tensor:
     """uint8 [N, T, H, W, 3] -> normalised float [N, 3, T, H, W] on `device`."""
     x = torch.from_numpy(frames).to(device).permute(0, 4, 1, 2, 3).float().div_(255)

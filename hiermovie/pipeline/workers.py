@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
+from hiermovie.pipeline.backbones import (
+    BackboneConfig,
+    encode,
+    fingerprint,
+    fold_batchnorm,
+    load_backbone,
+    resolve_precision,
+)
 
 
 class ModelWorker:
@@ -20,7 +27,10 @@ class ModelWorker:
             torch.set_num_threads(threads)
         self.cfg = cfg
         self.device = torch.device(device)
-        self.model = load_backbone(cfg).to(self.device)
+        self.model = load_backbone(cfg)
+        self.fingerprint = fingerprint(self.model)  # of the weights as loaded, before folding
+        fold_batchnorm(self.model)  # one op less per conv: ~10% faster r2plus1d_18 on CPU
+        self.model = self.model.to(self.device)
         if self.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
 
@@ -47,10 +57,8 @@ class ModelWorker:
         except RuntimeError as e:
             raise ValueError(f"backbone {self.cfg.name!r} cannot take {num_frames} frames of "
                              f"{size}x{size}: {str(e).splitlines()[0]}") from None
-        from hiermovie.pipeline.backbones import fingerprint, resolve_precision
-
         return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
-                "std": list(self.model.std), "fingerprint": fingerprint(self.model),
+                "std": list(self.model.std), "fingerprint": self.fingerprint,
                 "origin": dict(self.model.origin),
                 "precision": str(resolve_precision(self.cfg.precision, self.device)).replace(
                     "torch.", "")}
