@@ -56,11 +56,10 @@ def test_fold_batchnorm_leaves_uncertain_pairs():
     class Custom(torch.nn.Sequential):  # its own forward: the children's order means nothing
         def forward(self, x):
             return self[0](x)
-    conv = lambda: torch.nn.Conv3d(3, 3, 1)  # noqa: E731
-    model = torch.nn.Sequential(Custom(conv(), torch.nn.BatchNorm3d(3)),
-                                torch.nn.Sequential(conv(), torch.nn.BatchNorm3d(3)),
-                                torch.nn.ModuleDict({"conv": conv(), "bn": torch.nn.BatchNorm3d(3)}))
-    training = torch.nn.Sequential(conv(), torch.nn.BatchNorm3d(3))
+    conv, bn = (lambda: torch.nn.Conv3d(3, 3, 1)), (lambda: torch.nn.BatchNorm3d(3))
+    model = torch.nn.Sequential(Custom(conv(), bn()), torch.nn.Sequential(conv(), bn()),
+                                torch.nn.ModuleDict({"conv": conv(), "bn": bn()}))
+    training = torch.nn.Sequential(conv(), bn())
     assert fold_batchnorm(model.eval()) == 1
     assert isinstance(model[1][1], torch.nn.Identity)
     assert fold_batchnorm(training) == 0  # BatchNorm still learning: never folded
