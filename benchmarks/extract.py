@@ -11,7 +11,8 @@ same model actors on frames already decoded; a naive sequential loop (decode eve
 segment at a time through the model in fp32, torch's default threads); the pipeline with one
 single-thread model actor; ratios; and, decode-bound only, peak memory for N and 10N videos.
 Every rate is the median of `--repeats` interleaved rounds.
-On a GPU machine the same script runs the model on the GPU (bf16) fed by CPU decoders.
+On a GPU machine the same script runs the model on the GPU (bf16) fed by CPU decoders
+(scripts/device_check.sh; BENCHMARKS.md, "GPU runs").
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def make_clips(folder: Path, regime: str, n: int) -> Path:
 
 def config(regime: str, inp: Path, store: Path, workers: int) -> ExtractConfig:
     if regime == "model":
-        # one segment per forward: the fastest on this CPU for r2plus1d_18 (docs/backbones.md)
-        backbone = {"name": "torchvision/r2plus1d_18", "precision": "auto", "batch_size": 1}
+        # on CPU one segment per forward is the fastest for r2plus1d_18 (docs/backbones.md)
+        batch = 32 if torch.cuda.is_available() else 1
+        backbone = {"name": "torchvision/r2plus1d_18", "precision": "auto", "batch_size": batch}
         plan = {"kind": "vidsitu", "num_frames": 16, "sampling_rate": 4}
     else:
         backbone = {"name": "tiny3d/8", "precision": "auto", "batch_size": 8}
@@ -98,6 +100,11 @@ class PeakMemory:
         self.thread.join()
 
 
+def model_actors() -> int:
+    """As `extract` sizes it by default: one per GPU, else one single-thread actor per core."""
+    return torch.cuda.device_count() or os.cpu_count() or 2
+
+
 def pipeline(cfg: ExtractConfig) -> float:
     import json
 
@@ -108,7 +115,8 @@ def pipeline(cfg: ExtractConfig) -> float:
 def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, list]:
     gpus = int(ray.cluster_resources().get("GPU", 0))
     task = ray.remote(num_returns=2)(decode_item).options(num_cpus=1 if gpus else 0.5)
-    inflight = os.cpu_count() or 2  # as the pipeline: one decode task per core
+    cpus = os.cpu_count() or 2
+    inflight = cpus - gpus if gpus else cpus  # as the pipeline: a decode task per free core
     t = time.perf_counter()
     pending, frames, segs = [], [], 0
     for p in paths:
@@ -146,7 +154,8 @@ def naive(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, float
     similarity of the pipeline's precision to fp32 on those segments."""
     import decord
 
-    model = load_backbone(cfg.backbone)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_backbone(cfg.backbone).to(device)
     fp32 = BackboneConfig(**{**cfg.backbone.__dict__, "precision": "fp32", "batch_size": 1})
     t = time.perf_counter()
     segs, sims = 0, []
@@ -155,10 +164,10 @@ def naive(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, float
         every = np.stack([vr.next().asnumpy() for _ in range(len(vr))])
         stamps = vr.get_frame_timestamp(np.arange(len(vr)))
         for s in plan_segments(cfg.plan, stamps[:, 0], float(stamps[-1, 1])):
-            f = encode(model, every[s.frame_indices][None], fp32)
+            f = encode(model, every[s.frame_indices][None], fp32, device)
             segs += 1
             if len(sims) < 10:
-                g = encode(model, every[s.frame_indices][None], cfg.backbone)
+                g = encode(model, every[s.frame_indices][None], cfg.backbone, device)
                 sims.append(float((f * g).sum() / np.linalg.norm(f) / np.linalg.norm(g)))
     return segs / (time.perf_counter() - t), float(np.mean(sims))
 
@@ -186,7 +195,7 @@ def run_regime(regime: str, n: int, work: Path, repeats: int) -> None:
     clips = make_clips(work / regime, regime, n)
     paths = sorted(str(p) for p in clips.iterdir())
     cpus = os.cpu_count() or 2
-    cfg = config(regime, clips, work / f"{regime}-warm.zarr", cpus)
+    cfg = config(regime, clips, work / f"{regime}-warm.zarr", model_actors())
     cfg.limit = 2 * cpus
     pipeline(cfg)  # warm the worker processes (decoders start once, then are reused)
     cfg.limit = 0
@@ -208,7 +217,7 @@ def run_regime(regime: str, n: int, work: Path, repeats: int) -> None:
     print(f"  pipeline / both stages on the same cores, 1/(1/decode + 1/forward) "
           f"{rows['pipeline'] / shared:.2f}")
     print(f"  pipeline / naive loop        {rows['pipeline'] / rows['naive loop (fp32)']:8.2f}")
-    print(f"  {cpus} actors / 1 actor           "
+    print(f"  {model_actors()} actors / 1 actor           "
           f"{rows['pipeline'] / rows['pipeline, 1 model actor']:8.2f}")
     print(f"  cosine(pipeline precision, fp32) {cos:.4f}")
     if regime == "decode":
@@ -216,7 +225,7 @@ def run_regime(regime: str, n: int, work: Path, repeats: int) -> None:
         for k in (n, 10 * n):
             more = make_clips(work / f"mem{k}", regime, k)
             with PeakMemory() as m:
-                pipeline(config(regime, more, work / f"mem{k}.zarr", cpus))
+                pipeline(config(regime, more, work / f"mem{k}.zarr", model_actors()))
             peaks[k] = m.peak, m.peak_pss
         for i, name in enumerate(("RSS", "PSS")):
             small, big = peaks[n][i], peaks[10 * n][i]

@@ -82,6 +82,26 @@ def test_store_equals_direct_forward(ray_session, clips, tmp_path):
     assert report["ok"] == 4 and report["segments"] == 20
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_store_equals_direct_forward(ray_session, clips, tmp_path):
+    """The GPU path: a GPU actor batches segments of several videos per call, in bf16."""
+    assert ray.cluster_resources().get("GPU", 0) >= 1
+    backbone = {"name": "tiny3d/8", "precision": "bf16", "batch_size": 7}
+    cfg = _cfg(clips, tmp_path / "g.zarr", backbone=backbone, videos_per_call=3)
+    assert run_extract(cfg) == 0
+    store = FeatureStore(str(tmp_path / "g.zarr"))
+    assert store.provenance.preprocessing["precision"] == "bfloat16"
+    model = load_backbone(cfg.backbone).cuda()
+    for vid, name in [("a30", "a30.mp4"), ("d15", "d15.avi")]:
+        d = decode_video(str(clips / name), cfg.plan, (112, 112))
+        direct = encode(model, d.frames, cfg.backbone, "cuda")
+        got = store.get(vid).astype(np.float32)
+        cos = (got * direct).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(direct,
+                                                                                   axis=-1)
+        assert cos.min() > 0.99  # bf16, and batched with other videos' segments
+
+
 def test_same_inputs_give_bitwise_identical_stores(ray_session, clips, tmp_path):
     for name in ("one", "two"):
         assert run_extract(_cfg(clips, tmp_path / f"{name}.zarr", model_workers=2)) == 0
