@@ -183,17 +183,14 @@ def test_context_verbs_need_neighbours(p_follow):
 
 
 def test_synth_is_deterministic_by_seed(tmp_path):
-    import decord
-
     for name in ("a", "b"):
         write_vidsitu(tmp_path / name, 2, 1, seed=7, size=32, workers=1)
     ann = "vidsitu_annotations/vseg_ann_files/vsann_valid_lb.json"
     assert (tmp_path / "a" / ann).read_text() == (tmp_path / "b" / ann).read_text()
-    clip = VidSitu(tmp_path / "a", "valid").clips[0]
-    # (decord reads frames narrower than 64 px only when resizing, as extract always does)
-    frames = [decord.VideoReader(str(VidSitu(tmp_path / n, "valid").video_path(clip)),
-                                 width=64, height=64).get_batch([0, 150, 299]).asnumpy()
-              for n in ("a", "b")]
-    np.testing.assert_array_equal(frames[0], frames[1])
+    # the encoded files themselves: one CI run saw decoded frames differ by up to 8 when read
+    # through decord's resize of 32-px frames (cause not established)
+    for clip in VidSitu(tmp_path / "a", "valid").clips:
+        videos = [VidSitu(tmp_path / n, "valid").video_path(clip) for n in ("a", "b")]
+        assert videos[0].read_bytes() == videos[1].read_bytes()
     write_vidsitu(tmp_path / "c", 2, 1, seed=8, size=32, workers=1)
     assert (tmp_path / "c" / ann).read_text() != (tmp_path / "a" / ann).read_text()
