@@ -140,13 +140,15 @@ def forward_only(cfg: ExtractConfig, frames: list) -> float:
     ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
     arrays = ray.get(frames)
     refs = [ray.put(a) for a in arrays]
-    ray.get([w.__call__.remote(refs[0]) for w in workers])  # warm: kernels for this shape
+    per_call = cfg.videos_per_call or (8 if gpus else 1)  # as the pipeline batches videos
+    calls = [refs[i:i + per_call] for i in range(0, len(refs), per_call)]
+    ray.get([w.__call__.remote(*calls[0]) for w in workers])  # warm: kernels for this shape
     t = time.perf_counter()
-    out = ray.get([workers[i % len(workers)].__call__.remote(r) for i, r in enumerate(refs)])
+    out = ray.get([workers[i % len(workers)].__call__.remote(*c) for i, c in enumerate(calls)])
     secs = time.perf_counter() - t
     for w in workers:
         ray.kill(w)
-    return sum(len(f[0]) for f in out) / secs
+    return sum(len(f) for feats in out for f in feats) / secs
 
 
 def naive(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, float]:
