@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on a lent GPU machine, in the second `run` call (BENCHMARKS.md, "GPU runs"): unpacks
 # the two parts of scripts/device_bundle.sh, runs the GPU tests and the extraction benchmark,
-# and writes what they print to $OUT (and to runs/gpu/ in the repo copy).
+# and writes what they print to $OUT (to runs/gpu/ where $OUT is not set).
 set -euo pipefail
 site=/root/hiermovie-site
 if [ ! -d "$site" ]; then
