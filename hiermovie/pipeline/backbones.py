@@ -169,12 +169,13 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    def last_conv(m: nn.Module) -> tuple[nn.Module, str] | None:
-        while _plain_sequential(m) and len(m):
-            name = list(m._modules)[-1]
-            if isinstance(m._modules[name], nn.modules.conv._ConvNd):
-                return m, name
-            m = m._modules[name]
+    def conv_slot(parent: nn.Module, name: str) -> tuple[nn.Module, str] | None:
+        """Where the conv that last runs in parent.name sits (inside nested Sequentials)."""
+        while _plain_sequential(parent._modules[name]) and len(parent._modules[name]):
+            parent = parent._modules[name]
+            name = list(parent._modules)[-1]
+        if isinstance(parent._modules[name], nn.modules.conv._ConvNd):
+            return parent, name
         return None
 
     folded = 0
@@ -185,15 +186,14 @@ def fold_batchnorm(model: nn.Module) -> int:
         else:
             pairs = [(n, n + "_bn") for n in names if n + "_bn" in parent._modules]
         for a, b in pairs:
-            prev, bn = parent._modules[a], parent._modules[b]
-            if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training or \
-                    bn.running_mean is None:
+            bn, slot = parent._modules[b], conv_slot(parent, a)
+            if slot is None or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or \
+                    bn.training or bn.running_mean is None:
                 continue
-            holder = (parent, a) if isinstance(prev, nn.modules.conv._ConvNd) else last_conv(prev)
-            if holder is None or holder[0]._modules[holder[1]].training:
+            holder, name = slot
+            if holder._modules[name].training:
                 continue
-            conv = holder[0]._modules[holder[1]]
-            holder[0]._modules[holder[1]] = fuse_conv_bn_eval(conv, bn).requires_grad_(False)
+            holder._modules[name] = fuse_conv_bn_eval(holder._modules[name], bn)
             parent._modules[b] = nn.Identity()
             folded += 1
     return folded
