@@ -36,7 +36,7 @@ from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
 from hiermovie.pipeline.decode import decode_item
 from hiermovie.pipeline.plans import plan_segments
 from hiermovie.pipeline.workers import ModelWorker
-from hiermovie.workflows.extract import ExtractConfig, run_extract
+from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
 
 SIZE = 112  # both regimes' backbones take 112x112 frames
 
@@ -242,8 +242,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3, help="rounds; each rate is the median")
     a = ap.parse_args()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=1 << 30,
-             log_to_driver=False)
+    start_local_ray()  # as `extract` starts it
     with tempfile.TemporaryDirectory() as d:
         for regime in (["model", "decode"] if a.regime == "both" else [a.regime]):
             run_regime(regime, a.videos, Path(d), a.repeats)

@@ -1,5 +1,7 @@
 import json
+import os
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hiermovie.feature_store import FeatureStore
 from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone, load_state_dict
 from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig, frames_at, plan_segments
-from hiermovie.workflows.extract import ExtractConfig, run_extract
+from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
 from tests.reliability import record
 from tests.videos import make_bad_files, make_video
 
@@ -19,8 +21,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20,
-             log_to_driver=False)
+    start_local_ray(2)  # as `extract` starts it
     yield
     ray.shutdown()
 
@@ -58,6 +59,30 @@ def test_frames_at_handles_variable_frame_rate():
     stamps = np.array([0.0, 0.1, 0.15, 0.5, 0.55])
     np.testing.assert_array_equal(frames_at(stamps, np.array([0, 0.12, 0.49, 0.5, 9])),
                                   [0, 1, 2, 3, 4])
+
+
+def test_local_ray_keeps_idle_decode_workers(ray_session):
+    """With model actors holding half the CPUs, decode workers idle between videos are kept,
+    not killed and restarted (Ray's default keeps one idle worker per unreserved CPU)."""
+
+    @ray.remote(num_cpus=0.5)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    def pid_after(seconds: float) -> int:  # defined here: workers cannot import tests/
+        time.sleep(seconds)
+        return os.getpid()
+
+    holders = [Holder.remote() for _ in range(2)]
+    ray.get([h.ready.remote() for h in holders])
+    task = ray.remote(num_cpus=0.5)(pid_after)
+    first = set(ray.get([task.remote(0.5) for _ in range(2)]))  # two at once: two processes
+    time.sleep(2.5)  # idle past Ray's 1 s idle-worker threshold
+    second = set(ray.get([task.remote(0.5) for _ in range(2)]))
+    for h in holders:
+        ray.kill(h)
+    assert len(first) == 2 and second == first
 
 
 def test_store_equals_direct_forward(ray_session, clips, tmp_path):

@@ -94,6 +94,19 @@ def plan_shards(ids: list[str], per_shard: int, done: set[str],
     return shards
 
 
+def start_local_ray(num_cpus: int = 0) -> None:
+    """The embedded default: a local Ray instance sized to the machine (or `num_cpus`)."""
+    import ray
+
+    cpus = num_cpus or os.cpu_count() or 1
+    # Ray keeps only as many idle workers as there are unreserved CPUs (killing the rest after
+    # 1 s idle); on CPU-only machines the model actors reserve half of them, so half the decode
+    # workers were killed between videos and restarted (~1 CPU-s of imports each, taken from
+    # the model). One warm worker per core keeps every decode task's process.
+    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=1 << 30,
+             log_to_driver=False, _system_config={"num_workers_soft_limit": cpus})
+
+
 def _init_ray(cfg: ExtractConfig) -> bool:
     """Start or join Ray; True when this call started it (and must shut it down)."""
     import ray
@@ -104,8 +117,7 @@ def _init_ray(cfg: ExtractConfig) -> bool:
     if cfg.ray_address:
         ray.init(address=cfg.ray_address, log_to_driver=False)
     else:
-        ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False,
-                 object_store_memory=1 << 30, log_to_driver=False)
+        start_local_ray(cfg.num_cpus)
     return True
 
 
