@@ -135,6 +135,7 @@ def run_extract(cfg: ExtractConfig) -> int:
     by_id = {it.video_id: it for it in items}
     owns_ray = _init_ray(cfg)
     lease: Lease | None = None
+    workers: list = []
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -245,6 +246,8 @@ def run_extract(cfg: ExtractConfig) -> int:
         bar.close()
         return run.report(_report_path(cfg), len(items), skipped)
     finally:
+        for w in workers:  # a graceful actor exit costs ~1 CPU-s; they hold nothing to save
+            ray.kill(w)
         if lease is not None:
             lease.release()
         if owns_ray:
