@@ -79,20 +79,24 @@ def test_killed_extract_ten_times(many_clips, tmp_path):
            KILL_OUTCOME)
 
 
-def test_two_node_cluster_survives_node_loss(many_clips, tmp_path):
+def test_two_node_cluster_survives_node_loss(many_clips, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     worker = cluster.add_node(num_cpus=2)
-    ray.init(address=cluster.address, log_to_driver=False)
     try:
         cfg = _cfg_from_args(many_clips, tmp_path / "two.zarr")
         cfg.model_workers = 2
-        full = run_extract(cfg)
+        with monkeypatch.context() as env:
+            # as inside `ray job submit`: extract joins that cluster, starts no local one
+            env.setenv("RAY_ADDRESS", cluster.address)
+            full = run_extract(cfg)
         assert full == 0
         assert len(FeatureStore(str(tmp_path / "two.zarr")).videos()) == 8
+
+        ray.init(address=cluster.address, log_to_driver=False)
 
         cfg = _cfg_from_args(many_clips, tmp_path / "lost.zarr")
         cfg.model_workers = 2

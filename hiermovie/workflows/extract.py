@@ -49,7 +49,8 @@ class ExtractConfig:
     chunk_segments: int = opt(4096, "segments per Zarr chunk (a shard in one chunk reads fastest)")
     compressor: Literal["none", "zstd", "blosc-zstd"] = opt("none", "feature compression")
     storage_options: dict = opt({}, "fsspec options for the store (e.g. endpoint_url)")
-    ray_address: str = opt("", "join this Ray cluster; empty = start a local instance")
+    ray_address: str = opt("", "join this Ray cluster; empty = $RAY_ADDRESS when set (as in "
+                               "`ray job submit`), else start a local instance")
     num_cpus: int = opt(0, "local Ray instance: CPUs to use (0 = all)")
     model_workers: int = opt(0, "model actors (0 = one per GPU, else one per CPU)")
     decode_workers: int = opt(0, "concurrent decode tasks (0 = one per CPU not running a GPU "
@@ -114,8 +115,9 @@ def _init_ray(cfg: ExtractConfig) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, log_to_driver=False)
+    address = cfg.ray_address or os.environ.get("RAY_ADDRESS", "")
+    if address:
+        ray.init(address=address, log_to_driver=False)
     else:
         start_local_ray(cfg.num_cpus)
     return True
