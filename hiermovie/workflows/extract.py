@@ -9,6 +9,7 @@ are small; writing where the store is named keeps local-path stores correct on a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -249,7 +250,8 @@ def run_extract(cfg: ExtractConfig) -> int:
         return run.report(_report_path(cfg), len(items), skipped)
     finally:
         for w in workers:  # a graceful actor exit costs ~1 CPU-s; they hold nothing to save
-            ray.kill(w)
+            with contextlib.suppress(Exception):  # best effort: never hide the job's own error
+                ray.kill(w)
         if lease is not None:
             lease.release()
         if owns_ray:
