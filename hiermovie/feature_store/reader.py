@@ -13,16 +13,18 @@ import zarr
 import zarr.api.asynchronous as za
 from zarr.core.sync import sync
 
-from hiermovie.feature_store.schema import COMPLETE, SHARDS, Provenance
+from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
 from hiermovie.feature_store.writer import read_root_attrs
 
 
 async def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
     """(name, group) of every committed shard in name order, metadata fetched concurrently."""
     root = await za.open_group(url, mode="r", storage_options=storage_options)
+    if not await root.contains(SHARDS):
+        return []
     shards = await root.getitem(SHARDS)
     found = [(name, g) async for name, g in shards.members(max_depth=0)]
-    return sorted((n, g) for n, g in found if g.attrs.get(COMPLETE) is True)
+    return sorted((n, g) for n, g in found if is_committed(g.attrs))
 
 
 @dataclass(frozen=True)

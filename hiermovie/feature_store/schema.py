@@ -16,7 +16,9 @@ A store is a Zarr v3 group::
         num_frames     [video]                    int64
         status         [video]                    string, "ok" or "failed"
         error          [video]                    string, "" when ok
-    A shard group's attribute "complete" is written last; readers ignore shards without it.
+    A shard is committed by one last write of its group's zarr.json holding
+    attributes {"complete": true, "videos", "segments", "index"}; readers ignore shards whose
+    commit record is missing or inconsistent (`is_committed`).
 """
 
 from __future__ import annotations
@@ -131,6 +133,18 @@ class VideoRecord:
     @property
     def num_segments(self) -> int:
         return int(self.features.shape[0])
+
+
+def is_committed(attrs: Any) -> bool:
+    """True for a shard whose commit record is whole: complete, with an index of every video."""
+    if attrs.get(COMPLETE) is not True:
+        return False
+    index = attrs.get("index")
+    if not isinstance(index, dict) or not isinstance(attrs.get("videos"), int):
+        return False
+    columns = (*VIDEO_ARRAYS, *VIDEO_STRINGS)
+    return all(isinstance(index.get(c), list) and len(index[c]) == attrs["videos"]
+               for c in columns) and sum(index["num_segments"]) == attrs.get("segments")
 
 
 def shard_id_for(video_ids: list[str]) -> str:

@@ -1,8 +1,11 @@
 """Creating stores and writing shards.
 
-Each shard is written by exactly one writer, into a group of its own, and is committed by
-setting its "complete" attribute last (a single atomic object write on local disks and object
-stores alike). Writers need no locks; readers never see a shard before it is complete.
+Each shard is written by exactly one writer, into a group of its own, and is committed last by
+one write of the group's metadata document (`zarr.json`) that holds both `complete: true` and
+the shard's index. That one write is atomic: a temporary file renamed over the old one on local
+disks (zarr's LocalStore), a single PUT on object stores. Writers need no locks; readers never
+see a shard before it is committed, and treat a shard whose commit record is inconsistent (left
+by an older version's multi-write commit) as not committed, so a rerun rewrites it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hiermovie.feature_store.schema import (
     VIDEO_STRINGS,
     Provenance,
     VideoRecord,
+    is_committed,
     shard_id_for,
 )
 
@@ -85,17 +89,40 @@ def create_store(
             raise StoreError(
                 f"{url}: store holds features with {k}={old.get(k)!r}, this run has "
                 f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
+        _remove_partials(url, storage_options)
         return
     _refuse_foreign(url, storage_options)
-    root = zarr.open_group(url, mode="a", storage_options=storage_options)
-    if len(list(root.keys())) and ROOT_KEY not in root.attrs:
-        raise StoreError(f"{url}: exists and is not a hiermovie store; refusing to write into it")
-    root.require_group(SHARDS)
-    root.attrs[ROOT_KEY] = {
+    meta = {ROOT_KEY: {
         "format_version": FORMAT_VERSION,
         "provenance": provenance.to_dict(),
         "storage": {"chunk_segments": chunk_segments, "compressor": compressor},
-    }
+    }}
+    # the root's metadata is written whole, in one write: a killed creation leaves no store, or
+    # a store (perhaps still without its shards/ group, which readers take as empty)
+    root = zarr.open_group(url, mode="a", storage_options=storage_options, attributes=meta)
+    if set(root.keys()) - {SHARDS} and ROOT_KEY not in root.attrs:
+        raise StoreError(f"{url}: exists and is not a hiermovie store; refusing to write into it")
+    if ROOT_KEY not in root.attrs:
+        root.update_attributes(meta)
+    root.require_group(SHARDS)
+    _remove_partials(url, storage_options)
+
+
+def _remove_partials(url: str, storage_options: dict | None) -> None:
+    """Delete the temporary files (zarr.<uuid>.partial) that zarr's LocalStore leaves in the
+    root and shards/ folders when a writer is killed while it re-checks their metadata (zarr
+    does so for every array it creates). Only writers starting a job call this, under the
+    store's lease; inside shard folders a rewrite of the uncommitted shard removes them."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    for folder in (path, f"{path.rstrip('/')}/{SHARDS}"):
+        if "file" not in fs.protocol or not fs.isdir(folder):
+            continue
+        for p in fs.ls(folder, detail=False):
+            name = p.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("zarr.") and name.endswith(".partial"):
+                fs.rm_file(p)
 
 
 def _refuse_foreign(url: str, storage_options: dict | None) -> None:
@@ -109,7 +136,8 @@ def _refuse_foreign(url: str, storage_options: dict | None) -> None:
         raise StoreError(f"{url}: is a file, not a feature store")
     ours = {"zarr.json", SHARDS, ".hiermovie-writer.json"}
     other = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
-    other = [name for name in other if name not in ours]
+    # zarr's temporary files (*.partial) are left by a writer killed while creating the store
+    other = [name for name in other if name not in ours and not name.endswith(".partial")]
     if other:
         raise StoreError(f"{url}: exists and is not a feature store (holds {other[0]!r}"
                          f"{' and more' if len(other) > 1 else ''}); refusing to write into it")
@@ -188,7 +216,11 @@ def write_shard(
                for name in VIDEO_STRINGS}
     assert set(columns) == {"features", "frame_indices"} | set(SEGMENT_ARRAYS) | set(VIDEO_ARRAYS)
 
-    shards = open_group(url, "a", storage_options)[SHARDS]
+    shards = open_group(url, "a", storage_options).require_group(SHARDS)
+    if shard_id in shards:
+        # uncommit before deleting: a kill inside the deletion must not leave a committed
+        # record over missing arrays
+        shards[shard_id].attrs.put({COMPLETE: False})
     group = shards.create_group(shard_id, overwrite=True, attributes={COMPLETE: False})
     rows = max(1, min(int(storage["chunk_segments"]), len(seg_video)))
     compressors = _compressors(storage["compressor"])
@@ -211,12 +243,16 @@ def write_shard(
     index = {k: [None if isinstance(x, float) and not np.isfinite(x) else x
                  for x in columns[k].tolist()] for k in VIDEO_ARRAYS}
     index.update({k: v.tolist() for k, v in strings.items()})
-    group.attrs.update({COMPLETE: True, "videos": len(records), "segments": int(counts.sum()),
-                        "index": index})
+    # one metadata write (Attributes.update would write zarr.json once per key, `complete`
+    # first, so a kill between the writes left a "complete" shard without its index)
+    group.update_attributes({COMPLETE: True, "videos": len(records),
+                             "segments": int(counts.sum()), "index": index})
     return shard_id
 
 
 def complete_shards(url: str, storage_options: dict | None = None) -> list[str]:
     """Ids of the committed shards, sorted."""
-    shards = open_group(url, "r", storage_options)[SHARDS]
-    return sorted(name for name, g in shards.groups() if g.attrs.get(COMPLETE) is True)
+    root = open_group(url, "r", storage_options)
+    if SHARDS not in root:
+        return []
+    return sorted(name for name, g in root[SHARDS].groups() if is_committed(g.attrs))
