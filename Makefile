@@ -16,7 +16,8 @@ lint:
 	.venv/bin/ruff check hiermovie tests benchmarks
 
 # The full fault suite (10 kills instead of CI's 1), writing RELIABILITY.md.
-RELIABILITY_TESTS := tests/test_reliability.py tests/test_extract_faults.py \
+RELIABILITY_TESTS := tests/test_reliability.py tests/test_extract_faults.py tests/test_commit_kills.py \
+	tests/test_decode_matrix.py \
 	tests/test_feature_store.py tests/test_contextualizer.py tests/test_extract.py tests/test_probe.py
 reliability: setup
 	$(PY) -m pytest -q -m "slow or not slow" $(RELIABILITY_TESTS) --reliability-report RELIABILITY.md

@@ -136,7 +136,7 @@ def test_second_job_on_the_same_store_refuses(many_clips, tmp_path):
         second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert second.returncode == 2
         assert f"another job is writing this store (pid {holder.pid}" in second.stderr
-        assert not FeatureStore(str(store)).videos()
+        assert sorted(os.listdir(store)) == [".hiermovie-writer.json"]  # refused before Ray
     finally:
         holder.kill()
         holder.wait()
@@ -148,3 +148,106 @@ def test_second_job_on_the_same_store_refuses(many_clips, tmp_path):
     record("Faults", "a second extract job on a store another live job is writing", 1,
            "refused (exit 2) naming the holder's host and pid, store untouched; once the "
            "holder died its lease was taken over and the job completed")
+
+
+HANG = """
+import decord
+
+_init, _get = decord.VideoReader.__init__, decord.VideoReader.get_batch
+
+
+def __init__(self, uri, *args, **kwargs):
+    self._uri = str(uri)
+    _init(self, uri, *args, **kwargs)
+
+
+def get_batch(self, indices):
+    if "hang" in self._uri:  # a stand-in for a decoder deadlocked in native code
+        import time
+        while True:
+            time.sleep(3600)
+    return _get(self, indices)
+
+
+decord.VideoReader.__init__, decord.VideoReader.get_batch = __init__, get_batch
+"""
+
+
+def test_a_decode_that_never_returns_is_killed_and_the_job_goes_on(many_clips, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("v0", "v1", "v2"):
+        (clips / f"{name}.mp4").write_bytes((many_clips / f"{name}.mp4").read_bytes())
+    (clips / "hang.mp4").write_bytes((many_clips / "v3.mp4").read_bytes())
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HANG)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    store = tmp_path / "s.zarr"
+    t = time.time()
+    r = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
+                        str(clips), "--store", str(store), *ARGS, "--decode_timeout_s", "5",
+                        "--decode_timeout_per_s", "0.5"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    took = time.time() - t
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    s = FeatureStore(str(store))
+    assert sorted(s.videos()) == ["v0", "v1", "v2"]
+    err = s.entry("hang").error
+    assert s.entry("hang").status == "failed" and "timed out after 10 s (2 tries" in err, err
+    record("Faults", "a decode that never returns (decord's get_batch blocked forever, as in "
+           "the MPEG-2 deadlock)", 1, f"killed at its deadline and retried once, then recorded "
+           f"`{err.split(': ', 1)[1][:60]}`; the other 3 videos stored, exit 0, {took:.0f} s")
+
+
+def test_exit_codes_for_nothing_stored_and_empty_input(many_clips, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.mp4").write_bytes(b"not a video")
+    (bad / "b.mp4").write_bytes(b"")
+    (bad / "notes.txt").write_text("hello")
+    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract"]
+    r = subprocess.run([*cli, "--input", str(bad), "--store", str(tmp_path / "s.zarr"), *ARGS],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "nothing was stored" in r.stdout and "notes.txt" in r.stdout, r.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("x")
+    r2 = subprocess.run([*cli, "--input", str(empty), "--store", str(tmp_path / "e.zarr"),
+                         *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r2.returncode == 2 and str(empty) in r2.stderr and "no videos" in r2.stderr
+    assert len(r2.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.zarr").exists()
+    record("Bad inputs (extract; job goes on, exit 0)", "every video of the run fails", 1,
+           "exit 3, `nothing was stored`; the non-video file in the folder is listed as skipped")
+    record("Bad inputs (extract; job goes on, exit 0)", "a folder with no videos", 1,
+           f"exit 2, one line: `{r2.stderr.strip().split('error: ')[-1][:80]}`")
+
+
+def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("v0", "v1", "v2"):
+        (clips / f"{name}.mp4").write_bytes((many_clips / f"{name}.mp4").read_bytes())
+    (clips / "later.mp4").write_bytes(b"still downloading")
+    store = tmp_path / "s.zarr"
+    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(clips),
+           "--store", str(store), *ARGS]
+    first = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "3 ok, 1 failed" in first.stdout, first.stdout
+    # a rerun with nothing left ends before starting Ray
+    probe = ("import sys; from hiermovie.workflows.cli import main; rc = main(sys.argv[1:]); "
+             "print('ray imported' if 'ray' in sys.modules else 'no ray'); sys.exit(rc)")
+    again = subprocess.run([sys.executable, "-c", probe, *cli[3:]], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 ok, 0 failed, 4 already stored" in again.stdout and "no ray" in again.stdout
+    (clips / "later.mp4").write_bytes((many_clips / "v4.mp4").read_bytes())  # now complete
+    retry = subprocess.run([*cli, "--retry_failed", "true"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert retry.returncode == 0, retry.stdout + retry.stderr[-2000:]
+    s = FeatureStore(str(store))
+    assert sorted(s.videos()) == ["later", "v0", "v1", "v2"] and not s.videos("failed")
+    record("Faults", "rerun of a finished extract; then --retry_failed after a failed file "
+           "was fixed", 2, "the rerun printed the same summary without starting Ray; the "
+           "retry rewrote the failed video's shard, all 4 videos ok")

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts"}
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".3gp", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
+                  ".mpg", ".mpeg", ".vob", ".flv", ".wmv"}
 
 
 class ManifestError(ValueError):
@@ -30,6 +31,13 @@ def _check_ids(items: list[VideoItem], source: str) -> list[VideoItem]:
             raise ManifestError(f"{source}: duplicate video id {it.video_id!r}")
         seen.add(it.video_id)
     return items
+
+
+def non_videos(folder: str | Path) -> list[str]:
+    """Files under `folder` that `from_folder` leaves out (by suffix; hidden files aside)."""
+    root = Path(folder)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+                  and p.suffix.lower() not in VIDEO_SUFFIXES and not p.name.startswith("."))
 
 
 def from_folder(folder: str | Path) -> list[VideoItem]:

@@ -36,7 +36,7 @@ class Lease:
     def _read(self) -> dict[str, Any] | None:
         try:
             return json.loads(self.fs.cat_file(self.path))
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
             return None
 
     def _alive(self, other: dict[str, Any]) -> bool:
@@ -52,12 +52,16 @@ class Lease:
                 return True
         return time.time() - float(other["refreshed"]) < self.ttl
 
-    def acquire(self) -> Lease:
+    def check(self) -> None:
+        """Raise if another live job holds the lease (cheap: one small read)."""
         other = self._read()
         if other and other["id"] != self.me["id"] and self._alive(other):
             raise StoreError(
                 f"{self.url}: another job is writing this store (pid {other['pid']} on "
                 f"{other['host']}, since {time.ctime(other['since'])}); wait for it to finish")
+
+    def acquire(self) -> Lease:
+        self.check()
         self.me["since"] = time.time()
         self.refresh(force=True)
         return self

@@ -91,7 +91,7 @@ def create_store(
                 f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
         _remove_partials(url, storage_options)
         return
-    _refuse_foreign(url, storage_options)
+    refuse_foreign(url, storage_options)
     meta = {ROOT_KEY: {
         "format_version": FORMAT_VERSION,
         "provenance": provenance.to_dict(),
@@ -125,7 +125,7 @@ def _remove_partials(url: str, storage_options: dict | None) -> None:
                 fs.rm_file(p)
 
 
-def _refuse_foreign(url: str, storage_options: dict | None) -> None:
+def refuse_foreign(url: str, storage_options: dict | None) -> None:
     """A new store goes into a new or empty location, never over a file or someone's folder."""
     import fsspec
 
@@ -220,7 +220,7 @@ def write_shard(
     if shard_id in shards:
         # uncommit before deleting: a kill inside the deletion must not leave a committed
         # record over missing arrays
-        shards[shard_id].attrs.put({COMPLETE: False})
+        uncommit_shard(url, shard_id, storage_options)
     group = shards.create_group(shard_id, overwrite=True, attributes={COMPLETE: False})
     rows = max(1, min(int(storage["chunk_segments"]), len(seg_video)))
     compressors = _compressors(storage["compressor"])
@@ -248,6 +248,11 @@ def write_shard(
     group.update_attributes({COMPLETE: True, "videos": len(records),
                              "segments": int(counts.sum()), "index": index})
     return shard_id
+
+
+def uncommit_shard(url: str, shard_id: str, storage_options: dict | None = None) -> None:
+    """Mark a shard incomplete (one atomic write): readers stop seeing it, a rerun redoes it."""
+    open_group(url, "a", storage_options)[SHARDS][shard_id].attrs.put({COMPLETE: False})
 
 
 def complete_shards(url: str, storage_options: dict | None = None) -> list[str]:

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from hiermovie.config import opt
-from hiermovie.pipeline.decode import decode_size, decoder_errors, get_frames, open_video
+from hiermovie.pipeline.decode import (
+    decode_size,
+    decoder_errors,
+    get_frames,
+    open_video,
+    readable,
+)
 from hiermovie.pipeline.plans import BadVideo, frames_at
 
 
@@ -135,12 +141,15 @@ class MultiClipDataset(torch.utils.data.Dataset):
         if v not in self._meta:
             path = self.paths[v]
             # a little larger than the crop, like the usual resize-then-crop recipes
-            width, height = decode_size(path, (self.size * 8 // 7,) * 2, "short_side_crop")
-            vr = open_video(path, width, height)
-            try:
-                stamps = vr.get_frame_timestamp(np.arange(len(vr)))
-            except decoder_errors() as e:
-                raise BadVideo(f"{path}: cannot read frame times: {e}") from None
+            with readable(path) as source:
+                width, height = decode_size(source, (self.size * 8 // 7,) * 2,
+                                            "short_side_crop", name=path)
+                vr = open_video(source, width, height, name=path)
+                try:
+                    stamps = vr.get_frame_timestamp(np.arange(len(vr)))
+                except decoder_errors() as e:
+                    raise BadVideo(f"{path}: cannot read frame times: {e}") from None
+                del vr
             if len(stamps) == 0:
                 raise BadVideo(f"{path}: video has no frames")
             self._meta[v] = ((width, height), stamps[:, 0].astype(np.float64),
@@ -161,8 +170,11 @@ class MultiClipDataset(torch.utils.data.Dataset):
         idx = frames_at(frame_times, (starts[:, None] + offsets).ravel())
         unique, inverse = np.unique(idx, return_inverse=True)
         try:
-            vr = open_video(path, width, height)
-            frames = get_frames(vr, path, unique.tolist(), width, height)[inverse]
+            with readable(path) as source:
+                vr = open_video(source, width, height, name=path)
+                frames = get_frames(vr, source, unique.tolist(), width, height,
+                                    name=path)[inverse]
+                del vr
         except decoder_errors() as e:
             raise BadVideo(f"{path}: decoding failed: {str(e).splitlines()[0][:200]}") from None
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # [n*T, 3, H, W]

@@ -91,8 +91,11 @@ def sample_times(cfg: PlanConfig, start_s: float, end_s: float) -> np.ndarray:
 
 def frames_at(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Index of the frame on screen at each time (the last frame starting at or before it)."""
-    # a small tolerance so that t = k / fps maps to frame k despite float rounding
-    idx = np.searchsorted(frame_times, times + 1e-6, side="right") - 1
+    # timestamps arrive rounded (float32 in decord: ~4e-6 s at 33 s; whole milliseconds in
+    # Matroska), so a time within that rounding of a frame's start belongs to that frame
+    spacing = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 1.0
+    tol = min(1e-3, spacing / 4) if spacing > 0 else 1e-6
+    idx = np.searchsorted(frame_times, np.asarray(times) + tol, side="right") - 1
     return np.clip(idx, 0, len(frame_times) - 1).astype(np.int64)
 
 
