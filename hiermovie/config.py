@@ -162,7 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         value: Any = defaults
         for part in name.split("."):
             value = value[part]
-        kind = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        if get_origin(tp) is Literal:
+            kind = "one of " + ", ".join(map(str, get_args(tp)))
+        else:
+            kind = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
         parser.add_argument(f"--{name}", dest=f"cfg:{name}", default=argparse.SUPPRESS,
                             metavar=name.rsplit(".", 1)[-1].upper(),
                             help=f"{f.metadata.get('help', '')} [{kind}, default: {value!r}]")

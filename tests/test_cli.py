@@ -54,3 +54,45 @@ def test_console_script_runs_store_info_on_bad_url(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "store", "info",
                         str(tmp_path / "nope.zarr")], capture_output=True, text=True)
     assert r.returncode == 2 and "not a Zarr group" in r.stderr
+
+
+def test_top_level_help_and_version_import_no_job(capsys):
+    probe = ("import sys; from hiermovie.workflows.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'ray', 'transformers', 'zarr') "
+             "if m in sys.modules))")
+    for args, words in ((["--help"], "extract"), (["--version"], "hiermovie 0"),
+                        (["extract", "--help"], "--plan.kind")):
+        r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                           text=True)
+        assert words in r.stdout, r.stdout + r.stderr
+        loaded = r.stdout.strip().splitlines()[-1]
+        assert "torch" not in loaded and "ray" not in loaded, (args, loaded)
+    r = subprocess.run([sys.executable, "-m", "hiermovie", "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "COMMAND" in r.stdout
+
+
+def test_choices_listed_and_typos_suggested(capsys):
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    assert "one of vidsitu, sliding, explicit" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["extract", "--plan.kindd", "sliding"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: hiermovie extract" in err
+    assert "did you mean --plan.kind?" in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a contextualizer"])
+def test_bad_contextualizer_path_is_one_line(tmp_path, kind):
+    from hiermovie.contextualizer import load_contextualizer
+
+    path = tmp_path / "ctx"
+    if kind != "missing":
+        path.mkdir()
+        (path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError) as e:
+        load_contextualizer(str(path))
+    assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
+    assert ("no such folder" if kind == "missing" else "not a contextualizer") in str(e.value)

@@ -112,3 +112,17 @@ def test_fused_store_reaches_the_heads(bench, tmp_path):
     assert acc[True]["none"] > 0.9 and acc[True]["random"] > 0.9
     assert acc[False]["none"] < 0.6
     assert "fused" in (tmp_path / "fuseTrue" / "results.md").read_text()
+
+
+def test_score_with_the_wrong_task_is_one_line(bench, tmp_path, capsys):
+    from hiermovie.workflows.cli import main
+
+    root, _ = bench
+    path = tmp_path / "vb.json"
+    n = len(VidSitu(root, "valid").clips)
+    path.write_text(json.dumps([{"ann_idx": i, "pred_vbs_ev": [["a"]] * 5} for i in range(n)]))
+    assert main(["probe", "--data", f"vidsitu:{root}", "--score", str(path),
+                 "--score_task", "roles"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and "not a roles prediction file" in err
+    assert len(err.splitlines()) == 1

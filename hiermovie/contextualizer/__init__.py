@@ -1,7 +1,12 @@
 """The high-level contextualizer and its mask-prediction objective."""
 
 from hiermovie.contextualizer.masking import random_mask
-from hiermovie.contextualizer.model import Contextualizer, ContextualizerConfig
+from hiermovie.contextualizer.model import (
+    Contextualizer,
+    ContextualizerConfig,
+    load_contextualizer,
+)
 from hiermovie.contextualizer.objectives import mask_loss, targets
 
-__all__ = ["Contextualizer", "ContextualizerConfig", "mask_loss", "random_mask", "targets"]
+__all__ = ["Contextualizer", "ContextualizerConfig", "load_contextualizer", "mask_loss",
+           "random_mask", "targets"]

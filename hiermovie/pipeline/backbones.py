@@ -22,35 +22,13 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from hiermovie.config import opt
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-
-
-@dataclass
-class BackboneConfig:
-    name: str = opt("tiny3d", "registry name (see docs/backbones.md)")
-    weights: str = opt("", "local checkpoint/directory or hub id; empty = random init")
-    tokens: list[int] = opt([1, 1, 1], "pooled token grid (t, h, w) per segment; K = t*h*w")
-    input_size: int = opt(0, "square input size in pixels; 0 = the backbone's default")
-    precision: Precision = opt("auto", "auto = bf16 on GPU and on CPUs with AVX-512 BF16")
-    batch_size: int = opt(8, "segments per forward pass")
-    seed: int = opt(0, "seed for random initialisation")
-
-    def __post_init__(self) -> None:
-        if len(self.tokens) != 3 or min(self.tokens) < 1:
-            raise ValueError("backbone.tokens: must be three positive integers (t, h, w)")
-        if self.batch_size < 1:
-            raise ValueError("backbone.batch_size: must be >= 1")
-        if self.input_size < 0:
-            raise ValueError("backbone.input_size: must be >= 0")
+from hiermovie.pipeline.backbone_config import BackboneConfig, Precision
 
 
 class Backbone(nn.Module):

@@ -28,17 +28,21 @@ JOBS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def _available_jobs() -> dict[str, tuple[type, Callable[..., int], str]]:
-    out = {}
-    for name, (module, cfg, fn, help_) in JOBS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name == module:  # this job is not part of this build
-                continue
-            raise
-        out[name] = (getattr(mod, cfg), getattr(mod, fn), help_)
-    return out
+def _load_job(name: str) -> tuple[type, Callable[..., int]] | None:
+    """The config class and run function of one job, importing only its module (the jobs'
+    modules import torch, transformers or Ray: importing all of them took 5-9 s)."""
+    module, cfg, fn, _ = JOBS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:  # this job is not part of this build
+            return None
+        raise
+    return getattr(mod, cfg), getattr(mod, fn)
+
+
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _store_info(url: str, storage_options: str) -> int:
@@ -66,14 +70,25 @@ def _store_info(url: str, storage_options: str) -> int:
     return 0
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser, with the flags of the one job `argv` names (the others only listed)."""
+    from hiermovie import __version__
+
     parser = argparse.ArgumentParser(
         prog="hiermovie", description="Hierarchical self-supervised movie representations.")
+    parser.add_argument("--version", action="version", version=f"hiermovie {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    jobs = _available_jobs()
-    for name, (cfg_cls, fn, help_) in jobs.items():
-        p = sub.add_parser(name, help=help_, description=(fn.__doc__ or help_).split("\n")[0])
-        add_arguments(p, cfg_cls)
+    chosen = _command(argv)
+    jobs = {}
+    for name, (*_, help_) in JOBS.items():
+        job = _load_job(name) if name == chosen else None
+        if name == chosen and job is None:
+            continue
+        p = sub.add_parser(name, help=help_, description=(
+            (job[1].__doc__ or help_).split("\n")[0] if job else help_))
+        if job:
+            add_arguments(p, job[0])
+            jobs[name] = (*job, p)
     store = sub.add_parser("store", help="inspect a feature store")
     store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
     info = store_sub.add_parser("info", help="print a store's provenance, sizes and counts")
@@ -82,9 +97,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, jobs
 
 
+def _refuse_unknown(sub: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """A mistyped flag: the job's usage, and the nearest field."""
+    import difflib
+
+    flag = next((u for u in unknown if u.startswith("--")), unknown[0]).split("=", 1)[0]
+    known = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}?" if near else f"; see {sub.prog} --help"
+    sub.print_usage(sys.stderr)
+    sub.exit(2, f"{sub.prog}: error: unrecognized argument {flag}{hint}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser, jobs = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, jobs = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command in jobs:
+            _refuse_unknown(jobs[args.command][2], unknown)
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from hiermovie.feature_store import StoreError
 
     try:

@@ -31,10 +31,9 @@ from hiermovie.feature_store import (
 )
 from hiermovie.feature_store.lease import Lease
 from hiermovie.feature_store.writer import uncommit_shard
-from hiermovie.pipeline.backbones import BackboneConfig
+from hiermovie.pipeline.backbone_config import BackboneConfig
 from hiermovie.pipeline.decode import Resize, decode_item, probe_duration
 from hiermovie.pipeline.plans import PlanConfig
-from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.progress import progress
 from hiermovie.workflows.extract_plan import Resume, exists, plan_shards, read_resume
 from hiermovie.workflows.extract_report import ExtractRun, report
@@ -156,6 +155,8 @@ def run_extract(cfg: ExtractConfig) -> int:
 def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
              summary: dict[str, Any]) -> int:
     import ray
+
+    from hiermovie.pipeline.workers import ModelWorker
 
     so = cfg.storage_options or None
     owns_ray = _init_ray(cfg)

@@ -116,7 +116,14 @@ def read_predictions(path: str) -> list[dict[str, Any]]:
 def _score_file(cfg: ProbeConfig) -> int:
     ds = VidSitu(_vidsitu_root(cfg.data), "valid")
     preds = read_predictions(cfg.score)
-    result = vm.SCORERS[cfg.score_task](preds, ds)
+    try:
+        result = vm.SCORERS[cfg.score_task](preds, ds)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"score: {cfg.score}: not a {cfg.score_task} prediction file (its "
+                          f"entries lack {e}); --score_task picks verb, relation or roles"
+                          ) from None
+    except ValueError as e:
+        raise ConfigError(f"score: {cfg.score}: {e}") from None
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
@@ -124,10 +131,14 @@ def _score_file(cfg: ProbeConfig) -> int:
 # --- features ---------------------------------------------------------------------------------
 
 def _contextualizers(cfg: ProbeConfig, dim: int, k: int) -> dict[str, torch.nn.Module | None]:
-    from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
+    from hiermovie.contextualizer import (
+        Contextualizer,
+        ContextualizerConfig,
+        load_contextualizer,
+    )
 
     rows: dict[str, torch.nn.Module | None] = {}
-    pretrained = Contextualizer.from_pretrained(cfg.contextualizer) if cfg.contextualizer else None
+    pretrained = load_contextualizer(cfg.contextualizer) if cfg.contextualizer else None
     for row in cfg.rows:
         if row == "none":
             rows[row] = None
