@@ -196,3 +196,69 @@ def test_import_npy_and_hdf5_round_trip(tmp_path):
     for k in feats:
         np.testing.assert_array_equal(back.get(k), store.get(k))
         np.testing.assert_array_equal(back.times(k)[0], store.times(k)[0])
+
+
+@pytest.mark.parametrize("to", ["out.h5", "npy_dir"])
+def test_store_export_import_round_trips_exactly(tmp_path, to, capsys):
+    from hiermovie.workflows.cli import main
+
+    url = str(tmp_path / "s.zarr")
+    prov = Provenance(backbone="tiny3d/8", dim=8, tokens_per_segment=2, dtype="float16",
+                      sampling={"kind": "sliding"})
+    create_store(url, prov)
+    recs = [make_record(f"clip {i}/ü", 2 + i, k=2, seed=i) for i in range(3)]
+    recs[1].start_s = recs[1].start_s + 0.25  # times that no default could guess
+    write_shard(url, recs[:2])
+    write_shard(url, recs[2:])
+    out = str(tmp_path / to)
+    assert main(["store", "export", url, "--to", out]) == 0
+    back = str(tmp_path / "back.zarr")
+    assert main(["store", "import", out, back]) == 0
+    a, b = FeatureStore(url), FeatureStore(back)
+    assert b.provenance == a.provenance  # created and package_version too
+    assert sorted(b.videos()) == sorted(a.videos())
+    for vid in a.videos():
+        assert b.get(vid).tobytes() == a.get(vid).tobytes() and b.get(vid).dtype == np.float16
+        for x, y in zip(a.times(vid), b.times(vid), strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a.frame_indices(vid), b.frame_indices(vid))
+        assert a.entry(vid).duration_s == b.entry(vid).duration_s
+    record("Interop", f"`store export` to {'HDF5' if to.endswith('.h5') else 'npy files'}, "
+           "then `store import`", 1, "features (bytes), times, frame indices and provenance "
+           "equal to the original store's")
+
+
+def test_float32_npy_keeps_its_dtype(tmp_path):
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    x = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    np.save(folder / "a_feats.npy", x)
+    import_npy_folder(folder, str(tmp_path / "s.zarr"))
+    s = FeatureStore(str(tmp_path / "s.zarr"))
+    assert s.provenance.dtype == "float32"
+    np.testing.assert_array_equal(s.get("a")[:, 0], x)
+
+
+def test_open_xarray_equals_the_store(tmp_path, prov):
+    from hiermovie.feature_store import open_xarray
+
+    url = str(tmp_path / "s.zarr")
+    create_store(url, prov)
+    recs = [make_record("a", 3), make_record("b", 5, seed=1), make_record("c", 1, seed=2)]
+    write_shard(url, recs[:2])
+    write_shard(url, recs[2:])
+    write_shard(url, [VideoRecord.failed("bad", "x.mp4: broken", 1, 8)])
+    ds = open_xarray(url)
+    store = FeatureStore(url)
+    assert list(ds.video_id.values) == store.videos()
+    assert sorted(store.videos()) == ["a", "b", "c"]
+    assert dict(ds.features.sizes) == {"video": 3, "segment": 5, "token": 1, "feature": 8}
+    for i, vid in enumerate(store.videos()):
+        n = store.entry(vid).num_segments
+        assert int(ds.num_segments[i]) == n
+        np.testing.assert_array_equal(ds.features.values[i, :n], store.get(vid))
+        assert np.isnan(ds.features.values[i, n:]).all()
+        np.testing.assert_array_equal(ds.start_s.values[i, :n], store.times(vid)[0])
+        np.testing.assert_array_equal(ds.frame_indices.values[i, :n], store.frame_indices(vid))
+    sel = ds.features.sel(video=ds.video_id == "b")
+    assert sel.shape == (1, 5, 1, 8)

@@ -13,10 +13,16 @@ def __getattr__(name: str) -> Any:
         from hiermovie.feature_store import dataset
 
         return getattr(dataset, name)
+    if name in ("open_xarray", "export_hdf5", "export_npy_folder", "import_hdf5",
+                "import_npy_folder"):  # h5py and xarray, only when asked for
+        from hiermovie.feature_store import interop
+
+        return getattr(interop, name)
     raise AttributeError(name)
 
 
 __all__ = [
     "FeatureStore", "Provenance", "SequenceDataset", "StoreError", "VideoEntry", "VideoRecord",
-    "complete_shards", "create_store", "pad_collate", "shard_id_for", "write_shard",
+    "complete_shards", "create_store", "export_hdf5", "export_npy_folder", "import_hdf5",
+    "import_npy_folder", "open_xarray", "pad_collate", "shard_id_for", "write_shard",
 ]

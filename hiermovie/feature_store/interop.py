@@ -1,8 +1,12 @@
-"""Moving features between a store and the formats people already have (npy folders, HDF5)."""
+"""Moving features between a store and the formats people already have (npy folders, HDF5,
+xarray). Exports carry the store's provenance and segment times, and imports restore them, so
+`store export` -> `store import` gives back the same features, times and provenance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import h5py
@@ -29,13 +33,26 @@ def _as_record(video_id: str, feats: np.ndarray, segment_s: float, source: str) 
                        frame_indices=np.full((n, 0), -1, np.int64), duration_s=n * segment_s)
 
 
-def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str,
-           videos_per_shard: int, segment_s: float) -> int:
+def _dtype(records: list[VideoRecord], dtype: str | None) -> str:
+    """The stored dtype: as asked, else the input's (float16 stays float16, anything else is
+    stored as float32), never silently narrowed."""
+    if dtype:
+        return dtype
+    kinds = {r.features.dtype for r in records}
+    return "float16" if kinds == {np.dtype("float16")} else "float32"
+
+
+def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str | None,
+           videos_per_shard: int, segment_s: float, provenance: dict | None = None) -> int:
     if not records:
         raise ValueError(f"no features found to import into {url}")
     k, d = records[0].features.shape[1:]
-    prov = Provenance(backbone=backbone, dim=int(d), tokens_per_segment=int(k), dtype=dtype,
-                      sampling={"imported": True, "segment_s": segment_s})
+    if provenance:  # exported by hiermovie: the features keep their own provenance
+        prov = Provenance.from_dict({**provenance, **({"dtype": dtype} if dtype else {})})
+    else:
+        prov = Provenance(backbone=backbone, dim=int(d), tokens_per_segment=int(k),
+                          dtype=_dtype(records, dtype),
+                          sampling={"imported": True, "segment_s": segment_s})
     create_store(url, prov)
     records.sort(key=lambda r: r.video_id)
     done = set(complete_shards(url))
@@ -46,42 +63,123 @@ def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str,
     return len(records)
 
 
+INDEX = "hiermovie-index.json"  # beside exported .npy files: provenance and segment times
+
+
 def import_npy_folder(folder: str | Path, url: str, *, backbone: str = "imported-npy",
-                      dtype: str = "float16", videos_per_shard: int = 256,
+                      dtype: str | None = None, videos_per_shard: int = 256,
                       segment_s: float = VIDSITU_EVENT_S) -> int:
-    """Import VidSitu-style `{clip_id}_feats.npy` files of shape (5, D); returns the count."""
-    files = sorted(Path(folder).glob(f"*{NPY_SUFFIX}"))
-    records = [_as_record(f.name[: -len(NPY_SUFFIX)], np.load(f, allow_pickle=False), segment_s,
-                          str(f)) for f in files]
-    return _write(records, url, backbone, dtype, videos_per_shard, segment_s)
+    """Import `{clip_id}_feats.npy` files ([S, D] or [S, K, D]; VidSitu's are (5, D));
+    returns the count. A folder written by `export_npy_folder` keeps its provenance and times."""
+    folder = Path(folder)
+    index = json.loads((folder / INDEX).read_text()) if (folder / INDEX).exists() else {}
+    records = []
+    for f in sorted(folder.glob(f"*{NPY_SUFFIX}")):
+        vid = unquote(f.name[: -len(NPY_SUFFIX)])
+        rec = _as_record(vid, np.load(f, allow_pickle=False), segment_s, str(f))
+        _restore(rec, index.get("videos", {}).get(vid))
+        records.append(rec)
+    return _write(records, url, backbone, dtype, videos_per_shard, segment_s,
+                  index.get("provenance"))
 
 
 def import_hdf5(path: str | Path, url: str, *, backbone: str = "imported-hdf5",
-                dtype: str = "float16", videos_per_shard: int = 256,
+                dtype: str | None = None, videos_per_shard: int = 256,
                 segment_s: float = 1.0) -> int:
-    """Import an HDF5 file with one dataset per video ([S, D] or [S, K, D]), at any depth."""
+    """Import an HDF5 file with one dataset per video ([S, D] or [S, K, D]), at any depth;
+    a file written by `export_hdf5` keeps its provenance and times."""
     records: list[VideoRecord] = []
     with h5py.File(path, "r") as f:
+        provenance = json.loads(f.attrs["provenance"]) if "provenance" in f.attrs else None
+
         def visit(name: str, obj: object) -> None:
             if isinstance(obj, h5py.Dataset):
                 vid = unquote(name.rsplit("/", 1)[-1])
                 rec = _as_record(vid, obj[()], segment_s, f"{path}:{name}")
-                if "start_s" in obj.attrs:
-                    rec.start_s = np.asarray(obj.attrs["start_s"], np.float64)
-                    rec.end_s = np.asarray(obj.attrs["end_s"], np.float64)
+                _restore(rec, {k: obj.attrs[k] for k in obj.attrs})
                 records.append(rec)
         f.visititems(visit)
-    return _write(records, url, backbone, dtype, videos_per_shard, segment_s)
+    return _write(records, url, backbone, dtype, videos_per_shard, segment_s, provenance)
+
+
+def _video_meta(store: FeatureStore, vid: str) -> dict[str, Any]:
+    e = store.entry(vid)
+    start, end = store.times(vid)
+    return {"start_s": start.tolist(), "end_s": end.tolist(),
+            "frame_indices": store.frame_indices(vid).tolist(), "duration_s": e.duration_s,
+            "fps": e.fps, "num_frames": e.num_frames}
+
+
+def _restore(rec: VideoRecord, meta: dict[str, Any] | None) -> None:
+    if not meta:
+        return
+    if "start_s" in meta:
+        rec.start_s = np.asarray(meta["start_s"], np.float64)
+        rec.end_s = np.asarray(meta["end_s"], np.float64)
+    if "frame_indices" in meta:
+        rec.frame_indices = np.asarray(meta["frame_indices"], np.int64).reshape(
+            rec.num_segments, -1)
+    for k in ("duration_s", "fps", "num_frames"):
+        if k in meta:
+            setattr(rec, k, type(getattr(rec, k))(meta[k]))
 
 
 def export_hdf5(store: FeatureStore, path: str | Path) -> int:
-    """Write `/features/<quoted video id>` = [S, K, D] with start_s/end_s attributes."""
+    """Write `/features/<quoted video id>` = [S, K, D] with the segment times as attributes
+    and the provenance as JSON on the file."""
     n = 0
     with h5py.File(path, "w") as f:
-        f.attrs["provenance"] = str(store.provenance.to_dict())
+        f.attrs["provenance"] = json.dumps(store.provenance.to_dict())
         grp = f.create_group("features")
         for vid, feats in store.iter_videos():
             ds = grp.create_dataset(quote(vid, safe=""), data=feats)
-            ds.attrs["start_s"], ds.attrs["end_s"] = store.times(vid)
+            for k, v in _video_meta(store, vid).items():
+                ds.attrs[k] = v
             n += 1
     return n
+
+
+def export_npy_folder(store: FeatureStore, folder: str | Path) -> int:
+    """Write `<quoted id>_feats.npy` = [S, K, D] per video, and hiermovie-index.json with the
+    provenance and each video's segment times."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for vid, feats in store.iter_videos():
+        np.save(folder / f"{quote(vid, safe='')}{NPY_SUFFIX}", feats)
+        videos[vid] = _video_meta(store, vid)
+    (folder / INDEX).write_text(json.dumps({"provenance": store.provenance.to_dict(),
+                                            "videos": videos}))
+    return len(videos)
+
+
+def open_xarray(url: str, storage_options: dict | None = None) -> Any:
+    """The store's ok videos as one xarray Dataset: `features` [video, segment, token,
+    feature] (NaN past a video's last segment), with coordinates video_id, start_s, end_s,
+    frame_indices and num_segments, and the provenance in its attributes."""
+    import xarray as xr
+
+    store = FeatureStore(url, storage_options=storage_options)
+    prov = store.provenance
+    ids = store.videos()
+    counts = [store.entry(v).num_segments for v in ids]
+    s_max = max(counts, default=0)
+    frames = max((store.frame_indices(v).shape[1] for v in ids if store.entry(v).num_segments),
+                 default=0)
+    feats = np.full((len(ids), s_max, prov.tokens_per_segment, prov.dim), np.nan, prov.dtype)
+    start = np.full((len(ids), s_max), np.nan)
+    end = np.full((len(ids), s_max), np.nan)
+    index = np.full((len(ids), s_max, frames), -1, np.int64)
+    for i, (vid, f) in enumerate(store.iter_videos()):
+        row = ids.index(vid) if ids[i] != vid else i
+        n = f.shape[0]
+        feats[row, :n] = f
+        start[row, :n], end[row, :n] = store.times(vid)
+        fi = store.frame_indices(vid)
+        index[row, :n, :fi.shape[1]] = fi
+    return xr.Dataset(
+        {"features": (("video", "segment", "token", "feature"), feats)},
+        coords={"video_id": ("video", ids), "num_segments": ("video", np.array(counts)),
+                "start_s": (("video", "segment"), start), "end_s": (("video", "segment"), end),
+                "frame_indices": (("video", "segment", "frame"), index)},
+        attrs={"provenance": json.dumps(prov.to_dict()), "store": url})

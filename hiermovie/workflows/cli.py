@@ -94,7 +94,40 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     info = store_sub.add_parser("info", help="print a store's provenance, sizes and counts")
     info.add_argument("url", help="store path or fsspec URL")
     info.add_argument("--storage-options", default="{}", help="fsspec options as JSON")
+    export = store_sub.add_parser("export", help="write a store's features, times and "
+                                  "provenance to HDF5 (.h5) or a folder of .npy files")
+    export.add_argument("url", help="store path or fsspec URL")
+    export.add_argument("--to", required=True, help="out.h5 / out.hdf5, or a folder")
+    export.add_argument("--storage-options", default="{}", help="fsspec options as JSON")
+    imp = store_sub.add_parser("import", help="make a store from HDF5 (.h5) or a folder of "
+                               "{id}_feats.npy files (an export keeps its provenance)")
+    imp.add_argument("source", help="file.h5 or a folder of .npy files")
+    imp.add_argument("url", help="the new store")
+    imp.add_argument("--dtype", choices=["float16", "float32"], default=None,
+                     help="stored dtype (default: the input's; float16 stays float16, other "
+                          "types become float32)")
+    imp.add_argument("--segment-s", type=float, default=None,
+                     help="segment length when the input has no times (default: 2 s for .npy "
+                          "as VidSitu, 1 s for HDF5)")
     return parser, jobs
+
+
+def _store_transfer(args: argparse.Namespace) -> int:
+    from hiermovie.feature_store import FeatureStore, interop
+
+    if args.store_command == "export":
+        store = FeatureStore(args.url, storage_options=json.loads(args.storage_options) or None)
+        to_h5 = args.to.endswith((".h5", ".hdf5"))
+        n = (interop.export_hdf5 if to_h5 else interop.export_npy_folder)(store, args.to)
+        print(f"store export: {n} videos -> {args.to}")
+        return 0
+    h5 = args.source.endswith((".h5", ".hdf5"))
+    kw = {"dtype": args.dtype}
+    if args.segment_s:
+        kw["segment_s"] = args.segment_s
+    n = (interop.import_hdf5 if h5 else interop.import_npy_folder)(args.source, args.url, **kw)
+    print(f"store import: {n} videos -> {args.url}")
+    return 0
 
 
 def _refuse_unknown(sub: argparse.ArgumentParser, unknown: list[str]) -> None:
@@ -120,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     from hiermovie.feature_store import StoreError
 
     try:
-        if args.command == "store":
+        if args.command == "store" and args.store_command == "info":
             return _store_info(args.url, args.storage_options)
+        if args.command == "store":
+            return _store_transfer(args)
         cfg_cls, fn, _ = jobs[args.command]
         cfg = resolve(cfg_cls, args)
         if args.print_config:
