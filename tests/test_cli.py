@@ -96,3 +96,23 @@ def test_bad_contextualizer_path_is_one_line(tmp_path, kind):
         load_contextualizer(str(path))
     assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
     assert ("no such folder" if kind == "missing" else "not a contextualizer") in str(e.value)
+
+
+def test_store_info_shows_the_plan_used_random_weights_and_videos(tmp_path, capsys):
+    import dataclasses
+
+    from hiermovie.feature_store import Provenance, create_store, write_shard
+    from hiermovie.pipeline.plans import PlanConfig
+    from tests.conftest import make_record
+
+    url = str(tmp_path / "s.zarr")
+    plan = dataclasses.asdict(PlanConfig(kind="sliding"))
+    create_store(url, Provenance(backbone="tiny3d", dim=8, dtype="float32",
+                                 sampling={**plan, "resize": "squash"},
+                                 preprocessing={"weights": ""}))
+    write_shard(url, [make_record("clip-a", 2)])
+    assert main(["store", "info", url, "--videos"]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM initialisation" in out and "window_s" in out
+    assert "events" not in out and "event_s" not in out  # the vidsitu plan's fields
+    assert "clip-a\tok\t2 segments" in out

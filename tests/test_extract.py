@@ -197,3 +197,31 @@ def test_malicious_checkpoint_refused(tmp_path, capsys):
     record("Security", "backbone checkpoint whose pickle runs `print` when loaded", 1,
            "refused with `refused to load: the file holds pickled objects other than tensors`; "
            "the code never ran; a plain state dict still loads")
+
+
+def test_explicit_segments_spread_over_the_segment_and_clamped_at_the_end(ray_session,
+                                                                           tmp_path):
+    video = make_video(tmp_path / "long.mp4", 20.0, 30.0, (64, 80))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"video_id,path,start_s,end_s\nv,{video},0,20\nv,{video},15,25\n")
+    plan = {"kind": "explicit", "num_frames": 4, "coverage": "spread", "clips_per_segment": 2,
+            "clip_pool": "tokens"}
+    store = tmp_path / "s.zarr"
+    assert run_extract(_cfg(manifest, store, plan=plan)) == 0
+    s = FeatureStore(str(store))
+    idx = s.frame_indices("v")
+    assert idx.shape == (2, 8) and s.get("v").shape == (2, 2, s.provenance.dim)  # 2 clip tokens
+    # 8 frames at the middles of equal steps over 0-20 s: 1.25 s, 3.75 s, ... 18.75 s
+    np.testing.assert_array_equal(idx[0], np.floor((np.arange(8) + 0.5) * 2.5 * 30).astype(int))
+    assert idx[0].min() < 0.1 * 600 and idx[0].max() > 0.9 * 600  # spans the segment
+    start, end = s.times("v")
+    assert end[1] == pytest.approx(20.0, abs=0.05)  # 15-25 s cut at the video's end
+    report = json.loads((tmp_path / "s.zarr.report.json").read_text())
+    assert report["segments_clamped_at_video_end"] == {"v": 1}
+    strict = run_extract(_cfg(manifest, tmp_path / "t.zarr", plan=plan, strict=True))
+    assert strict == 3
+    err = FeatureStore(str(tmp_path / "t.zarr")).entry("v").error
+    assert "ends after the video ends" in err and str(video) in err
+    record("Bad inputs (extract; job goes on, exit 0)", "explicit segment 15-25 s on a 20-s "
+           "video", 2, "cut at 20 s and counted in the report; refused naming the file under "
+           "--strict (exit 3)")

@@ -178,8 +178,10 @@ def decode_size(path: str, size: tuple[int, int], resize: Resize, *,
 
 def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
                  resize: Resize = "squash",
-                 explicit: list[tuple[float, float]] | None = None) -> DecodedVideo:
-    """Decode exactly the frames the plan needs, as uint8 [S, T, H, W, 3] at `size` (H, W)."""
+                 explicit: list[tuple[float, float]] | None = None,
+                 strict: bool = False) -> DecodedVideo:
+    """Decode exactly the frames the plan needs, as uint8 [S * clips, T, H, W, 3] at `size`
+    (H, W): one model input per clip, `plan.clips` per segment."""
     with readable(path) as source:
         width, height = decode_size(source, size, resize, name=path)
         vr = open_video(source, width, height, name=path)
@@ -197,7 +199,7 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
                 stamps[-1, 0] + 1.0 / max(vr.get_avg_fps(), 1e-6))
             try:
                 segments = plan_segments(plan, stamps[:, 0].astype(np.float64), duration,
-                                         explicit)
+                                         explicit, strict)
             except BadVideo as e:
                 raise BadVideo(f"{path}: {e}") from None
             wanted = np.concatenate([s.frame_indices for s in segments])
@@ -208,7 +210,7 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
                            f"{_reason(e)}") from None
         fps = float(vr.get_avg_fps())
         del vr  # closes the file before a temporary copy is removed
-    frames = frames.reshape(len(segments), plan.num_frames, *frames.shape[1:])
+    frames = frames.reshape(len(segments) * plan.clips, plan.num_frames, *frames.shape[1:])
     if resize == "short_side_crop":
         h, w = size
         top = (frames.shape[2] - h) // 2
@@ -219,11 +221,14 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
 
 
 def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
-                size: int, resize: Resize) -> tuple[dict[str, Any], np.ndarray | None]:
-    """(metadata, frames [S, T, H, W, 3]) of one video; a bad video gives (error, None)."""
+                size: int, resize: Resize, strict: bool = False
+                ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(metadata, frames [S * clips, T, H, W, 3]) of one video; a bad video gives (error,
+    None)."""
     t = time.perf_counter()
     try:
-        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit)
+        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit,
+                         strict=strict)
     except BadVideo as e:
         return {"status": "failed", "error": str(e)}, None
     meta = {
@@ -233,5 +238,6 @@ def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: Pla
         "start_s": np.array([s.start_s for s in d.segments]),
         "end_s": np.array([s.end_s for s in d.segments]),
         "frame_indices": np.stack([s.frame_indices for s in d.segments]),
+        "clamped": sum(s.clamped for s in d.segments),
     }
     return meta, d.frames

@@ -17,6 +17,7 @@ import numpy as np
 from hiermovie.config import opt
 
 PlanKind = Literal["vidsitu", "sliding", "explicit"]
+Coverage = Literal["centre", "spread"]
 
 
 class BadVideo(Exception):
@@ -34,26 +35,43 @@ class PlanConfig:
     event_s: float = opt(2.0, "vidsitu: event length in seconds")
     window_s: float = opt(2.0, "sliding: segment length in seconds")
     stride_s: float = opt(2.0, "sliding: step between segment starts in seconds")
+    coverage: Coverage = opt("centre", "centre: num_frames frames sampling_rate apart around "
+                             "the segment's centre (VidSitu's recipe); spread: "
+                             "clips_per_segment clips of num_frames evenly spaced frames over "
+                             "the whole segment (as video_features)")
+    clips_per_segment: int = opt(1, "spread: clips per segment")
+    clip_pool: Literal["mean", "tokens"] = opt("mean", "spread, several clips: average their "
+                                               "features, or keep each clip's as tokens")
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "sampling_rate", "events"):
+        for name in ("num_frames", "sampling_rate", "events", "clips_per_segment"):
             if getattr(self, name) < 1:
-                raise ValueError(f"plan.{name}: must be >= 1")
+                raise ValueError(f"{name}: must be >= 1")
         for name in ("target_fps", "event_s", "window_s", "stride_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"plan.{name}: must be > 0")
+                raise ValueError(f"{name}: must be > 0")
+        if self.clips_per_segment > 1 and self.coverage != "spread":
+            raise ValueError("clips_per_segment: more than 1 needs coverage 'spread'")
+
+    @property
+    def clips(self) -> int:
+        """Model inputs per segment."""
+        return self.clips_per_segment if self.coverage == "spread" else 1
 
 
 @dataclass
 class Segment:
     start_s: float
     end_s: float
-    frame_indices: np.ndarray  # [num_frames] int64
+    frame_indices: np.ndarray  # [clips * num_frames] int64
+    clamped: bool = False  # asked to end past the video's end; end_s is the video's end
 
 
 def spans(cfg: PlanConfig, duration_s: float,
-          explicit: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
-    """The (start, end) seconds of each segment of a video of `duration_s`."""
+          explicit: list[tuple[float, float]] | None = None,
+          strict: bool = False) -> list[tuple[float, float]]:
+    """The (start, end) seconds of each segment of a video of `duration_s`. An explicit
+    segment ending past the video's end is clamped to it (refused when `strict`)."""
     if cfg.kind == "vidsitu":
         last_centre = (cfg.events - 0.5) * cfg.event_s
         if duration_s <= last_centre:
@@ -77,12 +95,22 @@ def spans(cfg: PlanConfig, duration_s: float,
         if start >= duration_s:
             raise BadVideo(f"segment ({start}, {end}) starts after the video ends "
                            f"({duration_s:.2f} s)")
-        out.append((float(start), float(end)))
+        if end > duration_s + 1e-3 and strict:
+            raise BadVideo(f"segment ({start}, {end}) ends after the video ends "
+                           f"({duration_s:.2f} s; refused under --strict)")
+        out.append((float(start), float(min(end, duration_s))))
     return out
 
 
 def sample_times(cfg: PlanConfig, start_s: float, end_s: float) -> np.ndarray:
-    """Timestamps of the frames a segment reads (centred window, see module docstring)."""
+    """Timestamps of the frames a segment reads: a centred window (module docstring), or with
+    `coverage="spread"` `clips` equal parts of the segment, `num_frames` frames at the middles
+    of equal steps of each part."""
+    if cfg.coverage == "spread":
+        edges = np.linspace(start_s, end_s, cfg.clips + 1)
+        steps = (np.arange(cfg.num_frames) + 0.5) / cfg.num_frames
+        parts = zip(edges[:-1], edges[1:], strict=True)
+        return np.concatenate([a + steps * (b - a) for a, b in parts])
     centre = (start_s + end_s) / 2
     offsets = (np.arange(cfg.num_frames) * cfg.sampling_rate
                - cfg.num_frames * cfg.sampling_rate // 2)
@@ -100,9 +128,12 @@ def frames_at(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def plan_segments(cfg: PlanConfig, frame_times: np.ndarray, duration_s: float,
-                  explicit: list[tuple[float, float]] | None = None) -> list[Segment]:
+                  explicit: list[tuple[float, float]] | None = None,
+                  strict: bool = False) -> list[Segment]:
     """The segments of one video, given the start time of each of its frames."""
     if len(frame_times) == 0:
         raise BadVideo("video has no frames")
-    return [Segment(s, e, frames_at(frame_times, sample_times(cfg, s, e)))
-            for s, e in spans(cfg, duration_s, explicit)]
+    asked = dict(enumerate(explicit or [])) if cfg.kind == "explicit" else {}
+    return [Segment(s, e, frames_at(frame_times, sample_times(cfg, s, e)),
+                    clamped=i in asked and asked[i][1] > e + 1e-3)
+            for i, (s, e) in enumerate(spans(cfg, duration_s, explicit, strict))]

@@ -45,19 +45,38 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _store_info(url: str, storage_options: str) -> int:
+# the plan fields each segment-plan kind uses (the rest are defaults it never read)
+PLAN_FIELDS = {"vidsitu": ("events", "event_s"), "sliding": ("window_s", "stride_s"),
+               "explicit": ()}
+
+
+def _plan_used(sampling: dict) -> dict:
+    kind = sampling.get("kind")
+    if kind not in PLAN_FIELDS:
+        return sampling  # imported features: what the importer recorded
+    keep = {"kind", "num_frames", "coverage", "resize", *PLAN_FIELDS[kind]}
+    keep |= ({"clips_per_segment", "clip_pool"} if sampling.get("coverage") == "spread"
+             else {"sampling_rate", "target_fps"})
+    return {k: v for k, v in sampling.items() if k in keep}
+
+
+def _store_info(url: str, storage_options: str, list_videos: bool = False) -> int:
     from hiermovie.feature_store import FeatureStore
 
     store = FeatureStore(url, storage_options=json.loads(storage_options) or None, cache_bytes=0)
     info = store.info()
     prov = info.pop("provenance")
     print(f"store      {info['url']}")
-    print(f"backbone   {prov['backbone']}  (weights {prov['weights_fingerprint'] or '-'})")
+    random = not prov["preprocessing"].get("weights") and not prov.get("weights_origin")
+    weights = ("RANDOM initialisation, not trained weights" if random and "imported" not in
+               prov["sampling"] else prov["preprocessing"].get("weights") or "from the file")
+    print(f"backbone   {prov['backbone']}  (weights: {weights}; fingerprint "
+          f"{prov['weights_fingerprint'] or '-'})")
     print(f"features   K={prov['tokens_per_segment']} D={prov['dim']} {prov['dtype']}, "
           f"storage {info['storage']}")
     if prov.get("weights_origin"):
         print(f"weights    {prov['weights_origin']}")
-    print(f"sampling   {prov['sampling']}")
+    print(f"sampling   {_plan_used(prov['sampling'])}")
     print(f"preprocess {prov['preprocessing']}")
     print(f"written by hiermovie {prov['package_version']} at {prov['created']} "
           f"(format {prov['format_version']})")
@@ -67,6 +86,11 @@ def _store_info(url: str, storage_options: str) -> int:
           f"{info['feature_bytes_stored'] / 2**20:.2f} MiB stored")
     for vid, err in info["failures"].items():
         print(f"failed     {vid}: {err}")
+    if list_videos:
+        for vid in store.videos(status=None):
+            e = store.entry(vid)
+            print(f"video      {vid}\t{e.status}\t{e.num_segments} segments\t"
+                  f"{e.duration_s:.2f} s{chr(9) + e.error if e.error else ''}")
     return 0
 
 
@@ -94,6 +118,7 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     info = store_sub.add_parser("info", help="print a store's provenance, sizes and counts")
     info.add_argument("url", help="store path or fsspec URL")
     info.add_argument("--storage-options", default="{}", help="fsspec options as JSON")
+    info.add_argument("--videos", action="store_true", help="list every video")
     export = store_sub.add_parser("export", help="write a store's features, times and "
                                   "provenance to HDF5 (.h5) or a folder of .npy files")
     export.add_argument("url", help="store path or fsspec URL")
@@ -154,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "store" and args.store_command == "info":
-            return _store_info(args.url, args.storage_options)
+            return _store_info(args.url, args.storage_options, args.videos)
         if args.command == "store":
             return _store_transfer(args)
         cfg_cls, fn, _ = jobs[args.command]

@@ -185,8 +185,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
             uncommit_shard(cfg.store, name, so)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
-        run = ExtractRun(shards, int(np.prod(cfg.backbone.tokens)), d0["dim"],
-                         cfg.plan.num_frames, summary["report_path"])
+        run = ExtractRun(shards, _tokens(cfg), d0["dim"], cfg.plan.num_frames * cfg.plan.clips,
+                         summary["report_path"], cfg.plan.clips, cfg.plan.clip_pool)
         decode = ray.remote(num_returns=2, max_retries=2)(decode_item).options(
             num_cpus=1 if res.gpus else 0.5)
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
@@ -202,7 +202,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
             return cfg.decode_timeout_s + cfg.decode_timeout_per_s * (
                 probe_duration(item.path) or 0.0)
 
-        Scheduler(ray, res, decode, (cfg.plan, d0["input_size"], cfg.resize), workers, run,
+        Scheduler(ray, res, decode, (cfg.plan, d0["input_size"], cfg.resize, cfg.strict),
+                  workers, run,
                   write, timeout_s, done, lease.refresh).run_all(todo, writer)
         writer.shutdown(wait=True)
         bar.close()
@@ -237,10 +238,16 @@ def _resources(cfg: ExtractConfig, cluster: dict[str, float]) -> Resources:
         per_call=cfg.videos_per_call or (8 if gpus else 1))
 
 
+def _tokens(cfg: ExtractConfig) -> int:
+    """Tokens per stored segment: the backbone's grid, times the clips when kept as tokens."""
+    k = int(np.prod(cfg.backbone.tokens))
+    return k * cfg.plan.clips if cfg.plan.clip_pool == "tokens" else k
+
+
 def _provenance(cfg: ExtractConfig, d: dict[str, Any]) -> Provenance:
     return Provenance(
         backbone=cfg.backbone.name, dim=d["dim"],
-        tokens_per_segment=int(np.prod(cfg.backbone.tokens)), dtype=cfg.dtype,
+        tokens_per_segment=_tokens(cfg), dtype=cfg.dtype,
         weights_fingerprint=d["fingerprint"], weights_origin=d["origin"],
         sampling={**asdict(cfg.plan), "resize": cfg.resize},
         preprocessing={"input_size": d["input_size"], "mean": d["mean"], "std": d["std"],

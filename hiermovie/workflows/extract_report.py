@@ -28,8 +28,10 @@ class ExtractRun:
     """
 
     def __init__(self, shards: list[list[str]], tokens: int, dim: int, frames: int,
-                 report_path: Path) -> None:
+                 report_path: Path, clips: int = 1, clip_pool: str = "mean") -> None:
         self.shards, self.tokens, self.dim, self.frames = shards, tokens, dim, frames
+        self.clips, self.clip_pool = clips, clip_pool
+        self.clamped: dict[str, int] = {}  # video -> segments cut at the video's end
         self.report_path = report_path
         self.t0 = time.time()
         self.records: dict[int, dict[str, VideoRecord]] = {}
@@ -44,6 +46,12 @@ class ExtractRun:
 
     def finish(self, shard: int, item: VideoItem, meta: dict, feats: np.ndarray | None) -> None:
         """Record one video's outcome; `meta["fault"]` marks failures that are not its own."""
+        if feats is not None and self.clips > 1:  # [S * clips, K, D] -> one row a segment
+            f = feats.reshape(-1, self.clips, *feats.shape[1:])
+            feats = f.mean(1) if self.clip_pool == "mean" else f.reshape(
+                f.shape[0], -1, f.shape[-1])
+        if meta.get("clamped"):
+            self.clamped[item.video_id] = int(meta["clamped"])
         if meta["status"] == "ok" and feats is not None and not np.isfinite(feats).all():
             meta = {**meta, "status": "failed", "fault": True,
                     "error": f"{item.path}: backbone produced NaN/Inf features"}
@@ -105,6 +113,7 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
     """Write the JSON report, print the summary, return the exit code. `run` is None when
     nothing was left to do."""
     ok, failures = (run.ok, run.failures) if run else (0, {})
+    clamped = run.clamped if run else {}
     faults = run.faults if run else []
     segments = run.segments if run else 0
     secs = time.time() - run.t0 if run else 0.0
@@ -114,7 +123,7 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
         "videos_per_s": round((ok + len(failures)) / max(secs, 1e-9), 3),
         "segments_per_s": round(segments / max(secs, 1e-9), 3),
         "faults": faults, "failures": failures, "failed_in_earlier_runs": earlier_failures,
-        "skipped_files": skipped_files,
+        "skipped_files": skipped_files, "segments_clamped_at_video_end": clamped,
     }
     try:
         report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +135,10 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
           f"report: {report_path}")
     for vid, err in list(failures.items())[:10]:
         print(f"  failed {vid}: {err}")
+    if clamped:
+        print(f"  {sum(clamped.values())} segment(s) of {len(clamped)} video(s) ended past the "
+              "video's end and were cut there (listed in the report; --strict true refuses "
+              "them)")
     if skipped_files:
         print(f"  skipped {len(skipped_files)} file(s) that are not videos by their suffix: "
               f"{', '.join(skipped_files[:5])}{' ...' if len(skipped_files) > 5 else ''}")
