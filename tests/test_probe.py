@@ -126,3 +126,11 @@ def test_score_with_the_wrong_task_is_one_line(bench, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert str(path) in err and "not a roles prediction file" in err
     assert len(err.splitlines()) == 1
+
+
+def test_table_cells_say_when_there_is_no_spread():
+    from hiermovie.workflows.tables import cell, spread
+
+    assert cell([0.5]) == "50.0" and cell([0.4, 0.6]) == "50.0 +- 10.0"
+    assert cell([0.1234, 0.1234], 1, 2) == "0.12 +- 0.00"
+    assert spread(1) == "one seed (no spread measured)" and "3 seeds" in spread(3)

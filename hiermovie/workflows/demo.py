@@ -100,16 +100,16 @@ def run_demo(cfg: DemoConfig) -> int:
 def table(runs: dict[str, dict]) -> str:
     """One Markdown table: a row per (backbone, contextualizer), mean +- std over seeds."""
     from hiermovie.workflows.probe import COLUMNS, ROW_NAMES
+    from hiermovie.workflows.tables import cell, spread
 
     first = next(iter(runs.values()))["results"]
     cols = [c for c in COLUMNS if c in next(iter(first["rows"].values()))]
     lines = [f"Synthetic VidSitu validation clips ({first['coverage']['valid']['available']}); "
-             f"mean +- std over {first['config']['seeds']} seeds.", "",
+             f"{spread(first['config']['seeds'])}.", "",
              "| Backbone | Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for name, r in runs.items():
         for row, metrics in r["results"]["rows"].items():
-            cells = [f"{100 * metrics[c]['mean']:.1f} +- {100 * metrics[c]['std']:.1f}"
-                     for c in cols]
+            cells = [cell(metrics[c]["runs"]) for c in cols]
             lines.append(f"| {name} | {ROW_NAMES[row]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ from hiermovie.heads.models import (
     train_clip_model,
 )
 from hiermovie.heads.srl import RoleGenerator, target_text
+from hiermovie.workflows.tables import cell, spread
 
 COLUMNS = {  # metric key -> column title, in the paper's order
     "verb/Per_Ev_Top_1": "Verb Acc@1", "verb/Per_Ev_Top_5": "Verb Acc@5",
@@ -333,8 +334,7 @@ def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], covera
     lines = [f"Backbone `{backbone}`; evaluated on {coverage['valid']['available']} of "
              f"{coverage['valid']['annotated']} validation clips, trained on "
              f"{coverage['train']['available']} of {coverage['train']['annotated']} training "
-             f"clips; mean +- std over {cfg.seeds} seeds; {cfg.head} heads, contextualizer "
-             f"{mode}.", "",
+             f"clips; {spread(cfg.seeds)}; {cfg.head} heads, contextualizer {mode}.", "",
              "| Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
     names = ROW_NAMES
@@ -342,8 +342,7 @@ def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], covera
     for row, metrics in results.items():
         cells = []
         for c in cols:
-            v = np.array(metrics[c]) * 100
-            cells.append(f"{v.mean():.1f} +- {v.std():.1f}")
+            cells.append(cell(metrics[c]))
         lines.append(f"| {names[row]} | " + " | ".join(cells) + " |")
         summary[row] = {c: {"mean": float(np.mean(metrics[c])), "std": float(np.std(metrics[c])),
                             "runs": metrics[c]} for c in metrics}
@@ -357,20 +356,36 @@ def _report(cfg: ProbeConfig, results: dict[str, dict[str, list[float]]], covera
 
 
 def _chart(results: dict[str, dict[str, list[float]]], cols: list[str], path: Path) -> None:
+    """One panel per metric family (CIDEr-like scores and percentages do not share an axis),
+    the table's row names, error bars over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(cols)), 3.5))
+    families = [(title, [c for c in cols if ("cider" in c) == cider])
+                for title, cider in (("accuracy / recall / ROUGE-L / LEA (%)", False),
+                                     ("CIDEr (x100)", True))]
+    families = [(t, c) for t, c in families if c]
+    fig, axes = plt.subplots(1, len(families), squeeze=False, figsize=(
+        max(6, 1.2 * len(cols) + 2), 3.8), gridspec_kw={
+            "width_ratios": [len(c) for _, c in families]})
     width = 0.8 / max(1, len(results))
-    for i, (row, metrics) in enumerate(results.items()):
-        means = [100 * np.mean(metrics[c]) for c in cols]
-        stds = [100 * np.std(metrics[c]) for c in cols]
-        ax.bar(np.arange(len(cols)) + i * width, means, width, yerr=stds, label=row)
-    ax.set_xticks(np.arange(len(cols)) + width * (len(results) - 1) / 2)
-    ax.set_xticklabels([COLUMNS[c] for c in cols], rotation=30, ha="right")
-    ax.legend(title="contextualizer")
-    fig.tight_layout()
+    for ax, (title, fam) in zip(axes[0], families, strict=True):
+        for i, (row, metrics) in enumerate(results.items()):
+            means = [100 * np.mean(metrics[c]) for c in fam]
+            stds = [100 * np.std(metrics[c]) if len(metrics[c]) > 1 else 0 for c in fam]
+            ax.bar(np.arange(len(fam)) + i * width, means, width, yerr=stds, capsize=2,
+                   label=ROW_NAMES.get(row, row))
+        ax.set_xticks(np.arange(len(fam)) + width * (len(results) - 1) / 2)
+        ax.set_xticklabels([COLUMNS[c] for c in fam], rotation=30, ha="right")
+        ax.set_ylabel(title)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="contextualizer", loc="upper right", ncol=len(labels),
+               fontsize=8, title_fontsize=8)
+    seeds = max(len(v) for m in results.values() for v in m.values())
+    fig.suptitle(f"Probe results on the validation clips ({seeds} seed"
+                 f"{'s, bars: std' if seeds > 1 else ''})", x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -13,6 +13,7 @@ import torch
 from hiermovie.datasets import lvu
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import lvu as lh
+from hiermovie.workflows.tables import cell, spread
 
 if TYPE_CHECKING:
     from hiermovie.workflows.probe import ProbeConfig
@@ -91,15 +92,13 @@ def _report(cfg: ProbeConfig, scores: dict[str, dict[str, list[float]]], coverag
     head = [f"{t} ({'MSE' if t in regression else 'acc'})" for t in tasks]
     lines = [f"Backbone `{backbone}`; LVU test split, videos with features per task: "
              + ", ".join(f"{t} {coverage[t]['test']}" for t in tasks)
-             + f"; mean +- std over {cfg.seeds} seeds; windows of {cfg.lvu_window} segments.",
+             + f"; {spread(cfg.seeds)}; windows of {cfg.lvu_window} segments.",
              "", "| Contextualizer | " + " | ".join(head) + " | Top-1 rank | Mean rank |",
              "|---|" + "---|" * (len(tasks) + 2)]
     for row, s in scores.items():
         cells = []
         for t in tasks:
-            v = np.array(s[t]) * (1 if t in regression else 100)
-            cells.append(f"{v.mean():.2f} +- {v.std():.2f}" if t in regression
-                         else f"{v.mean():.1f} +- {v.std():.1f}")
+            cells.append(cell(s[t], 1, 2) if t in regression else cell(s[t]))
         r = ranks[row]
         lines.append(f"| {names[row]} | " + " | ".join(cells)
                      + f" | {r['top1_rank']:.0f}/{len(tasks)} | {r['mean_rank']:.2f} |")

@@ -137,6 +137,12 @@ def plot_curve(out: Path, ylabel: str, hlines: dict[str, float] | None = None) -
         ax.axhline(y, ls=style[0], c=style[1], label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
+    ax.set_title(f"{out.name}: training curve")
+    shown = [r["loss"] for r in rows] + [r["val_loss"] for r in val] + list(
+        (hlines or {}).values())
+    positive = [y for y in shown if y > 0]
+    if positive and len(positive) == len(shown) and max(positive) / min(positive) > 100:
+        ax.set_yscale("log")  # baselines orders of magnitude above the loss
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=120)

@@ -1,0 +1,18 @@
+"""How result tables write a metric over seeds, in one place for probe, probe lvu and demo."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def cell(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    """'mean +- std' over seeds; one value alone is written alone (no spread was measured)."""
+    v = np.asarray(values, np.float64) * scale
+    return f"{v.mean():.{digits}f} +- {v.std():.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
+
+
+def spread(seeds: int) -> str:
+    """The caption's words for what a cell holds."""
+    return f"mean +- std over {seeds} seeds" if seeds > 1 else "one seed (no spread measured)"
