@@ -123,7 +123,20 @@ def test_corrupted_checkpoint_is_refused(store, tmp_path):
     with pytest.raises(ValueError, match="corrupted or incomplete"):
         run_pretrain_ctx(_cfg(store, tmp_path / "r", steps=20, resume=True))
     record("Faults", "pretrain-ctx checkpoint with one flipped byte, resumed", 1,
-           "detected by its sha256 sidecar and refused, not loaded")
+           "detected by the sha256 trailer in the same file and refused, not loaded")
+
+
+def test_checkpoint_is_one_file_and_a_torn_one_is_refused(tmp_path):
+    from hiermovie.workflows.training import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    for step in (1, 2):  # overwrite as training does
+        save_checkpoint(path, {"step": step, "w": torch.arange(4.0)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert load_checkpoint(path)["step"] == 2
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="corrupted or incomplete"):
+        load_checkpoint(path)
 
 
 def test_ddp_two_processes(store, tmp_path):

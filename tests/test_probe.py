@@ -134,3 +134,19 @@ def test_table_cells_say_when_there_is_no_spread():
     assert cell([0.5]) == "50.0" and cell([0.4, 0.6]) == "50.0 +- 10.0"
     assert cell([0.1234, 0.1234], 1, 2) == "0.12 +- 0.00"
     assert spread(1) == "one seed (no spread measured)" and "3 seeds" in spread(3)
+
+
+@pytest.mark.parametrize("kind", ["missing", "a folder that is no contextualizer"])
+def test_bad_contextualizer_on_the_cli_is_one_line_exit_2(bench, tmp_path, capsys, kind):
+    from hiermovie.workflows.cli import main
+
+    root, url = bench
+    path = tmp_path / "ctx"
+    if kind != "missing":
+        path.mkdir()
+    assert main(["probe", "--data", f"vidsitu:{root}", "--store", url, "--contextualizer",
+                 str(path), "--out", str(tmp_path / "o"), "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    record("Bad manifests, stores and configs (exit 2, one line)",
+           f"`probe --contextualizer` naming {kind}", 1, f"refused: `{err.split(': ', 2)[-1]}`")

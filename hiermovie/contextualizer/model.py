@@ -101,23 +101,25 @@ def load_contextualizer(path: str) -> Contextualizer:
     import json
     import os
 
+    from hiermovie.config import ConfigError
+
     looks_local = os.path.exists(path) or path.startswith((".", "/", "~")) or path.endswith("/")
     if looks_local:
         config = os.path.join(path, "config.json")
         if not os.path.isdir(path):
-            raise ValueError(f"contextualizer: {path}: no such folder")
+            raise ConfigError(f"contextualizer: {path}: no such folder")
         try:
             with open(config) as f:
                 model_type = json.load(f).get("model_type")
         except (OSError, ValueError):
-            raise ValueError(f"contextualizer: {path}: not a contextualizer folder (no readable "
+            raise ConfigError(f"contextualizer: {path}: not a contextualizer folder (no readable "
                              "config.json; pretrain-ctx writes one into OUT/contextualizer)"
                              ) from None
         if model_type != ContextualizerConfig.model_type:
-            raise ValueError(f"contextualizer: {path}: holds a {model_type!r} model, not a "
+            raise ConfigError(f"contextualizer: {path}: holds a {model_type!r} model, not a "
                              f"{ContextualizerConfig.model_type!r}")
     try:
         return Contextualizer.from_pretrained(path)
     except OSError as e:
-        raise ValueError(f"contextualizer: {path}: cannot be loaded: "
+        raise ConfigError(f"contextualizer: {path}: cannot be loaded: "
                          f"{str(e).splitlines()[0][:160]}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -59,21 +60,34 @@ def cosine_lr(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+TRAILER = b"\nhiermovie-sha256:"
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic write plus a sha256 sidecar, so a torn or corrupted file is detected on load."""
+    """One atomic write of the state followed by its sha256 (a trailer in the same file), so
+    a torn or corrupted file is detected on load. (A separate checksum file would need a
+    second write, and a kill between the two left a good checkpoint that looked corrupt.)"""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    body = buf.getvalue()
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    with open(tmp, "wb") as f:
+        f.write(body + TRAILER + hashlib.sha256(body).hexdigest().encode())
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
-    path.with_suffix(".sha256").write_text(digest)
+    path.with_suffix(".sha256").unlink(missing_ok=True)  # left by older versions
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
-    want = path.with_suffix(".sha256")
-    if not want.exists() or hashlib.sha256(data).hexdigest() != want.read_text().strip():
+    body, sep, digest = data.rpartition(TRAILER)
+    if not sep:  # written by an older version: the checksum is in a file beside it
+        side = path.with_suffix(".sha256")
+        body, digest = data, side.read_bytes().strip() if side.exists() else b""
+    if hashlib.sha256(body).hexdigest().encode() != digest.strip():
         raise ValueError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
 
 
 def open_metrics(out: Path, start: int):
