@@ -112,13 +112,9 @@ def score_relations(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, Any]:
 def srl_references(ds: VidSitu, ix_gt: int = 3, n_refs: int = 3) -> list[list[dict]]:
     """Per ann_idx: the reference records, as the evaluator picks them (seed 5 permutation of
     the clip's records in file order, drop position `ix_gt`, keep the first `n_refs`)."""
-    state = np.random.get_state()
-    np.random.seed(5)
-    try:
-        shuffled = [[ds.records[c][r] for r in np.random.permutation(len(ds.records[c]))]
-                    for c in ds.clips]
-    finally:
-        np.random.set_state(state)
+    rng = np.random.RandomState(5)  # the evaluator's np.random.seed(5), without the global
+    shuffled = [[ds.records[c][r] for r in rng.permutation(len(ds.records[c]))]
+                for c in ds.clips]
     return [[r for j, r in enumerate(recs) if j != ix_gt][:n_refs] for recs in shuffled]
 
 
