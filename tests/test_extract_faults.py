@@ -251,3 +251,13 @@ def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips,
     record("Faults", "rerun of a finished extract; then --retry_failed after a failed file "
            "was fixed", 2, "the rerun printed the same summary without starting Ray; the "
            "retry rewrote the failed video's shard, all 4 videos ok")
+
+
+def test_rerun_with_other_settings_is_refused_before_ray(many_clips, tmp_path):
+    store = tmp_path / "s.zarr"
+    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
+           str(many_clips), "--store", str(store), *ARGS]
+    assert subprocess.run(cli, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
+    r = subprocess.run([*cli, "--plan.num_frames", "6"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "sampling" in r.stderr and "num_frames" in r.stderr, r.stderr

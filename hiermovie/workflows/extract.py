@@ -25,6 +25,7 @@ from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import non_videos
 from hiermovie.feature_store import (
     Provenance,
+    StoreError,
     VideoRecord,
     create_store,
     write_shard,
@@ -147,6 +148,7 @@ def run_extract(cfg: ExtractConfig) -> int:
     summary = {"store": cfg.store, "total": len(items), "skipped_files": skipped_files,
                "strict": cfg.strict, "report_path": _report_path(cfg)}
     if not shards:
+        _check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
     return _extract(cfg, by_id, resume, summary)
@@ -238,6 +240,30 @@ def _resources(cfg: ExtractConfig, cluster: dict[str, float]) -> Resources:
         per_call=cfg.videos_per_call or (8 if gpus else 1))
 
 
+def _check_same_settings(cfg: ExtractConfig, so: dict | None) -> None:
+    """Refuse a rerun whose settings differ from the store's, as `create_store` would once the
+    model is loaded (the weights' fingerprint and the model's own fields are not checked)."""
+    from hiermovie.feature_store.writer import read_root_attrs
+
+    old = read_root_attrs(cfg.store, so)["provenance"]
+    new = {"backbone": cfg.backbone.name, "tokens_per_segment": _tokens(cfg),
+           "dtype": cfg.dtype, "sampling": _sampling(cfg)}
+    for k, v in new.items():
+        if old.get(k) != v:
+            raise StoreError(f"{cfg.store}: store holds features with {k}={old.get(k)!r}, this "
+                             f"run has {k}={v!r}; write to a new store")
+
+
+def _sampling(cfg: ExtractConfig) -> dict[str, Any]:
+    """The plan as provenance. The coverage fields are recorded only when they differ from the
+    default centred clip, so stores written before they existed keep their identity."""
+    plan = asdict(cfg.plan)
+    if cfg.plan.coverage == "centre":
+        for k in ("coverage", "clips_per_segment", "clip_pool"):
+            plan.pop(k)
+    return {**plan, "resize": cfg.resize}
+
+
 def _tokens(cfg: ExtractConfig) -> int:
     """Tokens per stored segment: the backbone's grid, times the clips when kept as tokens."""
     k = int(np.prod(cfg.backbone.tokens))
@@ -249,7 +275,7 @@ def _provenance(cfg: ExtractConfig, d: dict[str, Any]) -> Provenance:
         backbone=cfg.backbone.name, dim=d["dim"],
         tokens_per_segment=_tokens(cfg), dtype=cfg.dtype,
         weights_fingerprint=d["fingerprint"], weights_origin=d["origin"],
-        sampling={**asdict(cfg.plan), "resize": cfg.resize},
+        sampling=_sampling(cfg),
         preprocessing={"input_size": d["input_size"], "mean": d["mean"], "std": d["std"],
                        "precision": d["precision"], "tokens": list(cfg.backbone.tokens),
                        "weights": cfg.backbone.weights})
