@@ -116,3 +116,14 @@ def test_store_info_shows_the_plan_used_random_weights_and_videos(tmp_path, caps
     assert "RANDOM initialisation" in out and "window_s" in out
     assert "events" not in out and "event_s" not in out  # the vidsitu plan's fields
     assert "clip-a\tok\t2 segments" in out
+
+
+def test_an_internal_bug_keeps_its_traceback(monkeypatch, tmp_path):
+    import hiermovie.workflows.synth as synth
+
+    def buggy(cfg):
+        raise ValueError("an internal bug, not the user's")
+
+    monkeypatch.setattr(synth, "run_synth", buggy)
+    with pytest.raises(ValueError, match="internal bug"):
+        main(["synth", "--out", str(tmp_path / "s")])

@@ -14,7 +14,7 @@ import numpy as np
 
 from hiermovie.feature_store.reader import FeatureStore
 from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
-from hiermovie.feature_store.writer import complete_shards, create_store, write_shard
+from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
 
 NPY_SUFFIX = "_feats.npy"
 VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip
@@ -22,11 +22,11 @@ VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip
 
 def _as_record(video_id: str, feats: np.ndarray, segment_s: float, source: str) -> VideoRecord:
     if not np.isfinite(feats).all():  # checked before anything is written
-        raise ValueError(f"{source}: features of {video_id!r} contain NaN/Inf; nothing imported")
+        raise StoreError(f"{source}: features of {video_id!r} contain NaN/Inf; nothing imported")
     if feats.ndim == 2:
         feats = feats[:, None, :]
     if feats.ndim != 3:
-        raise ValueError(f"{video_id}: features must be [S, D] or [S, K, D], got {feats.shape}")
+        raise StoreError(f"{video_id}: features must be [S, D] or [S, K, D], got {feats.shape}")
     n = feats.shape[0]
     start = np.arange(n) * segment_s
     return VideoRecord(video_id=video_id, features=feats, start_s=start, end_s=start + segment_s,
@@ -45,7 +45,7 @@ def _dtype(records: list[VideoRecord], dtype: str | None) -> str:
 def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str | None,
            videos_per_shard: int, segment_s: float, provenance: dict | None = None) -> int:
     if not records:
-        raise ValueError(f"no features found to import into {url}")
+        raise StoreError(f"no features found to import into {url}")
     k, d = records[0].features.shape[1:]
     if provenance:  # exported by hiermovie: the features keep their own provenance
         prov = Provenance.from_dict({**provenance, **({"dtype": dtype} if dtype else {})})

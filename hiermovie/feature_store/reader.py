@@ -14,7 +14,7 @@ import zarr.api.asynchronous as za
 from zarr.core.sync import sync
 
 from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
-from hiermovie.feature_store.writer import read_root_attrs
+from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
 
 async def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
@@ -74,7 +74,7 @@ class FeatureStore:
         for i, vid in enumerate(cols["video_id"]):
             vid = str(vid)
             if vid in self._index:
-                raise ValueError(f"{self.url}: video {vid!r} is in two shards "
+                raise StoreError(f"{self.url}: video {vid!r} is in two shards "
                                  f"({self._shard_names[self._index[vid].shard]} and {name})")
             self._index[vid] = VideoEntry(
                 video_id=vid, shard=shard,

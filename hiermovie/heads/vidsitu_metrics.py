@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from hiermovie.config import ConfigError
 from hiermovie.datasets.vidsitu import EVENTS, SCORED_ROLES, VidSitu, short_role
 
 
@@ -22,7 +23,7 @@ def by_ann_idx(preds: list[dict[str, Any]], n: int) -> dict[int, dict[str, Any]]
         out.setdefault(int(p["ann_idx"]), p)  # the first entry of an ann_idx wins
     missing = sorted(set(range(n)) - set(out))
     if missing:
-        raise ValueError(f"predictions missing for {len(missing)} ann_idx (first: {missing[:5]})")
+        raise ConfigError(f"predictions missing for {len(missing)} ann_idx (first: {missing[:5]})")
     return out
 
 
@@ -88,7 +89,7 @@ def relation_metrics(preds: list[list[list[str]]], gts: list[list[list[str]]]
         for hyp, gt in zip(video_preds, video_gts, strict=True):
             gt = list(gt)[:3]
             if len(hyp) != len(gt):
-                raise ValueError(f"{len(hyp)} relation predictions for {len(gt)} annotations")
+                raise ConfigError(f"{len(hyp)} relation predictions for {len(gt)} annotations")
             top, votes = Counter(gt).most_common()[0]
             if votes < 2:
                 continue

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbone_config import BackboneConfig, Precision
 
 
@@ -60,7 +61,7 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
     if prefix not in REGISTRY:
         _import_families()
     if prefix not in REGISTRY:
-        raise ValueError(f"backbone.name: unknown backbone {cfg.name!r} "
+        raise ConfigError(f"backbone.name: unknown backbone {cfg.name!r} "
                          f"(known: {', '.join(sorted(REGISTRY))})")
     torch.manual_seed(cfg.seed)
     model = REGISTRY[prefix](cfg, arg)
@@ -86,16 +87,16 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"backbone.weights: {path}: file not found") from None
+        raise ConfigError(f"backbone.weights: {path}: file not found") from None
     except Exception as e:  # an UnpicklingError names what the file tried to run
-        raise ValueError(f"backbone.weights: {path}: refused to load: the file holds pickled "
+        raise ConfigError(f"backbone.weights: {path}: refused to load: the file holds pickled "
                          f"objects other than tensors ({str(e).splitlines()[0][:160]}); "
                          "convert it to safetensors") from None
     for key in ("model_state", "state_dict", "model"):  # PySlowFast, Lightning, others
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict):
-        raise ValueError(f"backbone.weights: {path}: expected a state dict, got {type(obj)}")
+        raise ConfigError(f"backbone.weights: {path}: expected a state dict, got {type(obj)}")
     return obj
 
 
@@ -249,7 +250,7 @@ def _tiny3d(cfg: BackboneConfig, arg: str) -> Backbone:
 def _torchscript(cfg: BackboneConfig, arg: str) -> Backbone:
     path = cfg.weights or arg
     if not path:
-        raise ValueError("backbone.weights: torchscript needs the model file")
+        raise ConfigError("backbone.weights: torchscript needs the model file")
     return ScriptedBackbone(path)
 
 
@@ -277,14 +278,14 @@ def _trained(cfg: BackboneConfig, arg: str) -> Backbone:
     if os.path.isdir(path):
         path = os.path.join(path, "backbone.safetensors")
     if not os.path.isfile(path):
-        raise ValueError(f"backbone.name: {cfg.name}: no {path} (expected the output folder or "
+        raise ConfigError(f"backbone.name: {cfg.name}: no {path} (expected the output folder or "
                          "backbone.safetensors of `hiermovie pretrain-backbone`)")
     origin = weights_origin(path)
     arch = origin["architecture"]
     if arch.split("/")[0] not in REGISTRY:
         _import_families()
     if not arch or arch.split("/")[0] not in REGISTRY or arch.startswith("trained"):
-        raise ValueError(f"backbone.name: {path}: no known architecture recorded in the file")
+        raise ConfigError(f"backbone.name: {path}: no known architecture recorded in the file")
     prefix, _, rest = arch.partition("/")
     model = REGISTRY[prefix](replace(cfg, name=arch, weights=path), rest)
     model.origin = origin

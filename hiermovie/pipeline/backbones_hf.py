@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from hiermovie._compat import ensure_torchvision_importable
+from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbones import Backbone, BackboneConfig, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,7 +27,7 @@ def _load(src: str):
     try:
         return AutoConfig.from_pretrained(src), AutoModel.from_pretrained(src)
     except OSError as e:
-        raise ValueError(f"backbone.weights: cannot load {src!r} (a local folder, or a hub id "
+        raise ConfigError(f"backbone.weights: cannot load {src!r} (a local folder, or a hub id "
                          f"when online): {str(e).splitlines()[0][:200]}") from None
 
 

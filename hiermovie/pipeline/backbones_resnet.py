@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbones import Backbone, BackboneConfig, load_state_dict, register
 
 # (blocks, inner width, output width, spatial stride, temporal kernel of branch2.a)
@@ -85,7 +86,7 @@ def _slow_r50(cfg: BackboneConfig, arg: str) -> Backbone:
         ours = model.state_dict()
         missing = [k for k in ours if k not in state and not k.endswith("num_batches_tracked")]
         if missing:
-            raise ValueError(f"backbone.weights: {cfg.weights}: not a PySlowFast Slow-R50 "
+            raise ConfigError(f"backbone.weights: {cfg.weights}: not a PySlowFast Slow-R50 "
                              f"checkpoint ({len(missing)} parameters missing, e.g. {missing[0]})")
         model.load_state_dict({k: state[k] for k in ours if k in state}, strict=False)
     return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hiermovie._compat import ensure_torchvision_importable
+from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbones import Backbone, BackboneConfig, load_state_dict, register
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -22,7 +23,7 @@ class TorchvisionVideo(Backbone):
         from torchvision.models import video
 
         if name not in SIZES:
-            raise ValueError(f"backbone.name: unknown torchvision video model {name!r} "
+            raise ConfigError(f"backbone.name: unknown torchvision video model {name!r} "
                              f"(known: {', '.join(SIZES)})")
         self.name = name
         self.net = getattr(video, name)(weights=None)
@@ -59,7 +60,7 @@ def _torchvision(cfg: BackboneConfig, arg: str) -> Backbone:
         state = load_state_dict(cfg.weights)
         missing, _ = model.net.load_state_dict(state, strict=False)
         if missing:
-            raise ValueError(f"backbone.weights: {cfg.weights}: missing {len(missing)} "
+            raise ConfigError(f"backbone.weights: {cfg.weights}: missing {len(missing)} "
                              f"parameters for {arg} (e.g. {missing[0]})")
     return model
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hiermovie.config import ConfigError
+
 Objective = Literal["cvrl", "rho_byol"]
 
 
@@ -79,7 +81,7 @@ class ClipLearner(nn.Module):
                  hidden: int = 512, temperature: float = 0.1) -> None:
         super().__init__()
         if objective not in ("cvrl", "rho_byol"):
-            raise ValueError(f"objective: must be 'cvrl' or 'rho_byol', got {objective!r}")
+            raise ConfigError(f"objective: must be 'cvrl' or 'rho_byol', got {objective!r}")
         self.objective, self.temperature = objective, temperature
         self.backbone = backbone
         self.projector = mlp(dim, hidden, proj_dim)

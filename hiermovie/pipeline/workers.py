@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbones import (
     BackboneConfig,
     encode,
@@ -55,7 +56,7 @@ class ModelWorker:
         try:
             feats = encode(self.model, probe, self.cfg, self.device)
         except RuntimeError as e:
-            raise ValueError(f"backbone {self.cfg.name!r} cannot take {num_frames} frames of "
+            raise ConfigError(f"backbone {self.cfg.name!r} cannot take {num_frames} frames of "
                              f"{size}x{size}: {str(e).splitlines()[0]}") from None
         return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
                 "std": list(self.model.std), "fingerprint": self.fingerprint,

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in jobs:
             _refuse_unknown(jobs[args.command][2], unknown)
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    from hiermovie.datasets.manifest import ManifestError
     from hiermovie.feature_store import StoreError
 
     try:
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dump(cfg), end="")
             return 0
         return int(fn(cfg) or 0)
-    except (ConfigError, StoreError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, StoreError, ManifestError, FileNotFoundError) as e:
+        # what the user can fix; anything else is a bug and keeps its traceback
         print(f"hiermovie {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -114,7 +114,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     items = load_input(cfg.input, cfg.split)
     if len(items) < 2:
-        raise ValueError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
+        raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
     backbone = load_backbone(BackboneConfig(name=cfg.backbone, weights=cfg.init_weights,
                                             input_size=cfg.input_size, seed=cfg.seed))

@@ -177,7 +177,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     prov = store.provenance
     train_ids, val_ids = split_videos(store.videos(), cfg.val_fraction)
     if not train_ids:
-        raise ValueError(f"{cfg.store}: no videos with features to train on")
+        raise ConfigError(f"{cfg.store}: no videos with features to train on")
     window = cfg.window or None
     train_ds = SequenceDataset(store, train_ids, window=window, stride=window)
     val_ds = SequenceDataset(store, val_ids, window=window, stride=window)

@@ -165,11 +165,11 @@ def _fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.T
     """Append `other`'s per-segment features (pooled over its tokens) to every token."""
     missing = [c for c in clips if c not in set(other.videos())]
     if missing:
-        raise ValueError(f"{other.url}: no features for {len(missing)} of the clips "
+        raise ConfigError(f"{other.url}: no features for {len(missing)} of the clips "
                          f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
     extra = _raw(other, clips)
     if extra.shape[1] != feats.shape[1]:
-        raise ValueError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
+        raise ConfigError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
                          f"{feats.shape[1]}")
     extra = extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)
     return torch.cat([feats, extra], dim=-1)
@@ -280,7 +280,7 @@ def run_probe(cfg: ProbeConfig) -> int:
     va_clips = [c for c in valid.clips if c in have and c in valid.records]
     coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
     if not tr_clips or not va_clips:
-        raise ValueError(f"{cfg.store}: no features for the VidSitu clips of {root} "
+        raise ConfigError(f"{cfg.store}: no features for the VidSitu clips of {root} "
                          f"(coverage {coverage})")
     vocab = verb_vocab(train)
     prov = store.provenance

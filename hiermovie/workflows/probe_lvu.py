@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from hiermovie.config import ConfigError
 from hiermovie.datasets import lvu
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import lvu as lh
@@ -51,7 +52,7 @@ def run_lvu(cfg: ProbeConfig, root: str) -> int:
         if kept["train"] and kept["test"]:
             data[task] = kept
     if not data:
-        raise ValueError(f"{cfg.store}: no features for the LVU videos of {root}")
+        raise ConfigError(f"{cfg.store}: no features for the LVU videos of {root}")
     ids = sorted({e.video_id for d in data.values() for ex in d.values() for e in ex})
     all_pooled = torch.cat([torch.from_numpy(store.get(v).astype(np.float32)).mean(1)
                             for v in ids])

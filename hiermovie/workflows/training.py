@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from hiermovie.config import opt
+from hiermovie.config import ConfigError, opt
 
 
 @dataclass
@@ -86,7 +86,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         side = path.with_suffix(".sha256")
         body, digest = data, side.read_bytes().strip() if side.exists() else b""
     if hashlib.sha256(body).hexdigest().encode() != digest.strip():
-        raise ValueError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
+        raise ConfigError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
     return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
 
 
