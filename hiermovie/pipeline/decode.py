@@ -13,6 +13,7 @@ its name, picks the route.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -53,7 +54,18 @@ def _reason(e: BaseException) -> str:
 
 
 def _container(path: str) -> tuple[str, int] | None:
-    """(PyAV's format name, frames the header declares) of a file with a video stream."""
+    """(PyAV's format name, frames the header declares) of a file with a video stream; read
+    once per decode (routing and the truncation check share it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _read_container(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_container(path: str, mtime_ns: int, size: int) -> tuple[str, int] | None:
+    # keyed by mtime and size too: a file fixed and retried is read afresh
     import av
 
     try:
