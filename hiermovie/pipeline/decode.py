@@ -53,18 +53,27 @@ def _reason(e: BaseException) -> str:
     return re.sub(r"\[\d\d:\d\d:\d\d\] ", "", text)[:200]
 
 
-def _container(path: str) -> tuple[str, int] | None:
-    """(PyAV's format name, frames the header declares) of a file with a video stream; read
-    once per decode (routing and the truncation check share it)."""
+@dataclass(frozen=True)
+class Container:
+    """What a file's header says, as PyAV reads it."""
+
+    format: str  # PyAV's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    frames: int  # declared by the video stream (0 = not declared)
+    duration_s: float | None
+
+
+def probe(path: str) -> Container | None:
+    """The header of a file with a video stream (None otherwise); read once per decode, as
+    routing and the truncation check share it."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return _read_container(path, st.st_mtime_ns, st.st_size)
+    return _probe(path, st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=4)
-def _read_container(path: str, mtime_ns: int, size: int) -> tuple[str, int] | None:
+def _probe(path: str, mtime_ns: int, size: int) -> Container | None:
     # keyed by mtime and size too: a file fixed and retried is read afresh
     import av
 
@@ -72,18 +81,9 @@ def _read_container(path: str, mtime_ns: int, size: int) -> tuple[str, int] | No
         with av.open(path) as container:
             if not container.streams.video:
                 return None
-            return container.format.name, container.streams.video[0].frames
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
-        return None
-
-
-def probe_duration(path: str) -> float | None:
-    """The container's duration in seconds from its header, or None when unknown."""
-    import av
-
-    try:
-        with av.open(path) as container:
-            return container.duration / 1e6 if container.duration else None
+            duration = container.duration / 1e6 if container.duration else None
+            return Container(container.format.name, container.streams.video[0].frames,
+                             duration)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return None
 
@@ -92,8 +92,8 @@ def probe_duration(path: str) -> float | None:
 def readable(path: str) -> Iterator[str]:
     """A path decord reads correctly: `path` itself, or its video stream remuxed into a
     temporary Matroska file (removed afterwards) for containers decord indexes wrongly."""
-    info = _container(path)
-    if info is None or info[0] in DECORD_FORMATS:
+    info = probe(path)
+    if info is None or info.format in DECORD_FORMATS:
         yield path  # decord opens it, or says why it cannot
         return
     import av
@@ -112,7 +112,7 @@ def readable(path: str) -> Iterator[str]:
                     packet.stream = target
                     out.mux(packet)
         except (av.error.FFmpegError, ValueError) as e:
-            raise BadVideo(f"{path}: {info[0]} container with a codec whose frames cannot be "
+            raise BadVideo(f"{path}: {info.format} container with a codec whose frames cannot be "
                            f"read at verified times ({_reason(e)}); convert it, e.g. ffmpeg "
                            "-i IN -c:v libx264 OUT.mp4") from None
         yield out_path
@@ -168,8 +168,8 @@ def check_complete(path: str, readable: int) -> None:
     decord silently shortens a truncated faststart mp4 (index at the front, data cut off) to
     the frames that survived; the container header still declares the full count.
     """
-    info = _container(path)
-    declared = info[1] if info else 0
+    info = probe(path)
+    declared = info.frames if info else 0
     if declared and readable < declared - 1:
         raise BadVideo(f"{path}: truncated or damaged: the file declares {declared} frames, "
                        f"only {readable} can be read")

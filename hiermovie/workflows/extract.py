@@ -33,10 +33,10 @@ from hiermovie.feature_store import (
 from hiermovie.feature_store.lease import Lease
 from hiermovie.feature_store.writer import uncommit_shard
 from hiermovie.pipeline.backbone_config import BackboneConfig
-from hiermovie.pipeline.decode import Resize, decode_item, probe_duration
+from hiermovie.pipeline.decode import Resize, decode_item, probe
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.progress import progress
-from hiermovie.workflows.extract_plan import Resume, exists, plan_shards, read_resume
+from hiermovie.workflows.extract_plan import exists, plan_shards, read_resume
 from hiermovie.workflows.extract_report import ExtractRun, report
 from hiermovie.workflows.extract_scheduler import Resources, Scheduler
 
@@ -151,11 +151,10 @@ def run_extract(cfg: ExtractConfig) -> int:
         _check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
-    return _extract(cfg, by_id, resume, summary)
+    return _extract(cfg, by_id, summary)
 
 
-def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
-             summary: dict[str, Any]) -> int:
+def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str, Any]) -> int:
     import ray
 
     from hiermovie.pipeline.workers import ModelWorker
@@ -183,6 +182,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
         create_store(cfg.store, _provenance(cfg, d0), chunk_segments=cfg.chunk_segments,
                      compressor=cfg.compressor, storage_options=so)
         lease = Lease(cfg.store, so).acquire()
+        # planned again under the lease: another job may have written while Ray started
+        resume = read_resume(cfg.store, so, set(by_id), cfg.retry_failed)
         for name in resume.redo:
             uncommit_shard(cfg.store, name, so)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
@@ -201,8 +202,9 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], resume: Resume,
             return _write(cfg.store, records, so)
 
         def timeout_s(item: VideoItem) -> float:
+            header = probe(item.path)  # None where the driver cannot read the file
             return cfg.decode_timeout_s + cfg.decode_timeout_per_s * (
-                probe_duration(item.path) or 0.0)
+                (header.duration_s or 0.0) if header else 0.0)
 
         Scheduler(ray, res, decode, (cfg.plan, d0["input_size"], cfg.resize, cfg.strict),
                   workers, run,
