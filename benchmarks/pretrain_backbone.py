@@ -22,7 +22,8 @@ from hiermovie.config import from_dict
 from hiermovie.workflows.demo import BACKBONE_RECIPE
 from hiermovie.workflows.extract import ExtractConfig, run_extract
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
-from hiermovie.workflows.probe import ProbeConfig, run_probe
+from hiermovie.workflows.probe import VidSituProbeConfig
+from hiermovie.workflows.probe.vidsitu import run_vidsitu
 from hiermovie.workflows.synth import SynthConfig, run_synth
 
 METRIC = "verb/Per_Ev_Top_1"
@@ -64,12 +65,12 @@ def main() -> None:
                              "input_size": BACKBONE_RECIPE["input_size"]}}),
                 Path(f"{store}.report.json"))
             probe = work / f"probe_{row}_{a.objective}_seed{seed}"
-            timed("probe", run_probe, from_dict(ProbeConfig, {
-                "data": f"vidsitu:{data}", "store": str(store), "rows": ["none"],
-                "tasks": ["verb"], "head": "linear", "seeds": 1, "out": str(probe)}),
-                probe / "results.json")
-            result = json.loads((probe / "results.json").read_text())
-            acc[row].append(result["rows"]["none"][METRIC]["mean"])
+            timed("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
+                "data": f"vidsitu:{data}", "store": str(store), "rows": ["backbone"],
+                "tasks": ["verb"], "head": "linear", "seeds": 1, "out": str(probe),
+                "progress": False}), probe / "results.json")
+            cells = json.loads((probe / "results.json").read_text())["cells"]
+            acc[row].append(next(c["values"][0] for c in cells if c["metric"] == METRIC))
 
     mean = {k: float(np.mean(v)) for k, v in acc.items()}
     std = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in acc.items()}

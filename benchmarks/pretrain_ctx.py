@@ -17,7 +17,9 @@ from store_read import build  # the same random store as the read benchmark
 from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
 from hiermovie.feature_store import FeatureStore, SequenceDataset
-from hiermovie.workflows.pretrain_ctx import Batches, MaskPredictor, PretrainCtxConfig, masked_loss
+from hiermovie.workflows.ctx_data import Batches
+from hiermovie.workflows.ctx_objectives import MaskPredictor, masked_loss
+from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig
 
 VIDSITU_TRAIN_CLIPS = 23626
 

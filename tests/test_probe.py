@@ -4,13 +4,15 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
 from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.vidsitu import VidSitu
 from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
-from hiermovie.workflows.probe import ProbeConfig, read_predictions, run_probe
+from hiermovie.workflows.probe import ScoreConfig, VidSituProbeConfig, read_predictions, run_score
+from hiermovie.workflows.probe.vidsitu import run_vidsitu
 from tests.reliability import record
 
 
@@ -31,25 +33,155 @@ def bench(tmp_path_factory):
     return root, url
 
 
-def test_probe_table_and_prediction_files(bench, tmp_path, capsys):
+FAST = {"seeds": 2, "epochs": 4, "eval_every": 2, "lrs": [1e-3, 3e-3], "role_epochs": 1,
+        "progress": False, "model": {"width": 16, "ffn": 32, "heads": 2, "layers": 1}}
+
+
+def test_every_row_with_its_mode_tables_and_prediction_files(bench, tmp_path):
     root, url = bench
-    cfg = from_dict(ProbeConfig, {"data": f"vidsitu:{root}", "store": url, "seeds": 2,
-                                  "epochs": 3, "role_epochs": 2,
-                                  "contextualizer": str(root / "ctx"), "out": str(tmp_path)})
-    assert run_probe(cfg) == 0
+    cfg = from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{root}", "store": url, **FAST, "train_fraction": [0.5, 1.0],
+        "tasks": ["verb", "relation"], "contextualizer": str(root / "ctx"),
+        "positive_control": str(root / "ctx"), "out": str(tmp_path)})
+    assert run_vidsitu(cfg) == 0
     table = (tmp_path / "results.md").read_text()
     assert "evaluated on 9 of 10 validation clips" in table  # partial data is stated
-    for row in ("None", "Random init", "Mask prediction"):
-        assert row in table
+    assert "chosen on 6 held-out training clips" in table  # 20% of the 30 training clips
     res = json.loads((tmp_path / "results.json").read_text())
-    assert set(res["rows"]) == {"none", "random", "pretrained"}
-    assert len(res["rows"]["none"]["verb/Per_Ev_Top_1"]["runs"]) == 2
-    assert (tmp_path / "results.png").exists()
-    preds = read_predictions(str(tmp_path / "pred_relation_none_seed0.json"))
+    from hiermovie.workflows.probe.rows import ROWS
+
+    assert {r: v["mode"] for r, v in res["rows"].items()} == {r: m for r, (_, _, m)
+                                                             in ROWS.items()}
+    for row in ROWS:
+        assert ROWS[row][0] in table
+        for n, chosen in res["rows"][row]["chosen"].items():
+            assert chosen["lr"] in (1e-3, 3e-3) and chosen["epochs"] in (2, 4), (row, n)
+    counts = sorted({c["labels"] for c in res["cells"]})
+    assert counts == [12, 24]  # half and all of the 24 pool clips
+    cell = {(c["labels"], c["row"], c["metric"]): c["values"] for c in res["cells"]}
+    assert len(cell[12, "backbone", "verb/Per_Ev_Top_1"]) == 2
+    assert all(0 <= v <= 1 for v in cell[24, "scratch", "relation/Macro_Top_1"])
+    assert (tmp_path / "label_efficiency.png").stat().st_size > 10_000
+    assert "12 clips | 24 clips" in (tmp_path / "label_efficiency.md").read_text()
+    preds = read_predictions(str(tmp_path / "pred_relation_backbone_n24_seed0.json"))
     assert len(preds) == 9 and len(preds[0]["pred_evrels_ev"]) == 4
     assert all(len(p) == 3 for p in preds[0]["pred_evrels_ev"])
-    roles = read_predictions(str(tmp_path / "pred_roles_none_seed0.json"))
-    assert set(roles[0]["vb_output"]) == {"Ev1", "Ev2", "Ev3", "Ev4", "Ev5"}
+
+
+def test_roles_of_a_finetuned_row_come_from_its_chosen_run(bench, tmp_path):
+    root, url = bench
+    cfg = from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{root}", "store": url, **FAST, "seeds": 1, "rows": ["pretrained"],
+        "contextualizer": str(root / "ctx"), "out": str(tmp_path)})
+    assert run_vidsitu(cfg) == 0
+    roles = read_predictions(str(tmp_path / "pred_roles_pretrained_n24_seed0.json"))
+    assert len(roles) == 9 and set(roles[0]["vb_output"]) == {"Ev1", "Ev2", "Ev3", "Ev4", "Ev5"}
+    cells = json.loads((tmp_path / "results.json").read_text())["cells"]
+    assert {"roles/cider", "verb/Per_Ev_Top_1"} <= {c["metric"] for c in cells}
+
+
+def run_score_json(root, path, task):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        run_score(from_dict(ScoreConfig, {"data": f"vidsitu:{root}", "predictions": str(path),
+                                          "task": task}))
+    return json.loads(buf.getvalue())
+
+
+def test_every_row_trains_on_the_same_label_subsets(bench, tmp_path, monkeypatch):
+    """Seed s of every row sees the same clips at a label count; counts nest."""
+    from hiermovie.workflows.probe import vidsitu
+
+    seen = {}
+
+    def spy(fn, pos):
+        def wrapped(cx, row, *a, **kw):
+            sub = a[pos]
+            seen.setdefault((row.name, len(sub[0]) if sub.dim() == 2 else len(sub)),
+                            []).append(sub.clone())
+            return fn(cx, row, *a, **kw)
+        return wrapped
+    monkeypatch.setattr(vidsitu, "fit_frozen", spy(vidsitu.fit_frozen, 2))
+    monkeypatch.setattr(vidsitu, "fit_finetuned", spy(vidsitu.fit_finetuned, 1))
+    root, url = bench
+    cfg = from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{root}", "store": url, **FAST, "tasks": ["verb"], "lrs": [1e-3],
+        "rows": ["backbone", "random_frozen", "scratch"], "train_clips": [5, 10],
+        "out": str(tmp_path)})
+    assert run_vidsitu(cfg) == 0
+    for n in (5, 10):
+        frozen = seen["backbone", n][0]
+        assert frozen.shape == (2, n) and torch.equal(seen["random_frozen", n][0], frozen)
+        assert torch.equal(torch.stack(seen["scratch", n]), frozen)  # one run per seed
+        assert not torch.equal(frozen[0], frozen[1])  # seeds draw different subsets
+    assert set(seen["backbone", 5][0][0].tolist()) < set(seen["backbone", 10][0][0].tolist())
+
+
+def test_verb_only_trains_no_relation_loss_and_reports_no_relations(bench, tmp_path):
+    from hiermovie.heads.models import VidSituHeads, head_loss
+
+    heads = VidSituHeads([0, 1], 6, 8, 5, 4)
+    vl, rl = heads(torch.randn(2, 3, 5, 6))
+    head_loss(vl, rl, torch.zeros(2, 3, 5, dtype=torch.long),
+              torch.zeros(2, 3, 4, dtype=torch.long), ["verb"]).backward()
+    assert all(p.grad is None for p in heads.rel.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in heads.verb.parameters())
+    root, url = bench
+    cfg = from_dict(VidSituProbeConfig, {"data": f"vidsitu:{root}", "store": url, **FAST,
+                                         "tasks": ["verb"], "rows": ["backbone"],
+                                         "out": str(tmp_path)})
+    assert run_vidsitu(cfg) == 0
+    metrics = {c["metric"] for c in json.loads((tmp_path / "results.json").read_text())["cells"]}
+    assert metrics and all(m.startswith("verb/") for m in metrics)
+
+
+def test_stacked_heads_train_as_separate_runs():
+    """All seeds at once equal one run per seed (no dropout: its draws are shared)."""
+    from hiermovie.heads.fit import StackedMLP, fit
+
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+
+    def train(seeds):
+        m = StackedMLP(seeds, 6, 8, 3, dropout=0.0)
+        fit(m, lambda idx: torch.nn.functional.cross_entropy(
+            m(x[idx]).flatten(0, 1), y[idx].flatten()) * len(seeds), 40, epochs=3, lr=1e-2,
+            batch_size=8, seeds=seeds)
+        return m(x[None].expand(len(seeds), -1, -1))
+    both = train([0, 1])
+    assert torch.allclose(both[0], train([0])[0], atol=1e-5)
+    assert torch.allclose(both[1], train([1])[0], atol=1e-5)
+    assert not torch.allclose(both[0], both[1])
+
+
+def test_random_rows_have_the_pretrained_shape_and_frozen_rows_read_it(bench):
+    from hiermovie.workflows.probe.rows import build_rows, events
+
+    root, _ = bench
+    rows = {r.name: r for r in build_rows([], str(root / "ctx"), "", {}, 12, 1)}
+    assert set(rows) == {"backbone", "random_frozen", "random_selfonly", "scratch",
+                         "pretrained_frozen", "pretrained"}
+    pre, rnd = rows["pretrained"].ctx, rows["random_frozen"].ctx
+    assert rnd.config.to_dict() | {"_name_or_path": ""} == pre.config.to_dict() | {
+        "_name_or_path": ""}
+    assert [p.shape for p in rnd.parameters()] == [p.shape for p in pre.parameters()]
+    assert not torch.equal(next(rnd.parameters()), next(pre.parameters()))
+    raw = torch.randn(3, 5, 1, 12)
+    mean, std = torch.zeros(12), torch.ones(12)
+    with torch.no_grad():
+        ev = events(raw, rows["pretrained_frozen"], pre, mean, std, 12)
+        assert torch.allclose(ev[..., 12:], pre(raw, torch.ones(3, 5, dtype=torch.bool)))
+        # self-only: an event's features do not move when its neighbours change
+        other = raw.clone()
+        other[:, 1:] = torch.randn_like(other[:, 1:])
+        so = rows["random_selfonly"]
+        assert torch.allclose(events(raw, so, so.ctx, mean, std, 12)[:, 0],
+                              events(other, so, so.ctx, mean, std, 12)[:, 0], atol=1e-6)
+        fr = rows["random_frozen"]
+        assert not torch.allclose(events(raw, fr, fr.ctx, mean, std, 12)[:, 0],
+                                  events(other, fr, fr.ctx, mean, std, 12)[:, 0], atol=1e-3)
 
 
 def test_score_reads_leaderboard_files(bench, tmp_path, capsys):
@@ -59,11 +191,7 @@ def test_score_reads_leaderboard_files(bench, tmp_path, capsys):
                for i, c in enumerate(valid.clips)]
     path = tmp_path / "vb.pkl"
     path.write_bytes(pickle.dumps(perfect))
-    cfg = from_dict(ProbeConfig, {"data": f"vidsitu:{root}", "score": str(path),
-                                  "score_task": "verb"})
-    assert run_probe(cfg) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["Per_Ev_Top_1"] == 1.0
+    assert run_score_json(root, path, "verb")["Per_Ev_Top_1"] == 1.0
 
 
 class Evil:
@@ -102,15 +230,17 @@ def test_fused_store_reaches_the_heads(bench, tmp_path):
     acc = {}
     for fuse in ("", oracle):
         out = tmp_path / f"fuse{bool(fuse)}"
-        cfg = from_dict(ProbeConfig, {"data": f"vidsitu:{root}", "store": url, "seeds": 1,
-                                      "epochs": 100, "lr": 1e-2, "tasks": ["verb"],
-                                      "fuse_store": fuse,
-                                      "rows": ["none", "random"], "out": str(out)})
-        assert run_probe(cfg) == 0
-        rows = json.loads((out / "results.json").read_text())["rows"]
-        acc[bool(fuse)] = {r: rows[r]["verb/Per_Ev_Top_1"]["mean"] for r in rows}
-    assert acc[True]["none"] > 0.9 and acc[True]["random"] > 0.9
-    assert acc[False]["none"] < 0.6
+        cfg = from_dict(VidSituProbeConfig, {
+            "data": f"vidsitu:{root}", "store": url, "seeds": 1, "epochs": 100,
+            "eval_every": 20, "lrs": [1e-2], "tasks": ["verb"], "fuse_store": fuse,
+            "rows": ["backbone", "random_frozen"], "out": str(out), "progress": False,
+            "model": FAST["model"]})
+        assert run_vidsitu(cfg) == 0
+        cells = json.loads((out / "results.json").read_text())["cells"]
+        acc[bool(fuse)] = {c["row"]: c["values"][0] for c in cells
+                           if c["metric"] == "verb/Per_Ev_Top_1"}
+    assert acc[True]["backbone"] > 0.9 and acc[True]["random_frozen"] > 0.9
+    assert acc[False]["backbone"] < 0.6
     assert "fused" in (tmp_path / "fuseTrue" / "results.md").read_text()
 
 

@@ -66,9 +66,14 @@ class Contextualizer(PreTrainedModel):
             nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor,
-                masked: torch.Tensor | None = None,
-                start_s: torch.Tensor | None = None) -> torch.Tensor:
-        """features [B, S, K, D], valid/masked [B, S] -> contextualized segments [B, S, width]."""
+                masked: torch.Tensor | None = None, start_s: torch.Tensor | None = None,
+                *, self_only: bool = False, layers: bool = False
+                ) -> torch.Tensor | list[torch.Tensor]:
+        """features [B, S, K, D], valid/masked [B, S] -> contextualized segments [B, S, width].
+
+        `self_only` lets each segment attend only to itself (no context: the capacity control
+        of a probe); `layers` returns every layer's output [B, S, width], the last one normed.
+        """
         c = self.config
         b, s, k, _ = features.shape
         if c.token_mode == "pool":
@@ -82,13 +87,22 @@ class Contextualizer(PreTrainedModel):
             pos = sinusoid(start_s / c.time_scale, c.width)
         else:
             pos = sinusoid(torch.arange(s, device=x.device).expand(b, s), c.width)
+        per = 1 if c.token_mode == "pool" else k  # sequence positions per segment
         if c.token_mode == "pool":
-            h = self.encoder(x + pos.to(x.dtype), src_key_padding_mask=~valid)
+            x = x + pos.to(x.dtype)
         else:
             x = (x + pos[:, :, None].to(x.dtype)).reshape(b, s * k, -1)
-            pad = (~valid)[:, :, None].expand(b, s, k).reshape(b, s * k)
-            h = self.encoder(x, src_key_padding_mask=pad).view(b, s, k, -1).mean(2)
-        return self.norm(h)
+        pad = (~valid)[:, :, None].expand(b, s, per).reshape(b, s * per)
+        attn = None
+        if self_only:  # True = may not attend: everything outside the own segment
+            seg = torch.arange(s * per, device=x.device) // per
+            attn = seg[:, None] != seg[None, :]
+        outs = []
+        for layer in self.encoder.layers:
+            x = layer(x, src_mask=attn, src_key_padding_mask=pad)
+            outs.append(x if per == 1 else x.view(b, s, k, -1).mean(2))
+        outs[-1] = self.norm(outs[-1])
+        return outs if layers else outs[-1]
 
 
 AutoConfig.register(ContextualizerConfig.model_type, ContextualizerConfig)

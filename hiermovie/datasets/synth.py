@@ -136,8 +136,9 @@ def _render_lvu_clip(args: tuple[str, int, int, int]) -> None:
 
 
 def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
-              workers: int = 2) -> None:
-    """Long clips in `root/lvu_videos`, labels in `root/lvu_1.0/{task}/{train,val,test}.csv`."""
+              workers: int = 2, render: bool = True) -> None:
+    """Long clips in `root/lvu_videos`, labels in `root/lvu_1.0/{task}/{train,val,test}.csv`
+    (`render=False`: the labels only)."""
     root = Path(root)
     labels = []
     for idx in range(n_clips):
@@ -163,7 +164,8 @@ def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
                     f"{labels[i][task]} {names[labels[i][task]]} {lvu_id(i)} tt{i:07d}"
                     for i in ids]
             (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    _run(_render_lvu_clip, [(str(root), seed, i, size) for i in range(n_clips)], workers)
+    if render:
+        _run(_render_lvu_clip, [(str(root), seed, i, size) for i in range(n_clips)], workers)
 
 
 def _run(fn, jobs: list, workers: int) -> None:

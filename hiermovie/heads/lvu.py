@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hiermovie.heads.models import mlp_or_linear
+from hiermovie.heads.fit import StackedMLP
 
 
 def windows(seq: torch.Tensor, length: int) -> list[torch.Tensor]:
@@ -41,33 +41,13 @@ def window_batch(videos: list[torch.Tensor], length: int
 class WindowHead(nn.Module):
     """Mean of a window's (event) features, then an MLP or a linear layer."""
 
-    def __init__(self, dim: int, outputs: int, kind: str = "mlp") -> None:
+    def __init__(self, dim: int, outputs: int, kind: str = "mlp", seed: int = 0) -> None:
         super().__init__()
-        self.net = mlp_or_linear(dim, outputs, kind)
+        self.net = StackedMLP([seed], dim, max(1, dim // 2), outputs, kind)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.net(pooled)
-
-
-def fit_window_head(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, classes: int | None,
-                    *, kind: str, epochs: int, lr: float, batch_size: int, seed: int
-                    ) -> WindowHead:
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    head = WindowHead(x.shape[-1], classes or 1, kind)
-    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
-            out = head(x[idx], mask[idx])
-            loss = (nn.functional.cross_entropy(out, y[idx].long()) if classes
-                    else nn.functional.mse_loss(out[:, 0], y[idx].float()))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return head.eval()
+        return self.net(pooled[None])[0]
 
 
 @torch.no_grad()

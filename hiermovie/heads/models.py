@@ -1,104 +1,44 @@
-"""Task heads on per-event features, sized as VidSitu's (scaled to the feature width)."""
+"""VidSitu's verb and relation heads on per-event features, for several seeds at once."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from hiermovie.heads.fit import StackedMLP
 
-def mlp_or_linear(in_dim: int, classes: int, kind: str = "mlp") -> nn.Module:
-    """VidSitu's verb head is D -> D/2 -> classes; `linear` is the linear-evaluation probe."""
-    if kind == "linear":
-        return nn.Linear(in_dim, classes)
-    return nn.Sequential(nn.Linear(in_dim, in_dim // 2), nn.ReLU(), nn.Dropout(0.1),
-                         nn.Linear(in_dim // 2, classes))
+PAIRS = (0, 1, 3, 4)  # Ev1, Ev2, Ev4, Ev5, each related to Ev3
 
 
-class RelationHead(nn.Module):
-    """Classifies the relation of event i to Ev3 from the two events' features."""
+class VidSituHeads(nn.Module):
+    """Verb head (one event's feature -> verb) and relation head (an event and Ev3 -> their
+    relation), each an MLP in -> hidden -> classes (VidSitu's) or a linear probe. `hidden` is
+    given, not derived from the input, so rows with narrower inputs get heads of the same
+    capacity."""
 
-    def __init__(self, in_dim: int, classes: int = 4, kind: str = "mlp") -> None:
+    def __init__(self, seeds: Sequence[int], in_dim: int, hidden: int, verbs: int,
+                 relations: int, kind: str = "mlp") -> None:
         super().__init__()
-        self.net = mlp_or_linear(2 * in_dim, classes, kind)
+        self.verb = StackedMLP(seeds, in_dim, hidden, verbs, kind)
+        self.rel = StackedMLP([s + 10_000 for s in seeds], 2 * in_dim, hidden, relations, kind)
 
-    def forward(self, ev: torch.Tensor, ev3: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([ev, ev3], dim=-1))
-
-
-def train_classifier(model: nn.Module, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
-                     *, epochs: int, lr: float, batch_size: int, seed: int,
-                     weight_decay: float = 1e-4) -> nn.Module:
-    """Cross-entropy training with Adam on in-memory tensors; seeded."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    n = len(labels)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
-            loss = nn.functional.cross_entropy(model(*(x[idx] for x in inputs)), labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    def forward(self, ev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ev [M, B, 5, F] -> verb logits [M, B, 5, V], relation logits [M, B, 4, R]."""
+        centre = ev[:, :, 2:3].expand(-1, -1, len(PAIRS), -1)
+        return self.verb(ev), self.rel(torch.cat([ev[:, :, list(PAIRS)], centre], dim=-1))
 
 
-class ClipModel(nn.Module):
-    """Verb and relation heads over a clip's events, optionally through a contextualizer that
-    is fine-tuned with them. Each event is represented by its own (standardised) feature,
-    next to its contextualized one when there is a contextualizer. The contextualizer sees the
-    first `ctx_dim` channels (the rest: features fused from another store)."""
-
-    def __init__(self, in_dim: int, verbs: int, relations: int, ctx: nn.Module | None,
-                 ctx_width: int, mean: torch.Tensor, std: torch.Tensor, kind: str = "mlp",
-                 pairs: tuple[int, ...] = (0, 1, 3, 4), ctx_dim: int = 0) -> None:
-        super().__init__()
-        self.ctx, self.ctx_dim = ctx, ctx_dim or in_dim
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-        width = in_dim + (ctx_width if ctx is not None else 0)
-        self.verb = mlp_or_linear(width, verbs, kind)
-        self.rel = RelationHead(width, relations, kind)
-        self.pairs = list(pairs)
-
-    def events(self, feats: torch.Tensor) -> torch.Tensor:
-        """[B, S, K, D] -> [B, S, F]."""
-        own = (feats.mean(2) - self.mean) / self.std
-        if self.ctx is None:
-            return own
-        valid = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
-        return torch.cat([own, self.ctx(feats[..., :self.ctx_dim], valid)], dim=-1)
-
-    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Verb logits [B, S, V] and relation logits [B, len(pairs), R] (pairs vs event 3)."""
-        ev = self.events(feats)
-        centre = ev[:, 2:3].expand(-1, len(self.pairs), -1)
-        return self.verb(ev), self.rel(ev[:, self.pairs], centre)
-
-
-def train_clip_model(model: ClipModel, feats: torch.Tensor, verbs: torch.Tensor,
-                     relations: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
-                     seed: int, ctx_lr_scale: float = 0.3) -> ClipModel:
-    """Joint cross-entropy on verbs (every event) and relations (every pair)."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    ctx_params = list(model.ctx.parameters()) if model.ctx is not None else []
-    ids = {id(p) for p in ctx_params}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr": lr}]
-    if ctx_params:
-        groups.append({"params": ctx_params, "lr": lr * ctx_lr_scale})
-    opt = torch.optim.Adam(groups, weight_decay=1e-4)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(feats), generator=g)
-        for i in range(0, len(feats), batch_size):
-            idx = order[i:i + batch_size]
-            vlog, rlog = model(feats[idx])
-            loss = (nn.functional.cross_entropy(vlog.flatten(0, 1), verbs[idx].flatten())
-                    + nn.functional.cross_entropy(rlog.flatten(0, 1), relations[idx].flatten()))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+def head_loss(verb_logits: torch.Tensor, rel_logits: torch.Tensor, verbs: torch.Tensor,
+              relations: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
+    """Cross-entropy of the trained tasks only, averaged per member and summed over members."""
+    m = verb_logits.shape[0]
+    loss = verb_logits.new_zeros(())
+    if "verb" in tasks:
+        loss = loss + nn.functional.cross_entropy(verb_logits.flatten(0, 2),
+                                                  verbs.flatten()) * m
+    if "relation" in tasks:
+        loss = loss + nn.functional.cross_entropy(rel_logits.flatten(0, 2),
+                                                  relations.flatten()) * m
+    return loss

@@ -8,6 +8,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
 
+from hiermovie.heads.fit import fit
+
 SPECIAL = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 ROLE_TOKENS = ["<Arg0>", "<Arg1>", "<Arg2>", "<Arg3>", "<Arg4>", "<AScn>", "<ALoc>", "<AMnr>",
                "<APrp>", "<ADir>", "<AGol>"]
@@ -80,12 +82,13 @@ class RoleGenerator:
 
     def __init__(self, feat_dim: int, texts: list[str], verbs: list[str], seed: int = 0,
                  width: int = 128) -> None:
-        torch.manual_seed(seed)
         self.tok = train_tokenizer(texts, verbs)
         self.pad, self.bos, self.eos = (self.tok.token_to_id(t) for t in ("[PAD]", "[BOS]",
                                                                           "[EOS]"))
         vocab = max(self.tok.get_vocab().values()) + 1  # ids can skip numbers
-        self.model = RoleDecoder(feat_dim, vocab, width=width)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = RoleDecoder(feat_dim, vocab, width=width)
         self.seed = seed
 
     def _encode(self, verbs: list[str], texts: list[str] | None = None) -> torch.Tensor:
@@ -101,21 +104,16 @@ class RoleGenerator:
     def fit(self, feats: torch.Tensor, verbs: list[str], texts: list[str], *, epochs: int = 30,
             lr: float = 2e-3, batch_size: int = 128) -> RoleGenerator:
         tokens = self._encode(verbs, texts)
-        g = torch.Generator().manual_seed(self.seed)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
-        self.model.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(tokens), generator=g)
-            for i in range(0, len(tokens), batch_size):
-                idx = order[i:i + batch_size]
-                inp, tgt = tokens[idx, :-1], tokens[idx, 1:].clone()
-                tgt[:, 0] = self.pad  # the verb is given, not predicted
-                logits = self.model(feats[idx], inp)
-                loss = nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(),
-                                                   ignore_index=self.pad)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+
+        def loss(idx: torch.Tensor) -> torch.Tensor:
+            inp, tgt = tokens[idx[0], :-1], tokens[idx[0], 1:].clone()
+            tgt[:, 0] = self.pad  # the verb is given, not predicted
+            logits = self.model(feats[idx[0]], inp)
+            return nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(),
+                                               ignore_index=self.pad)
+
+        fit(self.model, loss, len(tokens), epochs=epochs, lr=lr, batch_size=batch_size,
+            seeds=[self.seed], decoupled=True)
         return self
 
     def predict(self, feats: torch.Tensor, verbs: list[str]) -> list[dict[str, str]]:

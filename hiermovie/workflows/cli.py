@@ -19,8 +19,13 @@ JOBS: dict[str, tuple[str, str, str, str]] = {
     "pretrain-backbone": ("hiermovie.workflows.pretrain_backbone", "PretrainBackboneConfig",
                           "run_pretrain_backbone",
                           "train a video backbone self-supervised (CVRL or rho-BYOL)"),
-    "probe": ("hiermovie.workflows.probe", "ProbeConfig", "run_probe",
-              "train task heads on frozen features and print the results table"),
+    "probe vidsitu": ("hiermovie.workflows.probe.vidsitu", "VidSituProbeConfig", "run_vidsitu",
+                      "VidSitu verbs, relations and roles: each row's heads, at one or more "
+                      "label counts"),
+    "probe lvu": ("hiermovie.workflows.probe.lvu", "LvuProbeConfig", "run_lvu",
+                  "the nine LVU long-form tasks on windows of segment features"),
+    "probe score": ("hiermovie.workflows.probe.score", "ScoreConfig", "run_score",
+                    "the official metrics of a VidSitu prediction file"),
     "synth": ("hiermovie.workflows.synth", "SynthConfig", "run_synth",
               "render the synthetic movie benchmark (VidSitu and LVU layouts)"),
     "demo": ("hiermovie.workflows.demo", "DemoConfig", "run_demo",
@@ -42,7 +47,26 @@ def _load_job(name: str) -> tuple[type, Callable[..., int]] | None:
 
 
 def _command(argv: list[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["probe"] and len(words) > 1 and f"probe {words[1]}" in JOBS:
+        return f"probe {words[1]}"
+    return words[0] if words else None
+
+
+def _probe_alias(argv: list[str]) -> list[str]:
+    """`hiermovie probe --data ...` (before probe had subcommands): vidsitu, or lvu for
+    `--data lvu:ROOT`, or score for `--score FILE [--score_task T]`."""
+    if "probe" not in argv:
+        return argv
+    i = argv.index("probe")
+    rest = argv[i + 1:]
+    if not rest or rest[0] in ("vidsitu", "lvu", "score", "-h", "--help"):
+        return argv
+    flat = " ".join(rest)
+    if "--score" in rest or "--score=" in flat:
+        rest = [{"--score": "--predictions", "--score_task": "--task"}.get(a, a) for a in rest]
+        return [*argv[:i], "probe", "score", *rest]
+    return [*argv[:i], "probe", "lvu" if "lvu:" in flat else "vidsitu", *rest]
 
 
 # the plan fields each segment-plan kind uses (the rest are defaults it never read)
@@ -104,11 +128,15 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = _command(argv)
     jobs = {}
+    probe = sub.add_parser("probe", help="judge features and contextualizers with task heads "
+                           "(vidsitu, lvu, score)")
+    probe_sub = probe.add_subparsers(dest="probe_command", required=True, metavar="TASK")
     for name, (*_, help_) in JOBS.items():
         job = _load_job(name) if name == chosen else None
         if name == chosen and job is None:
             continue
-        p = sub.add_parser(name, help=help_, description=(
+        parent, word = (probe_sub, name.split()[1]) if name.startswith("probe ") else (sub, name)
+        p = parent.add_parser(word, help=help_, description=(
             (job[1].__doc__ or help_).split("\n")[0] if job else help_))
         if job:
             add_arguments(p, job[0])
@@ -168,9 +196,11 @@ def _refuse_unknown(sub: argparse.ArgumentParser, unknown: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _probe_alias(sys.argv[1:] if argv is None else argv)
     parser, jobs = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
+    if args.command == "probe":
+        args.command = f"probe {args.probe_command}"
     if unknown:
         if args.command in jobs:
             _refuse_unknown(jobs[args.command][2], unknown)

@@ -44,7 +44,8 @@ def run_demo(cfg: DemoConfig) -> int:
         run_pretrain_backbone,
     )
     from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
-    from hiermovie.workflows.probe import ProbeConfig, run_probe
+    from hiermovie.workflows.probe.config import VidSituProbeConfig
+    from hiermovie.workflows.probe.vidsitu import run_vidsitu
     from hiermovie.workflows.synth import SynthConfig, run_synth
 
     work = Path(cfg.workdir)
@@ -65,13 +66,17 @@ def run_demo(cfg: DemoConfig) -> int:
         step("extract", run_extract, from_dict(ExtractConfig, {
             "input": f"vidsitu:{data}", "store": store,
             "backbone": {"name": backbone, "weights": weights}}))
-        step("pretrain-ctx", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
-            "store": store, "out": str(sub / "ctx"), "steps": cfg.ctx_steps, "lr": 5e-4,
-            "warmup": 50, "val_every": 250, "resume": True,
-            "model": {"width": 256, "ffn": 512, "heads": 4}}))
-        step("probe", run_probe, from_dict(ProbeConfig, {
+        shape = {"width": 256, "ffn": 512, "heads": 4}
+        for name, objective in (("ctx", "mask"), ("ctx-control", "supervised")):
+            step(f"pretrain-ctx ({objective})", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
+                "store": store, "data": f"vidsitu:{data}", "videos": "split:train",
+                "objective": objective, "out": str(sub / name), "steps": cfg.ctx_steps,
+                "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": shape}))
+        step("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
             "data": f"vidsitu:{data}", "store": store, "seeds": cfg.seeds,
-            "contextualizer": str(sub / "ctx" / "contextualizer"), "out": str(sub / "probe")}))
+            "contextualizer": str(sub / "ctx" / "contextualizer"),
+            "positive_control": str(sub / "ctx-control" / "contextualizer"),
+            "out": str(sub / "probe")}))
         return {"results": json.loads((sub / "probe" / "results.json").read_text()),
                 "ctx": json.loads((sub / "ctx" / "summary.json").read_text())}
 
@@ -87,9 +92,11 @@ def run_demo(cfg: DemoConfig) -> int:
             **BACKBONE_RECIPE}))
         runs[f"{cfg.backbone} (pretrain-backbone)"] = level2(f"trained/{bb}", "", work / "trained")
     report = (f"# hiermovie demo\n\n{table(runs)}\n" + "".join(
-        f"Contextualizer on {name}: validation loss {r['ctx']['val_loss']:.4f}, "
-        f"{r['ctx']['ratio_to_mean_feature']:.3f}x predicting the mean feature, "
-        f"{r['ctx']['ratio_to_untrained']:.4f}x an untrained contextualizer.\n"
+        f"Contextualizer on {name}: mask-prediction loss on held-out training clips "
+        f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting the "
+        f"mean feature; clip share of its outputs' variance "
+        f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
+        f"{r['ctx']['clip_share_backbone']:.2f}).\n"
         for name, r in runs.items()) +
         f"\nTimings (s): {json.dumps(timings)}; total {sum(timings.values()):.0f} s.\n")
     (work / "demo.md").write_text(report)
@@ -98,18 +105,20 @@ def run_demo(cfg: DemoConfig) -> int:
 
 
 def table(runs: dict[str, dict]) -> str:
-    """One Markdown table: a row per (backbone, contextualizer), mean +- std over seeds."""
-    from hiermovie.workflows.probe import COLUMNS, ROW_NAMES
-    from hiermovie.workflows.tables import cell, spread
+    """One Markdown table: a row per (backbone, probe row), mean +- std over seeds."""
+    from hiermovie.workflows.probe.report import by_row, metric_table
+    from hiermovie.workflows.probe.rows import ROWS
+    from hiermovie.workflows.tables import spread
 
     first = next(iter(runs.values()))["results"]
-    cols = [c for c in COLUMNS if c in next(iter(first["rows"].values()))]
-    lines = [f"Synthetic VidSitu validation clips ({first['coverage']['valid']['available']}); "
-             f"{spread(first['config']['seeds'])}.", "",
-             "| Backbone | Contextualizer | " + " | ".join(COLUMNS[c] for c in cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    top = max(c["labels"] for c in first["cells"])
+    merged, names = {}, {}
     for name, r in runs.items():
-        for row, metrics in r["results"]["rows"].items():
-            cells = [cell(metrics[c]["runs"]) for c in cols]
-            lines.append(f"| {name} | {ROW_NAMES[row]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        for row, metrics in by_row(r["results"]["cells"], top).items():
+            merged[f"{name}/{row}"] = metrics
+            names[f"{name}/{row}"] = [name, ROWS[row][0]]
+    return (f"Synthetic VidSitu validation clips ({first['coverage']['valid']['available']}); "
+            f"heads trained on {top} labelled training clips; contextualizers pretrained on "
+            f"the training clips only (never the validation clips); "
+            f"{spread(first['config']['seeds'])}.\n\n"
+            + metric_table(merged, ["Backbone", "Row"], names) + "\n")

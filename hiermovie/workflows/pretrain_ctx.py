@@ -7,12 +7,11 @@ repeats exactly the steps an uninterrupted run would have taken. Runs under `tor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -20,13 +19,20 @@ from hiermovie.config import opt
 from hiermovie.contextualizer import (
     Contextualizer,
     ContextualizerConfig,
-    mask_loss,
-    random_mask,
     targets,
 )
 from hiermovie.contextualizer.objectives import Loss
-from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
+from hiermovie.feature_store import FeatureStore
 from hiermovie.progress import progress
+from hiermovie.workflows.ctx_config import CtxModelConfig
+from hiermovie.workflows.ctx_data import Batches, select_videos, sequences, split_videos
+from hiermovie.workflows.ctx_objectives import (
+    LabelPredictor,
+    MaskPredictor,
+    batch_loss,
+    collapse_check,
+    evaluate,
+)
 from hiermovie.workflows.training import (
     TrainingConfig,
     cosine_lr,
@@ -42,27 +48,16 @@ from hiermovie.workflows.training import (
 
 
 @dataclass
-class CtxModelConfig:
-    width: int = opt(1024, "transformer width")
-    layers: int = opt(3, "encoder layers")
-    heads: int = opt(8, "attention heads")
-    ffn: int = opt(2048, "feed-forward width")
-    dropout: float = opt(0.1, "dropout")
-    token_mode: str = opt("pool", "K tokens per segment: pool them, or flatten into the sequence")
-    position: str = opt("index", "positions from segment order (index) or start time (time)")
-
-    def __post_init__(self) -> None:
-        if self.width % self.heads or self.width % 2:
-            raise ValueError("model.width: must be even and divisible by model.heads")
-        if self.token_mode not in ("pool", "flatten"):
-            raise ValueError("model.token_mode: must be 'pool' or 'flatten'")
-        if self.position not in ("index", "time"):
-            raise ValueError("model.position: must be 'index' or 'time'")
-
-
-@dataclass
 class PretrainCtxConfig(TrainingConfig):
-    store: str = opt("", "feature store written by `extract`")
+    store: list[str] = opt([], "feature store(s) written by `extract` (comma-separated: e.g. "
+                           "an unlabelled pool and the labelled training clips)")
+    objective: Literal["mask", "supervised"] = opt(
+        "mask", "mask prediction (the method), or verb and relation labels of --data's "
+        "training clips (the probe's positive control)")
+    data: str = opt("", "vidsitu:ROOT: its validation clips are never trained on; the labels "
+                    "of --objective supervised")
+    videos: str = opt("", "which videos: empty = every video of the stores, split:NAME = "
+                      "--data's split NAME, or a file of ids (one per line)")
     out: str = opt("runs/ctx", "output folder: checkpoints, metrics, the trained model")
     model: CtxModelConfig = opt(default_factory=CtxModelConfig)
     loss: Loss = opt("l2", "l2 on normalised targets, cosine, or infonce")
@@ -71,7 +66,8 @@ class PretrainCtxConfig(TrainingConfig):
     mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
     mask_span: int = opt(1, "mask contiguous runs of this many segments")
     window: int = opt(0, "train on windows of this many segments (0 = whole videos)")
-    val_fraction: float = opt(0.1, "videos held out for validation")
+    val_fraction: float = opt(0.1, "of the selected videos, held out for validation (always "
+                              "at least one; never trained on)")
     val_every: int = opt(200, "validate every N steps")
     storage_options: dict = opt({}, "fsspec options for the store")
 
@@ -82,85 +78,12 @@ class PretrainCtxConfig(TrainingConfig):
         for name in ("val_every", "mask_span"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError("val_fraction: must be in [0, 1)")
-
-
-def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
-    """A stable split by hashed id: the same video is held out whatever else is in the store."""
-    def held_out(v: str) -> bool:
-        return int(hashlib.sha1(v.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < val_fraction
-    val = [v for v in ids if held_out(v)]
-    train = [v for v in ids if not held_out(v)]
-    return train, (val or train[-max(1, len(train) // 10):])
-
-
-class Batches:
-    """Seeded epoch permutations of a dataset, addressable by global step (exact resume)."""
-
-    def __init__(self, ds: SequenceDataset, batch_size: int, seed: int, rank: int = 0,
-                 world: int = 1) -> None:
-        self.ds, self.bs, self.seed, self.rank, self.world = ds, batch_size, seed, rank, world
-        self.per_epoch = max(1, len(ds) // (batch_size * world))
-        self._epoch, self._mine = -1, []
-
-    def __call__(self, step: int) -> dict[str, Any]:
-        epoch, i = divmod(step, self.per_epoch)
-        if epoch != self._epoch:  # this rank's share of the epoch's permutation, once
-            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-            order = torch.randperm(len(self.ds), generator=g).tolist()
-            self._epoch, self._mine = epoch, order[self.rank::self.world]
-        mine = self._mine
-        idx = [mine[(i * self.bs + j) % len(mine)] for j in range(self.bs)]
-        return pad_collate([self.ds[k] for k in idx])
-
-
-class MaskPredictor(torch.nn.Module):
-    """The contextualizer plus the small head that predicts masked segments' features."""
-
-    def __init__(self, ctx: Contextualizer, dim: int) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.head = torch.nn.Linear(ctx.config.width, dim)
-
-    def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
-                start_s: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.ctx(feats, valid, masked, start_s)[masked])
-
-
-def masked_loss(model: torch.nn.Module, batch: dict[str, Any], cfg: PretrainCtxConfig,
-                device: torch.device, generator: torch.Generator) -> torch.Tensor:
-    feats = batch["features"].to(device)
-    valid = batch["mask"].to(device)
-    masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count, span=cfg.mask_span,
-                         generator=generator)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        pred = model(feats, valid, masked, batch["start_s"].to(device))
-    return mask_loss(pred, targets(feats)[masked], cfg.loss, cfg.temperature)
-
-
-@torch.no_grad()
-def evaluate(model: MaskPredictor, val: SequenceDataset,
-             cfg: PretrainCtxConfig, device: torch.device, mean_target: torch.Tensor | None = None,
-             ) -> float:
-    """Validation loss with fixed masks; with `mean_target`, the loss of predicting it."""
-    model.eval()
-    total, n = 0.0, 0
-    g = torch.Generator().manual_seed(12345)
-    for i in range(0, len(val), cfg.batch_size):
-        batch = pad_collate([val[j] for j in range(i, min(i + cfg.batch_size, len(val)))])
-        feats, valid = batch["features"].to(device), batch["mask"].to(device)
-        masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count,
-                             span=cfg.mask_span, generator=g)
-        tgt = targets(feats)[masked]
-        if mean_target is not None:
-            pred = mean_target.expand_as(tgt)
-        else:
-            pred = model(feats, valid, masked, batch["start_s"].to(device))
-        total += mask_loss(pred, tgt, cfg.loss, cfg.temperature).item() * len(tgt)
-        n += len(tgt)
-    model.train()
-    return total / max(n, 1)
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction: must be in (0, 1): validation needs held-out videos")
+        if self.objective == "supervised" and not self.data:
+            raise ValueError("data: --objective supervised needs vidsitu:ROOT (its labels)")
+        if self.videos.startswith("split:") and not self.data:
+            raise ValueError("videos: split:NAME needs --data vidsitu:ROOT")
 
 
 def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
@@ -173,19 +96,28 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     device = pick_device(cfg.device, world)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
-    prov = store.provenance
-    train_ids, val_ids = split_videos(store.videos(), cfg.val_fraction)
+    stores = [FeatureStore(u, storage_options=cfg.storage_options or None) for u in cfg.store]
+    prov = stores[0].provenance
+    for st in stores[1:]:
+        if (st.provenance.dim, st.provenance.tokens_per_segment) != (
+                prov.dim, prov.tokens_per_segment):
+            raise ConfigError(f"store: {st.url} holds K={st.provenance.tokens_per_segment} "
+                              f"D={st.provenance.dim} features, {stores[0].url} "
+                              f"K={prov.tokens_per_segment} D={prov.dim}")
+    have = list(dict.fromkeys(v for st in stores for v in st.videos()))
+    chosen, selection = select_videos(cfg, have)
+    train_ids, val_ids = split_videos(chosen, cfg.val_fraction)
     if not train_ids:
-        raise ConfigError(f"{cfg.store}: no videos with features to train on")
-    window = cfg.window or None
-    train_ds = SequenceDataset(store, train_ids, window=window, stride=window)
-    val_ds = SequenceDataset(store, val_ids, window=window, stride=window)
+        raise ConfigError(f"{','.join(cfg.store)}: one video left after holding out the "
+                          "validation videos; nothing to train on")
+    train_ds, collate, classes = sequences(cfg, stores, train_ids)
+    val_ds = sequences(cfg, stores, val_ids)[0]
 
     torch.manual_seed(cfg.seed)
     mcfg = ContextualizerConfig(in_dim=prov.dim, tokens_per_segment=prov.tokens_per_segment,
                                 **asdict(cfg.model))
-    model = MaskPredictor(Contextualizer(mcfg), prov.dim).to(device)
+    model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
+             else MaskPredictor(Contextualizer(mcfg), prov.dim)).to(device)
     opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddp_model = model
     if world > 1:
@@ -203,13 +135,14 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     elif cfg.resume and rank == 0:
         print(f"pretrain-ctx: no checkpoint in {out}; starting from scratch")
 
-    batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world)
-    # baselines on the same validation masks: predicting the mean target, an untrained model
-    mean_target = torch.stack([targets(train_ds[i]["features"].float()[None])[0].mean(0)
-                               for i in range(min(len(train_ds), 512))]).mean(0).to(device)
-    if start == 0:
-        baselines = {"mean_feature": evaluate(model, val_ds, cfg, device, mean_target),
-                     "untrained": evaluate(model, val_ds, cfg, device)}
+    batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world, collate)
+    if start == 0:  # on the same validation masks: an untrained model, the mean target
+        baselines = {"untrained": evaluate(model, val_ds, collate, cfg, device)}
+        if not classes:
+            mean_target = torch.stack([targets(train_ds[i]["features"].float()[None])[0].mean(0)
+                                       for i in range(min(len(train_ds), 512))]).mean(0)
+            baselines["mean_feature"] = evaluate(model, val_ds, collate, cfg, device,
+                                                 mean_target.to(device))
 
     log = open_metrics(out, start) if rank == 0 else None
     bar = progress(total=cfg.steps, initial=start, desc="pretrain-ctx", unit="step",
@@ -225,12 +158,12 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         batch = batches(step)
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
-        loss = masked_loss(ddp_model, batch, cfg, device, g)
+        loss = batch_loss(ddp_model, batch, cfg, device, g)[0]
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
         if done % cfg.val_every == 0 or done == cfg.steps:
-            last_val = evaluate(model, val_ds, cfg, device)
+            last_val = evaluate(model, val_ds, collate, cfg, device)
             record["val_loss"] = last_val
         bar.update()
         if log:
@@ -247,33 +180,39 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     if log:
         log.close()
     if rank == 0 and done == cfg.steps:
-        _finish(cfg, out, model, baselines, last_val, len(train_ds), len(val_ds),
+        sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
+                 "train_sequences": len(train_ds), "val_sequences": len(val_ds)}
+        _finish(cfg, out, model, baselines, last_val, selection, sizes,
+                collapse_check(model, val_ds, collate, device),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
     finish_distributed()
     return 0
 
 
-def _finish(cfg: PretrainCtxConfig, out: Path, model: MaskPredictor,
-            baselines: dict[str, float], val: float, n_train: int, n_val: int, step_s: float,
-            wait_s: float) -> None:
+def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
+            baselines: dict[str, float], val: float, selection: dict, sizes: dict,
+            collapse: dict, step_s: float, wait_s: float) -> None:
     model.ctx.save_pretrained(out / "contextualizer")
     from safetensors.torch import save_file
 
-    save_file(model.head.state_dict(),
-              str(out / "contextualizer" / "prediction_head.safetensors"))
+    heads = {"prediction_head": model.head} if hasattr(model, "head") else {
+        "verb_head": model.verb, "relation_head": model.rel}
+    for name, head in heads.items():
+        save_file(head.state_dict(), str(out / "contextualizer" / f"{name}.safetensors"))
     summary = {
-        "store": cfg.store, "steps": cfg.steps, "train_sequences": n_train,
-        "val_sequences": n_val, "loss": cfg.loss, "val_loss": val,
-        "val_loss_mean_feature": baselines["mean_feature"],
-        "val_loss_untrained": baselines["untrained"],
-        "ratio_to_mean_feature": val / baselines["mean_feature"],
-        "ratio_to_untrained": val / baselines["untrained"],
+        "stores": cfg.store, "objective": cfg.objective, "selection": selection, **sizes,
+        "steps": cfg.steps, "loss": cfg.loss if cfg.objective == "mask" else "cross-entropy",
+        "val_loss": val, **{f"val_loss_{k}": v for k, v in baselines.items()},
+        **{f"ratio_to_{k}": val / v for k, v in baselines.items()}, **collapse,
         "step_seconds": step_s, "data_wait_fraction": wait_s / max(step_s, 1e-9),
         "config": asdict(cfg),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_curve(out, f"{cfg.loss} loss at masked segments",
-               {"mean feature": baselines["mean_feature"], "untrained": baselines["untrained"]})
-    print(f"pretrain-ctx: val loss {val:.4f} vs predicting the mean feature "
-          f"{baselines['mean_feature']:.4f} and an untrained contextualizer "
-          f"{baselines['untrained']:.4f}; model in {out / 'contextualizer'}")
+    what = (f"{cfg.loss} loss at masked segments" if cfg.objective == "mask"
+            else "verb + relation cross-entropy")
+    plot_curve(out, what, {k.replace("_", " "): v for k, v in baselines.items()})
+    print(f"pretrain-ctx: val loss {val:.4f} vs "
+          + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baselines.items())
+          + f"; clip share of the outputs' variance {collapse['clip_share_contextualizer']:.2f} "
+          f"(backbone features {collapse['clip_share_backbone']:.2f}); model in "
+          f"{out / 'contextualizer'}")

@@ -1,0 +1,100 @@
+"""What pretrain-ctx trains and validates on: the selected videos of one or more stores,
+a stable held-out split, and seeded batches addressable by step (exact resume)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
+
+
+def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
+    """A stable split by hashed id: the same video is held out whatever else is in the store;
+    at least one video (the lowest hash) is held out, and never trained on."""
+    def score(v: str) -> float:
+        return int(hashlib.sha1(v.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    val = {v for v in ids if score(v) < val_fraction} or {min(ids, key=score)}
+    return [v for v in ids if v not in val], [v for v in ids if v in val]
+
+
+def select_videos(cfg: Any, have: list[str]) -> tuple[list[str], dict]:
+    """The videos this run may use, and what was chosen and excluded (for summary.json)."""
+    from hiermovie.config import ConfigError
+    from hiermovie.datasets.vidsitu import VidSitu
+
+    chosen, note = list(have), {"videos": cfg.videos or "every video of the stores"}
+    if cfg.videos and not cfg.videos.startswith("split:"):
+        try:
+            wanted = {ln.strip() for ln in Path(cfg.videos).read_text().splitlines()}
+        except OSError as e:
+            raise ConfigError(f"videos: cannot read {cfg.videos}: {e.strerror}") from None
+        chosen = [v for v in chosen if v in wanted - {""}]
+    if cfg.data:
+        kind, _, root = cfg.data.partition(":")
+        if kind != "vidsitu" or not root:
+            raise ConfigError(f"data: expected vidsitu:ROOT, got {cfg.data!r}")
+        if cfg.videos.startswith("split:"):
+            keep = set(VidSitu(root, cfg.videos[6:]).clips)
+            chosen = [v for v in chosen if v in keep]
+        held = set(VidSitu(root, "valid").clips)
+        note["excluded_validation_clips"] = sum(v in held for v in chosen)
+        chosen = [v for v in chosen if v not in held]
+    if not chosen:
+        raise ConfigError(f"{','.join(cfg.store)}: no videos left to train on ({note})")
+    return chosen, note
+
+
+class Batches:
+    """Seeded epoch permutations of a dataset, addressable by global step (exact resume)."""
+
+    def __init__(self, ds: Dataset, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1, collate: Callable = pad_collate) -> None:
+        self.ds, self.bs, self.seed, self.rank, self.world = ds, batch_size, seed, rank, world
+        self.collate = collate
+        self.per_epoch = max(1, len(ds) // (batch_size * world))
+        self._epoch, self._mine = -1, []
+
+    def __call__(self, step: int) -> dict[str, Any]:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:  # this rank's share of the epoch's permutation, once
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            order = torch.randperm(len(self.ds), generator=g).tolist()
+            self._epoch, self._mine = epoch, order[self.rank::self.world]
+        mine = self._mine
+        idx = [mine[(i * self.bs + j) % len(mine)] for j in range(self.bs)]
+        return self.collate([self.ds[k] for k in idx])
+
+
+def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]
+             ) -> tuple[Dataset, Callable, tuple[int, int] | None]:
+    """The sequences of `ids` across the stores (a video in several: the first store's), and
+    for --objective supervised their labels and the (verbs, relations) class counts."""
+    parts, left = [], set(ids)
+    window = cfg.window or None
+    for st in stores:
+        mine = [v for v in ids if v in left and v in st]
+        left -= set(mine)
+        if not mine:
+            continue
+        if cfg.objective == "supervised":
+            from hiermovie.datasets.labelled import VidSituSequences
+
+            ds = VidSituSequences(st, cfg.data.partition(":")[2], "train")
+            ds.items = [it for it in ds.items if it[0] in set(mine)]
+        else:
+            ds = SequenceDataset(st, mine, window=window, stride=window)
+        parts.append(ds)
+    if cfg.objective != "supervised":
+        return ConcatDataset(parts), pad_collate, None
+    from hiermovie.datasets.labelled import labelled_collate
+    from hiermovie.datasets.vidsitu import RELATIONS
+
+    return ConcatDataset(parts), labelled_collate, (len(parts[0].vocab), len(RELATIONS))
+
+

@@ -1,0 +1,107 @@
+"""pretrain-ctx's two objectives as models with a loss on one batch: mask prediction (the
+method) and, as the probe's positive control, verb and relation labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from hiermovie.contextualizer import Contextualizer, mask_loss, random_mask, targets
+
+
+class MaskPredictor(nn.Module):
+    """The contextualizer plus the small head that predicts masked segments' features."""
+
+    def __init__(self, ctx: Contextualizer, dim: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.head = nn.Linear(ctx.config.width, dim)
+
+    def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
+                start_s: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.ctx(feats, valid, masked, start_s)[masked])
+
+
+class LabelPredictor(nn.Module):
+    """The contextualizer plus linear verb and relation heads (VidSitu's five events)."""
+
+    def __init__(self, ctx: Contextualizer, verbs: int, relations: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.verb = nn.Linear(ctx.config.width, verbs)
+        self.rel = nn.Linear(2 * ctx.config.width, relations)
+
+    def forward(self, feats: torch.Tensor, valid: torch.Tensor,
+                start_s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.ctx(feats, valid, None, start_s)
+        pairs = h[:, [0, 1, 3, 4]]
+        return self.verb(h), self.rel(torch.cat([pairs, h[:, 2:3].expand_as(pairs)], -1))
+
+
+def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.device,
+               generator: torch.Generator, mean_target: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, int]:
+    """The objective's loss on one batch and how many predictions it averages; with
+    `mean_target` (mask prediction only), the loss of predicting that constant instead."""
+    feats = batch["features"].to(device)
+    valid = batch["mask"].to(device)
+    start = batch["start_s"].to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        if cfg.objective == "supervised":
+            vlog, rlog = model(feats, valid, start)
+            verbs, rels = batch["verbs"].to(device), batch["relations"].to(device)
+            loss = (nn.functional.cross_entropy(vlog.flatten(0, 1).float(), verbs.flatten(),
+                                                ignore_index=-1)
+                    + nn.functional.cross_entropy(rlog.flatten(0, 1).float(), rels.flatten()))
+            return loss, len(feats)
+        masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count,
+                             span=cfg.mask_span, generator=generator)
+        tgt = targets(feats)[masked]
+        pred = (mean_target.expand_as(tgt) if mean_target is not None
+                else model(feats, valid, masked, start))
+    return mask_loss(pred, tgt, cfg.loss, cfg.temperature), len(tgt)
+
+
+def masked_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.device,
+                generator: torch.Generator) -> torch.Tensor:
+    return batch_loss(model, batch, cfg, device, generator)[0]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, val: Any, collate: Any, cfg: Any, device: torch.device,
+             mean_target: torch.Tensor | None = None) -> float:
+    """Validation loss with fixed masks; with `mean_target`, the loss of predicting it."""
+    model.eval()
+    total, n = 0.0, 0
+    g = torch.Generator().manual_seed(12345)
+    for i in range(0, len(val), cfg.batch_size):
+        batch = collate([val[j] for j in range(i, min(i + cfg.batch_size, len(val)))])
+        loss, k = batch_loss(model, batch, cfg, device, g, mean_target)
+        total, n = total + loss.item() * k, n + k
+    model.train()
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def clip_share(x: torch.Tensor, valid: torch.Tensor) -> float:
+    """Share of the variance of segment features [B, S, F] that is common to their clip: near
+    1 means the outputs collapsed to a clip summary and lost the segment."""
+    w = valid[..., None].float()
+    mean = (x * w).sum((0, 1)) / w.sum((0, 1))
+    clip = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
+    total = (((x - mean) ** 2) * w).sum()
+    return float((((clip - mean) ** 2) * w).sum() / total.clamp(min=1e-12))
+
+
+@torch.no_grad()
+def collapse_check(model: torch.nn.Module, val: Any, collate: Callable,
+                   device: torch.device) -> dict[str, float]:
+    model.eval()
+    batch = collate([val[i] for i in range(min(len(val), 256))])
+    feats, valid = batch["features"].to(device), batch["mask"].to(device)
+    out = model.ctx(feats, valid, None, batch["start_s"].to(device))
+    return {"clip_share_backbone": clip_share(feats.mean(2), valid),
+            "clip_share_contextualizer": clip_share(out.float(), valid)}

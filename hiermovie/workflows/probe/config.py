@@ -1,0 +1,124 @@
+"""The probe jobs' configs: one per evaluation, each holding only the fields it reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hiermovie.config import opt
+from hiermovie.workflows.ctx_config import CtxModelConfig
+
+Row = Literal["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
+              "pretrained", "positive_control"]
+Task = Literal["verb", "relation", "roles"]
+
+
+@dataclass
+class FinetuneConfig:
+    """How the fine-tuned rows (scratch, pretrained) train the contextualizer with the heads."""
+
+    ctx_lr_scale: float = opt(0.3, "the contextualizer's learning rate, as a multiple of the "
+                              "heads' (chosen per row on held-out training clips)")
+    layer_decay: float = opt(1.0, "layer-wise decay: layer l of L trains at "
+                             "ctx_lr * decay^(L - l), its input projection at decay^(L + 1)")
+    warmup_epochs: float = opt(0.0, "linear learning-rate warm-up, in epochs")
+    readout: Literal["last", "mean"] = opt(
+        "last", "what the heads read: the last layer, or the mean of every layer's output")
+    concat_own: bool = opt(True, "heads read each event's own (standardised) backbone feature "
+                           "next to its contextualized one")
+
+    def __post_init__(self) -> None:
+        if self.ctx_lr_scale < 0 or not 0 < self.layer_decay <= 1 or self.warmup_epochs < 0:
+            raise ValueError("ctx_lr_scale >= 0, 0 < layer_decay <= 1, warmup_epochs >= 0")
+
+
+@dataclass
+class Selection:
+    """How each row's learning rate and epochs are chosen: on held-out *training* clips."""
+
+    select_fraction: float = opt(0.2, "training clips held out to choose each row's learning "
+                                 "rate and epochs (never the validation clips)")
+    lrs: list[float] = opt([3e-4, 1e-3, 3e-3], "learning rates tried per row")
+    epochs: int = opt(60, "most epochs of the verb and relation heads")
+    eval_every: int = opt(10, "candidate epoch counts: every N epochs")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.select_fraction < 1:
+            raise ValueError("select_fraction: must be in (0, 1)")
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError("lrs: one or more positive learning rates")
+        if self.epochs < 1 or not 1 <= self.eval_every <= self.epochs:
+            raise ValueError("epochs >= 1 and 1 <= eval_every <= epochs")
+
+
+@dataclass
+class VidSituProbeConfig(Selection):
+    data: str = opt("", "vidsitu:ROOT (the annotations)")
+    store: str = opt("", "feature store of the clips")
+    fuse_store: str = opt("", "a second store (e.g. imported object features) whose per-segment "
+                          "features are concatenated to the heads' input, as in the paper's "
+                          "Object transformer ++ row; the contextualizer still sees `store`'s")
+    contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output): "
+                              "the pretrained rows, and the shape of the random ones")
+    positive_control: str = opt("", "folder of a contextualizer trained with labels "
+                                "(pretrain-ctx --objective supervised): the positive_control row")
+    model: CtxModelConfig = opt(default_factory=CtxModelConfig)
+    rows: list[Row] = opt([], "rows to evaluate (empty = every row the given contextualizers "
+                          "allow)")
+    tasks: list[Task] = opt(["verb", "relation", "roles"], "tasks: verb, relation, roles")
+    head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
+    hidden: int = opt(0, "hidden width of every row's MLP heads (0 = half the widest row's "
+                      "input, so the backbone row's heads have the others' capacity)")
+    finetune: FinetuneConfig = opt(default_factory=FinetuneConfig)
+    seeds: int = opt(3, "seeds per row (each its own heads, data order and label subset)")
+    train_fraction: list[float] = opt([1.0], "label-efficiency: train on these fractions of the "
+                                      "labelled training clips (e.g. 0.01,0.1,0.25,1.0)")
+    train_clips: list[int] = opt([], "or on these numbers of labelled clips (instead of "
+                                 "train_fraction)")
+    batch_size: int = opt(64, "batch size of the heads, in clips")
+    role_epochs: int = opt(15, "epochs of the role decoder")
+    out: str = opt("runs/probe", "output folder: tables, JSON, charts, prediction files")
+    progress: bool = opt(True, "show a progress bar")
+    storage_options: dict = opt({}, "fsspec options for the stores")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seeds < 1 or self.batch_size < 1 or self.role_epochs < 1:
+            raise ValueError("seeds, batch_size and role_epochs: must be >= 1")
+        if not self.tasks:
+            raise ValueError("tasks: at least one of verb, relation, roles")
+        if any(not 0 < f <= 1 for f in self.train_fraction):
+            raise ValueError("train_fraction: each must be in (0, 1]")
+        if any(n < 1 for n in self.train_clips):
+            raise ValueError("train_clips: each must be >= 1")
+
+
+@dataclass
+class LvuProbeConfig(Selection):
+    data: str = opt("", "lvu:ROOT (the nine tasks' label files)")
+    store: str = opt("", "feature store of the videos")
+    contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output)")
+    positive_control: str = opt("", "folder of a contextualizer trained with labels")
+    model: CtxModelConfig = opt(default_factory=CtxModelConfig)
+    rows: list[Row] = opt([], "frozen rows to evaluate (empty = every frozen row the given "
+                          "contextualizers allow; fine-tuned rows are VidSitu-only)")
+    tasks: list[str] = opt([], "LVU tasks to probe (empty = all nine)")
+    window: int = opt(30, "segments per window (e.g. 30 two-second segments = 60 s)")
+    head: Literal["mlp", "linear"] = opt("mlp", "MLP heads or linear probes")
+    seeds: int = opt(3, "seeds per row")
+    batch_size: int = opt(64, "batch size, in windows")
+    out: str = opt("runs/probe-lvu", "output folder: table and JSON")
+    progress: bool = opt(True, "show a progress bar")
+    storage_options: dict = opt({}, "fsspec options for the store")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seeds < 1 or self.window < 1:
+            raise ValueError("seeds and window: must be >= 1")
+
+
+@dataclass
+class ScoreConfig:
+    data: str = opt("", "vidsitu:ROOT (the validation annotations)")
+    predictions: str = opt("", "prediction file (.json, or a leaderboard .pkl)")
+    task: Task = opt("verb", "what the file predicts")

@@ -1,0 +1,156 @@
+"""`hiermovie probe lvu`: the nine LVU tasks on windows of segment features, frozen rows.
+
+Per task, a seeded share of the training videos (the selection videos) chooses each row's
+learning rate and epochs; the heads train on the rest and are scored on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hiermovie.config import ConfigError
+from hiermovie.datasets import lvu
+from hiermovie.feature_store import FeatureStore
+from hiermovie.heads import lvu as lh
+from hiermovie.heads.fit import fit
+from hiermovie.progress import progress
+from hiermovie.workflows.probe.config import LvuProbeConfig
+from hiermovie.workflows.probe.report import markdown
+from hiermovie.workflows.probe.rows import ROWS, Row, build_rows
+from hiermovie.workflows.probe.vidsitu import data_root
+from hiermovie.workflows.tables import cell, spread
+
+
+@torch.no_grad()
+def video_sequences(store: FeatureStore, ids: list[str], row: Row, mean: torch.Tensor,
+                    std: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per video [S, F]: standardised pooled features, next to the frozen contextualizer's
+    outputs (computed over the whole video, positions from segment start times)."""
+    out = {}
+    for vid in ids:
+        feats = torch.from_numpy(store.get(vid).astype(np.float32))[None]
+        own = (feats.mean(2)[0] - mean) / std
+        if row.ctx is not None:
+            start = torch.from_numpy(store.times(vid)[0]).float()[None]
+            h = row.ctx(feats, torch.ones(feats.shape[:2], dtype=torch.bool), None, start,
+                        self_only=row.mode == "selfonly")[0]
+            own = torch.cat([own, h], dim=-1)
+        out[vid] = own
+    return out
+
+
+def fit_task(cfg: LvuProbeConfig, fit_seqs: list, y: torch.Tensor, sel_seqs: list,
+             sel_y: np.ndarray, test_seqs: list, classes: int | None, seed: int
+             ) -> np.ndarray:
+    """One seed's test predictions at the lr and epoch that score best on the selection
+    videos (accuracy, or MSE for regression)."""
+    x, m, own = lh.window_batch(fit_seqs, cfg.window)
+    xs, ms, os_ = lh.window_batch(sel_seqs, cfg.window)
+    xt, mt, ot = lh.window_batch(test_seqs, cfg.window)
+    targets = y[own]
+    best = (-float("inf"), None)
+    for lr in cfg.lrs:
+        head = lh.WindowHead(x.shape[-1], classes or 1, cfg.head, seed)
+
+        def loss(idx: torch.Tensor, head: lh.WindowHead = head) -> torch.Tensor:
+            out = head(x[idx[0]], m[idx[0]])
+            return (nn.functional.cross_entropy(out, targets[idx[0]].long()) if classes
+                    else nn.functional.mse_loss(out[:, 0], targets[idx[0]].float()))
+
+        def on_epoch(epoch: int, _: float, head: lh.WindowHead = head, lr: float = lr) -> None:
+            nonlocal best
+            if epoch % cfg.eval_every and epoch != cfg.epochs:
+                return
+            s = lh.task_score(lh.video_predictions(head, xs, ms, os_, len(sel_seqs), classes),
+                              sel_y, classes)
+            s = s if classes else -s
+            if s > best[0]:
+                best = (s, lh.video_predictions(head, xt, mt, ot, len(test_seqs), classes))
+
+        fit(head, loss, len(x), epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
+            seeds=[seed], on_epoch=on_epoch)
+    return best[1]
+
+
+def run_lvu(cfg: LvuProbeConfig) -> int:
+    """Frozen rows on the LVU tasks; a table with Top-1 rank and mean rank."""
+    t0 = time.time()
+    if not cfg.store:
+        raise ConfigError("store: required (a store written by `hiermovie extract`)")
+    root = data_root(cfg.data, "lvu")
+    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
+    have = set(store.videos())
+    tasks = cfg.tasks or list(lvu.TASKS)
+    if bad := [t for t in tasks if t not in lvu.TASKS]:
+        raise ConfigError(f"tasks: unknown LVU task(s) {bad} (known: {', '.join(lvu.TASKS)})")
+    data, coverage = {}, {}
+    for task in tasks:
+        splits = {s: lvu.load_task(root, task, s) for s in ("train", "test")}
+        kept = {s: [e for e in ex if e.video_id in have] for s, ex in splits.items()}
+        coverage[task] = {s: f"{len(kept[s])}/{len(splits[s])}" for s in splits}
+        if len(kept["train"]) >= 2 and kept["test"]:
+            order = np.random.RandomState(0).permutation(len(kept["train"]))
+            n_sel = max(1, round(cfg.select_fraction * len(order)))
+            kept["select"] = [kept["train"][i] for i in sorted(order[:n_sel])]
+            kept["fit"] = [kept["train"][i] for i in sorted(order[n_sel:])]
+            data[task] = kept
+    if not data:
+        raise ConfigError(f"{cfg.store}: no features for the LVU videos of {root}")
+    ids = sorted({e.video_id for d in data.values() for ex in d.values() for e in ex})
+    pooled = torch.cat([torch.from_numpy(store.get(v).astype(np.float32)).mean(1) for v in ids])
+    mean, std = pooled.mean(0), pooled.std(0) + 1e-6
+    prov = store.provenance
+    rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
+                      vars(cfg.model), prov.dim, prov.tokens_per_segment, finetune=False)
+    bar = progress(total=len(rows) * len(data) * cfg.seeds, desc="probe lvu", unit="fit",
+                   enabled=cfg.progress)
+    scores: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        seqs = video_sequences(store, ids, row, mean, std)
+        for task, d in data.items():
+            classes = lvu.TASKS[task]
+            y = torch.tensor([e.target for e in d["fit"]])
+            sel_y = np.array([e.target for e in d["select"]])
+            target = np.array([e.target for e in d["test"]])
+            for seed in range(cfg.seeds):
+                pred = fit_task(cfg, [seqs[e.video_id] for e in d["fit"]], y,
+                                [seqs[e.video_id] for e in d["select"]], sel_y,
+                                [seqs[e.video_id] for e in d["test"]], classes, seed)
+                scores.setdefault(row.name, {}).setdefault(task, []).append(
+                    lh.task_score(pred, target, classes))
+                bar.update()
+    bar.close()
+    print(write_lvu(cfg, scores, coverage, prov.backbone, Path(cfg.out), time.time() - t0))
+    return 0
+
+
+def write_lvu(cfg: LvuProbeConfig, scores: dict[str, dict[str, list[float]]], coverage: dict,
+              backbone: str, out: Path, seconds: float) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [t for t in lvu.TASKS if any(t in r for r in scores.values())]
+    regression = {t for t in tasks if lvu.TASKS[t] is None}
+    means = {r: {t: float(np.mean(v)) for t, v in s.items()} for r, s in scores.items()}
+    ranks = lh.rank_summary(means, regression)
+    caption = (f"Backbone `{backbone}`; LVU test split, videos with features per task: "
+               + ", ".join(f"{t} {coverage[t]['test']}" for t in tasks)
+               + f"; {spread(cfg.seeds)}; windows of {cfg.window} segments; learning rate and "
+               f"epochs chosen per task on held-out training videos.")
+    body = [[ROWS[r][0]] + [cell(s[t], 1, 2) if t in regression else cell(s[t]) for t in tasks]
+            + [f"{ranks[r]['top1_rank']:.0f}/{len(tasks)}", f"{ranks[r]['mean_rank']:.2f}"]
+            for r, s in scores.items()]
+    table = markdown(["Row"] + [f"{t} ({'MSE' if t in regression else 'acc'})" for t in tasks]
+                     + ["Top-1 rank", "Mean rank"], body)
+    text = f"{caption}\n\n{table}\n"
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps({
+        "coverage": coverage, "backbone": backbone, "seconds": seconds, "ranks": ranks,
+        "rows": {r: {"title": ROWS[r][0], "mode": ROWS[r][2]} for r in scores},
+        "cells": [{"row": r, "metric": t, "values": v} for r, s in scores.items()
+                  for t, v in s.items()]}, indent=2))
+    return text

@@ -1,0 +1,112 @@
+"""The probe's rows: which contextualizer each one evaluates, and how its events are read.
+
+Every random row has exactly the shape of the pretrained contextualizer (or, without one, the
+`model` section of the config), and one initialisation (seed 1234) shared by all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from hiermovie.config import ConfigError
+
+Mode = Literal["frozen", "selfonly", "finetune"]
+
+# row -> (title, which contextualizer, how it is evaluated)
+ROWS: dict[str, tuple[str, str, Mode]] = {
+    "backbone": ("Backbone features alone", "", "frozen"),
+    "random_frozen": ("Random contextualizer, frozen", "random", "frozen"),
+    "random_selfonly": ("Random contextualizer, self-only attention, frozen (capacity control)",
+                        "random", "selfonly"),
+    "scratch": ("Contextualizer trained from scratch with the heads", "random", "finetune"),
+    "pretrained_frozen": ("Pretrained contextualizer, frozen", "pretrained", "frozen"),
+    "pretrained": ("Pretrained contextualizer, fine-tuned with the heads", "pretrained",
+                   "finetune"),
+    "positive_control": ("Label-trained contextualizer, frozen (positive control)", "control",
+                         "frozen"),
+}
+RANDOM_SEED = 1234
+
+
+@dataclass
+class Row:
+    name: str
+    ctx: torch.nn.Module | None  # None: backbone features alone
+    mode: Mode
+
+    @property
+    def title(self) -> str:
+        return ROWS[self.name][0]
+
+
+def default_rows(pretrained: bool, control: bool, finetune: bool = True) -> list[str]:
+    have = {"": True, "random": True, "pretrained": pretrained, "control": control}
+    return [r for r, (_, src, mode) in ROWS.items()
+            if have[src] and (finetune or mode != "finetune")]
+
+
+def build_rows(names: list[str], contextualizer: str, positive_control: str,
+               shape: dict, dim: int, tokens: int, finetune: bool = True) -> list[Row]:
+    """The rows asked for (or every row the given folders allow), each with its module."""
+    from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, load_contextualizer
+
+    names = names or default_rows(bool(contextualizer), bool(positive_control), finetune)
+    if not finetune and (bad := [n for n in names if ROWS[n][2] == "finetune"]):
+        raise ConfigError(f"rows: {', '.join(bad)} fine-tune the contextualizer with VidSitu's "
+                          "heads; this probe evaluates frozen rows only")
+    loaded = {"pretrained": contextualizer, "control": positive_control}
+    need = {ROWS[n][1] for n in names}
+    for src, flag in (("pretrained", "contextualizer"), ("control", "positive_control")):
+        if src in need and not loaded[src]:
+            rows = [n for n in names if ROWS[n][1] == src]
+            raise ConfigError(f"{flag}: needed for the row(s) {', '.join(rows)}")
+    models = {src: load_contextualizer(path).eval() for src, path in loaded.items()
+              if path and src in need | ({"pretrained"} if "random" in need else set())}
+    for src, m in models.items():
+        if m.config.in_dim != dim:
+            raise ConfigError(f"{'contextualizer' if src == 'pretrained' else 'positive_control'}"
+                              f": reads {m.config.in_dim}-d features, the store has {dim}-d")
+    if "random" in need:
+        cfg = (ContextualizerConfig.from_dict(models["pretrained"].config.to_dict())
+               if "pretrained" in models else
+               ContextualizerConfig(in_dim=dim, tokens_per_segment=tokens, **shape))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            models["random"] = Contextualizer(cfg).eval()
+    return [Row(n, models[ROWS[n][1]] if ROWS[n][1] else None, ROWS[n][2]) for n in names]
+
+
+def ctx_width(rows: list[Row]) -> int:
+    return max((r.ctx.config.width for r in rows if r.ctx is not None), default=0)
+
+
+def events(raw: torch.Tensor, row: Row, ctx: torch.nn.Module | None, mean: torch.Tensor,
+           std: torch.Tensor, ctx_dim: int, readout: str = "last", concat_own: bool = True
+           ) -> torch.Tensor:
+    """raw [B, S, K, D] -> event features [B, S, F]: the standardised pooled feature, next to
+    (or, without `concat_own`, replaced by) the contextualizer's output for that event. The
+    contextualizer reads the first `ctx_dim` channels (the rest: a fused store's)."""
+    own = (raw.mean(2) - mean) / std
+    if ctx is None:
+        return own
+    valid = torch.ones(raw.shape[:2], dtype=torch.bool, device=raw.device)
+    layers = ctx(raw[..., :ctx_dim], valid, self_only=row.mode == "selfonly", layers=True)
+    h = layers[-1] if readout == "last" else torch.stack(layers).mean(0)
+    return torch.cat([own, h], dim=-1) if concat_own else h
+
+
+@torch.no_grad()
+def frozen_events(raw: torch.Tensor, row: Row, mean: torch.Tensor, std: torch.Tensor,
+                  ctx_dim: int, readout: str, concat_own: bool, chunk: int = 512
+                  ) -> torch.Tensor:
+    return torch.cat([events(raw[i:i + chunk], row, row.ctx, mean, std, ctx_dim, readout,
+                             concat_own) for i in range(0, len(raw), chunk)])
+
+
+def trainable_copy(row: Row) -> torch.nn.Module:
+    """A fresh copy of the row's contextualizer for one fine-tuning run."""
+    return copy.deepcopy(row.ctx)

@@ -1,0 +1,243 @@
+"""`hiermovie probe vidsitu`: each row's heads on the VidSitu tasks, at one or more label counts.
+
+The training clips are split once (seeded) into selection clips, which choose each row's
+learning rate and epochs, and the labelled pool; a label count n trains seed s of every row on
+the same n pool clips. Validation clips only ever score the chosen checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hiermovie.config import ConfigError
+from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
+from hiermovie.feature_store import FeatureStore
+from hiermovie.heads import vidsitu_metrics as vm
+from hiermovie.heads.srl import RoleGenerator, target_text
+from hiermovie.progress import progress
+from hiermovie.workflows.probe import report
+from hiermovie.workflows.probe.config import VidSituProbeConfig
+from hiermovie.workflows.probe.rows import build_rows, ctx_width
+from hiermovie.workflows.probe.train import (
+    Context,
+    Split,
+    choose,
+    fit_finetuned,
+    fit_frozen,
+    frozen_with,
+)
+
+
+def data_root(data: str, kind: str) -> str:
+    prefix, sep, root = data.partition(":")
+    if not sep:
+        prefix, root = kind, data
+    if prefix != kind or not root:
+        raise ConfigError(f"data: expected {kind}:ROOT, got {data!r}")
+    return root
+
+
+def raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """[clips, S, K, D] float32 backbone features."""
+    return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
+
+
+def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """Append `other`'s per-segment features (pooled over its tokens) to every token."""
+    have = set(other.videos())
+    missing = [c for c in clips if c not in have]
+    if missing:
+        raise ConfigError(f"{other.url}: no features for {len(missing)} of the clips "
+                          f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
+    extra = raw(other, clips)
+    if extra.shape[1] != feats.shape[1]:
+        raise ConfigError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
+                          f"{feats.shape[1]}")
+    return torch.cat([feats, extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)], -1)
+
+
+def label_counts(cfg: VidSituProbeConfig, pool: int) -> list[int]:
+    if cfg.train_clips and cfg.train_fraction != [1.0]:
+        raise ConfigError("train_clips: give train_clips or train_fraction, not both")
+    counts = cfg.train_clips or [max(1, round(f * pool)) for f in cfg.train_fraction]
+    if max(counts) > pool:
+        raise ConfigError(f"train_clips: {max(counts)} asked, the labelled pool has {pool} "
+                          f"clips (the training clips less the selection clips)")
+    return sorted(set(counts))
+
+
+def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
+    """[seeds, n] pool indices; seed s's subsets are nested and shared by every row."""
+    return torch.stack([torch.from_numpy(np.sort(np.random.RandomState(1000 + s).permutation(
+        pool)[:n])) for s in range(seeds)])
+
+
+def labels(ds: VidSitu, clips: list[str], vocab: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    index = {v: i for i, v in enumerate(vocab)}
+    return (torch.tensor([[index[v] for v in ds.verbs(c)] for c in clips]),
+            torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
+                          for c in clips]))
+
+
+def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tensor,
+           valid: VidSitu, va: list[str], vocab: list[str]) -> tuple[dict, dict]:
+    """Official verb and relation metrics of one seed's validation predictions, and the
+    leaderboard-format prediction entries."""
+    metrics, preds = {}, {}
+    ann = [valid.clips.index(c) for c in va]
+    if "verb" in cfg.tasks:
+        per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
+        metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
+            per_clip, [valid.verb_votes(c) for c in va]).items()}
+        preds["verb"] = [{"ann_idx": a, "pred_vbs_ev": p}
+                         for a, p in zip(ann, per_clip, strict=True)]
+    if "relation" in cfg.tasks:
+        # video-only input: the same prediction for each annotation's slot
+        per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in relation.tolist()]
+        res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va])
+        metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
+        preds["relation"] = [{"ann_idx": a, "pred_evrels_ev": p}
+                             for a, p in zip(ann, per_clip, strict=True)]
+    return metrics, preds
+
+
+def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, tr: list[str],
+          valid: VidSitu, va: list[str], epochs: int) -> tuple[dict, list]:
+    """Train the role decoder on one seed's training events, generate for the validation ones."""
+    texts = [target_text(r) for c in tr for r in train.roles(c)]
+    verbs = [v for c in tr for v in train.verbs(c)]
+    gen = RoleGenerator(tr_ev.shape[-1], texts, verbs, seed=seed).fit(
+        tr_ev.flatten(0, 1), verbs, texts, epochs=epochs)
+    all_refs = vm.srl_references(valid)
+    refs = [all_refs[valid.clips.index(c)] for c in va]
+    out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
+    hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(va))]
+    preds = [{"ann_idx": valid.clips.index(c), "vb_output": h}
+             for c, h in zip(va, hyps, strict=True)]
+    return {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}, preds
+
+
+def run_vidsitu(cfg: VidSituProbeConfig) -> int:
+    """Train each row's heads on the store's features and write the comparison tables."""
+    t0 = time.time()
+    timing: dict[str, float] = defaultdict(float)
+    if not cfg.store:
+        raise ConfigError("store: required (a store written by `hiermovie extract`)")
+    root = data_root(cfg.data, "vidsitu")
+    classify = [t for t in cfg.tasks if t != "roles"]
+    train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
+    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
+    have = set(store.videos())
+    tr_all = [c for c in train.clips if c in have and c in train.records]
+    va = [c for c in valid.clips if c in have and c in valid.records]
+    coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
+    if len(tr_all) < 2 or not va:
+        raise ConfigError(f"{cfg.store}: no features for the VidSitu clips of {root} "
+                          f"(coverage {coverage})")
+    order = np.random.RandomState(0).permutation(len(tr_all))
+    n_sel = min(len(tr_all) - 1, max(1, round(cfg.select_fraction * len(tr_all))))
+    sel_clips = [tr_all[i] for i in sorted(order[:n_sel])]
+    pool = [tr_all[i] for i in sorted(order[n_sel:])]
+    counts = label_counts(cfg, len(pool))
+    prov = store.provenance
+    rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
+                      {k: v for k, v in vars(cfg.model).items()}, prov.dim,
+                      prov.tokens_per_segment)
+    if not classify and (tuned := [r.name for r in rows if r.mode == "finetune"]):
+        raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
+                          "the verb/relation heads; --tasks roles alone trains none")
+    vocab = verb_vocab(train)
+    y, sel, val = Split(raw(store, pool)), Split(raw(store, sel_clips)), Split(raw(store, va))
+    if cfg.fuse_store:
+        other = FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
+        for split, clips in ((y, pool), (sel, sel_clips), (val, va)):
+            split.raw = fuse(split.raw, other, clips)
+    y.verbs, y.relations = labels(train, pool, vocab)
+    sel.verbs, sel.relations = labels(train, sel_clips, vocab)
+    pooled = y.raw.mean(2)
+    dim = y.raw.shape[-1]
+    widest = dim + (ctx_width(rows) if cfg.finetune.concat_own else 0) or ctx_width(rows)
+    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim,
+                 cfg.hidden or max(1, widest // 2), len(vocab), len(RELATIONS))
+    timing["data"] += time.time() - t0
+    fits_per_row = (len(cfg.lrs) if classify else 0) + ("roles" in cfg.tasks)
+    bar = progress(total=sum(len(counts) * fits_per_row * (1 if r.mode != "finetune" else
+                                                           cfg.seeds) for r in rows),
+                   desc="probe", unit="fit", enabled=cfg.progress)
+    cx.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
+        f"{desc} epoch {epoch} loss {loss:.3f}", refresh=False)
+    seeds = list(range(cfg.seeds))
+    cells, chosen = [], {r.name: {} for r in rows}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        t = time.time()
+        if row.mode != "finetune":
+            tr_ev, sel_ev, va_ev = (cx.frozen(row, s.raw) for s in (y, sel, val))
+        timing["data"] += time.time() - t
+        for n in counts:
+            sub = subsets(len(pool), n, cfg.seeds)
+            ck: dict = {}
+            t = time.time()
+            for lr in cfg.lrs if classify else []:
+                if row.mode == "finetune":
+                    for s in seeds:
+                        fit_finetuned(cx, row, y, sub[s], sel, val, lr, s, ck)
+                        bar.update()
+                else:
+                    fit_frozen(cx, row, tr_ev, y, sub, sel_ev, sel, va_ev, lr, seeds, ck)
+                    bar.update()
+            timing["train"] += time.time() - t
+            per_seed: list[dict] = [{} for _ in seeds]
+            if classify:
+                (lr, epochs), best = choose(ck)
+                chosen[row.name][n] = {"lr": lr, "epochs": epochs,
+                                       "selection_score": float(np.mean(best.score))}
+                t = time.time()
+                for s in seeds:
+                    m, preds = scores(cfg, best.verb_top[s], best.relation[s], valid, va, vocab)
+                    per_seed[s] |= m
+                    for task, entries in preds.items():
+                        (out / f"pred_{task}_{row.name}_n{n}_seed{s}.json").write_text(
+                            json.dumps(entries))
+                timing["metrics"] += time.time() - t
+            if "roles" in cfg.tasks:
+                t = time.time()
+                for s in seeds:
+                    clips = sub[s]
+                    if row.mode == "finetune":  # the chosen run again (deterministic)
+                        model = fit_finetuned(cx, row, y, clips, sel, val, lr, s, {}, epochs)
+                        ev_tr = frozen_with(cx, row, model.ctx, y.raw[clips])
+                        ev_va = frozen_with(cx, row, model.ctx, val.raw)
+                        timing["train"] += time.time() - t
+                        t = time.time()
+                    else:
+                        ev_tr, ev_va = tr_ev[clips], va_ev
+                    m, preds = roles(s, ev_tr, ev_va, train, [pool[i] for i in clips.tolist()],
+                                     valid, va, cfg.role_epochs)
+                    per_seed[s] |= m
+                    (out / f"pred_roles_{row.name}_n{n}_seed{s}.json").write_text(
+                        json.dumps(preds))
+                    timing["generation"] += time.time() - t
+                    t = time.time()
+                    if row.mode == "finetune":
+                        bar.update()
+                if row.mode != "finetune":
+                    bar.update()
+            for key in per_seed[0]:
+                cells.append({"labels": n, "row": row.name, "metric": key,
+                              "values": [float(p[key]) for p in per_seed]})
+    bar.close()
+    timing["total"] = time.time() - t0
+    backbone = prov.backbone + (f" + `{cfg.fuse_store}` ({dim - prov.dim}-d, fused)"
+                                if cfg.fuse_store else "")
+    caption = report.vidsitu_caption(cfg, coverage, backbone, len(sel_clips), cx.hidden)
+    print(report.write_vidsitu(out, cfg, rows, cells, chosen, caption, coverage,
+                               dict(timing)))
+    return 0
