@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hiermovie.datasets.vidsitu import RELATIONS  # noqa: F401 (the world's relation names)
+
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 230),
            "yellow": (235, 215, 40), "white": (240, 240, 240), "purple": (160, 60, 200)}
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -44,7 +46,6 @@ WIN = {"push", "chase", "approach", "orbit", "swap"}  # half the plain verbs: la
 ACTION = {"approach", "chase", "push", "jump", "fall"}
 FORCE = {"push", "chase", "swap"}
 TOWARD = {"approach", "orbit", "shake"}
-RELATIONS = ("Causes", "Reaction To", "Enables", "NoRel")
 SUCCESSORS = {v: (PLAIN_VERBS[(i + 1) % len(PLAIN_VERBS)],
                   PLAIN_VERBS[(i + 3) % len(PLAIN_VERBS)]) for i, v in enumerate(PLAIN_VERBS)}
 # what a careless annotator may say instead

@@ -107,6 +107,7 @@ def label_efficiency_plot(cells: list[dict], counts: list[int], path: Path) -> N
                         yerr=[100 * np.std(v) for _, v in pts], marker="o", capsize=3,
                         label=ROWS[r][0])
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xticks(counts, [str(n) for n in counts])
         ax.set_xlabel("labelled training clips")
         ax.set_ylabel(COLUMNS[m] + (" (x100)" if "cider" in m else " (%)"))
