@@ -11,7 +11,7 @@ from hiermovie.workflows.extract import ExtractConfig
 def test_every_subcommand_has_help(capsys):
     for name in [*JOBS, "store"]:
         with pytest.raises(SystemExit) as e:
-            main([name, "--help"])
+            main([*name.split(), "--help"])
         assert e.value.code == 0
         assert f"hiermovie {name}" in capsys.readouterr().out
 
