@@ -86,7 +86,8 @@ def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]
             from hiermovie.datasets.labelled import VidSituSequences
 
             ds = VidSituSequences(st, cfg.data.partition(":")[2], "train")
-            ds.items = [it for it in ds.items if it[0] in set(mine)]
+            keep = set(mine)
+            ds.items = [it for it in ds.items if it[0] in keep]
         else:
             ds = SequenceDataset(st, mine, window=window, stride=window)
         parts.append(ds)

@@ -52,39 +52,50 @@ class Selection:
 
 
 @dataclass
-class VidSituProbeConfig(Selection):
-    data: str = opt("", "vidsitu:ROOT (the annotations)")
+class RowsConfig(Selection):
+    """What both probes of feature rows read: the store, the contextualizers, the heads."""
+
     store: str = opt("", "feature store of the clips")
-    fuse_store: str = opt("", "a second store (e.g. imported object features) whose per-segment "
-                          "features are concatenated to the heads' input, as in the paper's "
-                          "Object transformer ++ row; the contextualizer still sees `store`'s")
     contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output): "
                               "the pretrained rows, and the shape of the random ones")
     positive_control: str = opt("", "folder of a contextualizer trained with labels "
                                 "(pretrain-ctx --objective supervised): the positive_control row")
     model: CtxModelConfig = opt(default_factory=CtxModelConfig)
-    rows: list[Row] = opt([], "rows to evaluate (empty = every row the given contextualizers "
-                          "allow)")
-    tasks: list[Task] = opt(["verb", "relation", "roles"], "tasks: verb, relation, roles")
     head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
-    hidden: int = opt(0, "hidden width of every row's MLP heads (0 = half the widest row's "
-                      "input, so the backbone row's heads have the others' capacity)")
-    finetune: FinetuneConfig = opt(default_factory=FinetuneConfig)
     seeds: int = opt(3, "seeds per row (each its own heads, data order and label subset)")
-    train_fraction: list[float] = opt([1.0], "label-efficiency: train on these fractions of the "
-                                      "labelled training clips (e.g. 0.01,0.1,0.25,1.0)")
-    train_clips: list[int] = opt([], "or on these numbers of labelled clips (instead of "
-                                 "train_fraction)")
-    batch_size: int = opt(64, "batch size of the heads, in clips")
-    role_epochs: int = opt(15, "epochs of the role decoder")
-    out: str = opt("runs/probe", "output folder: tables, JSON, charts, prediction files")
+    batch_size: int = opt(64, "batch size of the heads")
     progress: bool = opt(True, "show a progress bar")
     storage_options: dict = opt({}, "fsspec options for the stores")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.seeds < 1 or self.batch_size < 1 or self.role_epochs < 1:
-            raise ValueError("seeds, batch_size and role_epochs: must be >= 1")
+        if self.seeds < 1 or self.batch_size < 1:
+            raise ValueError("seeds and batch_size: must be >= 1")
+
+
+@dataclass
+class VidSituProbeConfig(RowsConfig):
+    data: str = opt("", "vidsitu:ROOT (the annotations)")
+    fuse_store: str = opt("", "a second store (e.g. imported object features) whose per-segment "
+                          "features are concatenated to the heads' input, as in the paper's "
+                          "Object transformer ++ row; the contextualizer still sees `store`'s")
+    rows: list[Row] = opt([], "rows to evaluate (empty = every row the given contextualizers "
+                          "allow)")
+    tasks: list[Task] = opt(["verb", "relation", "roles"], "tasks: verb, relation, roles")
+    hidden: int = opt(0, "hidden width of every row's MLP heads (0 = half the widest row's "
+                      "input, so the backbone row's heads have the others' capacity)")
+    finetune: FinetuneConfig = opt(default_factory=FinetuneConfig)
+    train_fraction: list[float] = opt([1.0], "label-efficiency: train on these fractions of the "
+                                      "labelled training clips (e.g. 0.01,0.1,0.25,1.0)")
+    train_clips: list[int] = opt([], "or on these numbers of labelled clips (instead of "
+                                 "train_fraction)")
+    role_epochs: int = opt(15, "epochs of the role decoder")
+    out: str = opt("runs/probe", "output folder: tables, JSON, charts, prediction files")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.role_epochs < 1:
+            raise ValueError("role_epochs: must be >= 1")
         if not self.tasks:
             raise ValueError("tasks: at least one of verb, relation, roles")
         if any(not 0 < f <= 1 for f in self.train_fraction):
@@ -94,27 +105,18 @@ class VidSituProbeConfig(Selection):
 
 
 @dataclass
-class LvuProbeConfig(Selection):
+class LvuProbeConfig(RowsConfig):
     data: str = opt("", "lvu:ROOT (the nine tasks' label files)")
-    store: str = opt("", "feature store of the videos")
-    contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output)")
-    positive_control: str = opt("", "folder of a contextualizer trained with labels")
-    model: CtxModelConfig = opt(default_factory=CtxModelConfig)
     rows: list[Row] = opt([], "frozen rows to evaluate (empty = every frozen row the given "
                           "contextualizers allow; fine-tuned rows are VidSitu-only)")
     tasks: list[str] = opt([], "LVU tasks to probe (empty = all nine)")
     window: int = opt(30, "segments per window (e.g. 30 two-second segments = 60 s)")
-    head: Literal["mlp", "linear"] = opt("mlp", "MLP heads or linear probes")
-    seeds: int = opt(3, "seeds per row")
-    batch_size: int = opt(64, "batch size, in windows")
     out: str = opt("runs/probe-lvu", "output folder: table and JSON")
-    progress: bool = opt(True, "show a progress bar")
-    storage_options: dict = opt({}, "fsspec options for the store")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.seeds < 1 or self.window < 1:
-            raise ValueError("seeds and window: must be >= 1")
+        if self.window < 1:
+            raise ValueError("window: must be >= 1")
 
 
 @dataclass

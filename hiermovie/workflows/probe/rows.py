@@ -6,7 +6,6 @@ Every random row has exactly the shape of the pretrained contextualizer (or, wit
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,8 +104,3 @@ def frozen_events(raw: torch.Tensor, row: Row, mean: torch.Tensor, std: torch.Te
                   ) -> torch.Tensor:
     return torch.cat([events(raw[i:i + chunk], row, row.ctx, mean, std, ctx_dim, readout,
                              concat_own) for i in range(0, len(raw), chunk)])
-
-
-def trainable_copy(row: Row) -> torch.nn.Module:
-    """A fresh copy of the row's contextualizer for one fine-tuning run."""
-    return copy.deepcopy(row.ctx)

@@ -9,6 +9,7 @@ predictions; the row's result is the checkpoint with the best mean selection sco
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from torch import nn
 from hiermovie.heads.fit import fit
 from hiermovie.heads.models import VidSituHeads, head_loss
 from hiermovie.workflows.probe.config import VidSituProbeConfig
-from hiermovie.workflows.probe.rows import Row, events, frozen_events, trainable_copy
+from hiermovie.workflows.probe.rows import Row, events, frozen_events
 
 
 @dataclass
@@ -137,7 +138,7 @@ def fit_finetuned(cx: Context, row: Row, y: Split, subset: torch.Tensor, sel: Sp
     """One seed: a copy of the row's contextualizer trained with the heads on `subset`."""
     cfg = cx.cfg
     width = cx.events(row, row.ctx, y.raw[:1]).shape[-1]
-    model = Finetuned(trainable_copy(row), cx.heads([seed], width))
+    model = Finetuned(copy.deepcopy(row.ctx), cx.heads([seed], width))
 
     def loss(idx: torch.Tensor) -> torch.Tensor:
         clips = subset[idx[0]]

@@ -90,7 +90,8 @@ def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tens
     """Official verb and relation metrics of one seed's validation predictions, and the
     leaderboard-format prediction entries."""
     metrics, preds = {}, {}
-    ann = [valid.clips.index(c) for c in va]
+    index = {c: i for i, c in enumerate(valid.clips)}
+    ann = [index[c] for c in va]
     if "verb" in cfg.tasks:
         per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
         metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
@@ -108,18 +109,16 @@ def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tens
 
 
 def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, tr: list[str],
-          valid: VidSitu, va: list[str], epochs: int) -> tuple[dict, list]:
-    """Train the role decoder on one seed's training events, generate for the validation ones."""
+          refs: list, ann: list[int], epochs: int) -> tuple[dict, list]:
+    """Train the role decoder on one seed's training events, generate for the validation ones
+    (`refs`: their official references, `ann`: their ann_idx)."""
     texts = [target_text(r) for c in tr for r in train.roles(c)]
     verbs = [v for c in tr for v in train.verbs(c)]
     gen = RoleGenerator(tr_ev.shape[-1], texts, verbs, seed=seed).fit(
         tr_ev.flatten(0, 1), verbs, texts, epochs=epochs)
-    all_refs = vm.srl_references(valid)
-    refs = [all_refs[valid.clips.index(c)] for c in va]
     out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
-    hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(va))]
-    preds = [{"ann_idx": valid.clips.index(c), "vb_output": h}
-             for c, h in zip(va, hyps, strict=True)]
+    hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(refs))]
+    preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(ann, hyps, strict=True)]
     return {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}, preds
 
 
@@ -173,6 +172,9 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     cx.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
         f"{desc} epoch {epoch} loss {loss:.3f}", refresh=False)
     seeds = list(range(cfg.seeds))
+    index = {c: i for i, c in enumerate(valid.clips)}
+    ann = [index[c] for c in va]
+    refs = ([vm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else [])
     cells, chosen = [], {r.name: {} for r in rows}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,9 +210,9 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                             json.dumps(entries))
                 timing["metrics"] += time.time() - t
             if "roles" in cfg.tasks:
-                t = time.time()
                 for s in seeds:
                     clips = sub[s]
+                    t = time.time()
                     if row.mode == "finetune":  # the chosen run again (deterministic)
                         model = fit_finetuned(cx, row, y, clips, sel, val, lr, s, {}, epochs)
                         ev_tr = frozen_with(cx, row, model.ctx, y.raw[clips])
@@ -220,12 +222,11 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                     else:
                         ev_tr, ev_va = tr_ev[clips], va_ev
                     m, preds = roles(s, ev_tr, ev_va, train, [pool[i] for i in clips.tolist()],
-                                     valid, va, cfg.role_epochs)
+                                     refs, ann, cfg.role_epochs)
+                    timing["generation"] += time.time() - t
                     per_seed[s] |= m
                     (out / f"pred_roles_{row.name}_n{n}_seed{s}.json").write_text(
                         json.dumps(preds))
-                    timing["generation"] += time.time() - t
-                    t = time.time()
                     if row.mode == "finetune":
                         bar.update()
                 if row.mode != "finetune":
