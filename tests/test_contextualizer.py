@@ -114,6 +114,25 @@ def test_learns_to_use_context(store, tmp_path):
     assert loaded.config.in_dim == 16
 
 
+def test_collapse_check_tells_kept_segments_from_a_clip_summary():
+    from hiermovie.workflows.ctx_objectives import clip_share, identity_readout
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(64, 5, 12, generator=g) + 2 * torch.randn(64, 1, 12, generator=g)
+    valid = torch.ones(64, 5, dtype=torch.bool)
+    valid[:, 4] = torch.arange(64) % 2 == 0  # some clips have 4 segments
+    mix = torch.randn(12, 20, generator=g)
+    kept = feats @ mix  # a linear re-mapping keeps every segment
+    summary = feats.mean(1, keepdim=True).expand(-1, 5, -1) @ mix  # the clip, repeated
+    noisy = summary + 1e-3 * torch.randn(64, 5, 20, generator=g)
+    assert identity_readout(kept, feats, valid)["identity_readout"] > 0.95
+    collapsed = identity_readout(noisy, feats, valid)
+    assert collapsed["identity_readout"] < collapsed["identity_chance"] + 0.15
+    assert 0.2 < collapsed["identity_chance"] < 0.25  # 1/5 and 1/4 clips, half each
+    assert clip_share(summary, valid) > 0.99 > clip_share(kept, valid)
+    assert identity_readout(kept[:1], feats[:1], valid[:1])["identity_readout"] is None
+
+
 def test_corrupted_checkpoint_is_refused(store, tmp_path):
     assert run_pretrain_ctx(_cfg(store, tmp_path / "r", steps=10)) == 0
     ckpt = tmp_path / "r" / "checkpoint.pt"

@@ -202,3 +202,22 @@ def test_synth_is_deterministic_by_seed(tmp_path):
         assert fa.shape == fb.shape and np.abs(fa - fb).mean() < 0.5
     write_vidsitu(tmp_path / "c", 2, 1, seed=8, size=32, workers=1)
     assert (tmp_path / "c" / ann).read_text() != (tmp_path / "a" / ann).read_text()
+
+
+def test_synth_pool_is_unlabelled_video_of_the_same_world(tmp_path):
+    from hiermovie.datasets.synth import write_pool
+    from hiermovie.workflows.synth import SynthConfig, run_synth
+
+    assert run_synth(SynthConfig(out=str(tmp_path), train=1, valid=1, pool=2, size=32,
+                                 workers=1)) == 0
+    pool = sorted((tmp_path / "pool").iterdir())
+    assert [p.name for p in pool] == ["pool000000.mp4", "pool000001.mp4"]  # videos only
+    frames = _decode_all(pool[0])
+    labelled = _decode_all(VidSitu(tmp_path, "train").video_path(VidSitu(tmp_path,
+                                                                         "train").clips[0]))
+    assert frames.shape == labelled.shape  # same world: 5 events x 2 s at the same size
+    assert np.abs(frames - _decode_all(pool[1])).mean() > 1  # different clips
+    before = pool[0].stat().st_mtime_ns
+    write_pool(tmp_path / "pool", 3, size=32, workers=1)  # grows, keeps what it has
+    assert len(list((tmp_path / "pool").iterdir())) == 3
+    assert pool[0].stat().st_mtime_ns == before

@@ -280,3 +280,39 @@ def test_bad_contextualizer_on_the_cli_is_one_line_exit_2(bench, tmp_path, capsy
     assert str(path) in err and len(err.splitlines()) == 1 and "Traceback" not in err
     record("Bad manifests, stores and configs (exit 2, one line)",
            f"`probe --contextualizer` naming {kind}", 1, f"refused: `{err.split(': ', 2)[-1]}`")
+
+
+def test_role_decoding_drops_finished_rows_without_changing_outputs():
+    """Greedy decoding with finished rows leaving the batch writes what a plain full-batch
+    loop writes (the reference below re-runs every row at every step)."""
+    from hiermovie.heads.srl import RoleDecoder
+
+    torch.manual_seed(0)
+    dec = RoleDecoder(6, 12, width=16, layers=1, heads=2, max_len=10).eval()
+    with torch.no_grad():  # make EOS (id 3) likely, so rows finish at different steps
+        dec.out.bias[3] = 0.3
+    feats, prefix = torch.randn(40, 6), torch.randint(4, 12, (40, 2))
+    tokens = prefix
+    with torch.no_grad():
+        while tokens.shape[1] < 10:
+            tokens = torch.cat([tokens, dec(feats, tokens)[:, -1].argmax(-1)[:, None]], 1)
+    want = [r[2:r.index(3, 2)] if 3 in r[2:] else r[2:] for r in tokens.tolist()]
+    got = dec.generate(feats, prefix, eos=3)
+    assert got == want
+    assert len({len(r) for r in got}) > 2  # rows did finish at different steps
+
+
+def test_choices_at_the_edge_of_the_search_are_reported():
+    from types import SimpleNamespace
+
+    from hiermovie.workflows.probe.report import grid_edges
+
+    cfg = SimpleNamespace(lrs=[3e-4, 1e-3, 3e-3], epochs=60, eval_every=10)
+    chosen = {"backbone": {192: {"lr": 3e-3, "epochs": 60}},
+              "scratch": {192: {"lr": 1e-3, "epochs": 30}},
+              "pretrained": {19: {"lr": 3e-4, "epochs": 40}}}
+    edges = grid_edges(cfg, chosen)
+    assert edges == ["backbone at 192 clips: lr 0.003, the largest tried, 60 epochs, the most",
+                     "pretrained at 19 clips: lr 0.0003, the smallest tried"]
+    assert grid_edges(SimpleNamespace(lrs=[1e-3], epochs=5, eval_every=5),
+                      {"backbone": {10: {"lr": 1e-3, "epochs": 5}}}) == []

@@ -28,12 +28,11 @@ def _rng(seed: int, idx: int, stream: int = 0) -> np.random.Generator:
 
 
 def _render_vidsitu_clip(args: tuple[str, int, int, int, float]) -> None:
-    root, seed, idx, size, p_follow = args
+    path, seed, idx, size, p_follow = args
     rng = _rng(seed, idx)
     events = w.sample_script(rng, p_follow=p_follow)
     frames = np.concatenate([w.render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
-    write_video(Path(root) / "vsitu_video_trimmed_dir" / f"{clip_id(idx)}.mp4", frames,
-                VIDSITU_FPS)
+    write_video(Path(path), frames, VIDSITU_FPS)
 
 
 def _phrase(p: str, variant: bool) -> str:
@@ -109,8 +108,25 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
         (ann / "vinfo_files" / f"vinfo_{split}_lb.json").write_text(json.dumps(vinfo))
         (ann / "vseg_ann_files" / f"vsann_{split}_lb.json").write_text(json.dumps(records))
     if render:
-        jobs = [(str(root), seed, i, size, p_follow) for ids in splits.values() for i in ids]
+        clips = root / "vsitu_video_trimmed_dir"
+        jobs = [(str(clips / f"{clip_id(i)}.mp4"), seed, i, size, p_follow)
+                for ids in splits.values() for i in ids]
         _run(_render_vidsitu_clip, jobs, workers)
+
+
+POOL_START = 1_000_000  # pool clips draw from their own seeds, disjoint from labelled ones
+
+
+def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,
+               workers: int = 2, p_follow: float = 0.0) -> None:
+    """`n` unlabelled clips of the same world as `write_vidsitu`'s (the role MovieClips plays
+    for the paper: movie video without labels), as `folder/pool{i:06d}.mp4`; no annotations.
+    Clips already rendered are kept, so a larger pool extends a smaller one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(folder / f"pool{i:06d}.mp4"), seed, POOL_START + i, size, p_follow)
+            for i in range(n)]
+    _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
 
 
 def _lvu_clip(seed: int, idx: int) -> tuple[list[w.Event], list[str], int]:

@@ -22,12 +22,12 @@ class VidSituHeads(nn.Module):
                  relations: int, kind: str = "mlp") -> None:
         super().__init__()
         self.verb = StackedMLP(seeds, in_dim, hidden, verbs, kind)
-        self.rel = StackedMLP([s + 10_000 for s in seeds], 2 * in_dim, hidden, relations, kind)
+        self.rel = StackedMLP([s + 10_000 for s in seeds], in_dim, hidden, relations, kind,
+                              pair=True)
 
     def forward(self, ev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ev [M, B, 5, F] -> verb logits [M, B, 5, V], relation logits [M, B, 4, R]."""
-        centre = ev[:, :, 2:3].expand(-1, -1, len(PAIRS), -1)
-        return self.verb(ev), self.rel(torch.cat([ev[:, :, list(PAIRS)], centre], dim=-1))
+        return self.verb(ev), self.rel(ev[:, :, list(PAIRS)], ev[:, :, 2:3])
 
 
 def head_loss(verb_logits: torch.Tensor, rel_logits: torch.Tensor, verbs: torch.Tensor,

@@ -54,26 +54,34 @@ class RoleDecoder(nn.Module):
 
     def forward(self, feats: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """feats [B, F], tokens [B, T] -> logits [B, T, vocab] (causal)."""
+        return self.out(self.decode(self.memory(feats)[:, None], tokens))
+
+    def decode(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Decoder states [B, T, W] of `tokens` [B, T] given the events' memory [B, 1, W]."""
         t = tokens.shape[1]
         x = self.embed(tokens) + self.pos(torch.arange(t, device=tokens.device))
         causal = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device)
-        h = self.decoder(x, self.memory(feats)[:, None], tgt_mask=causal, tgt_is_causal=True)
-        return self.out(h)
+        return self.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True)
 
     @torch.no_grad()
-    def generate(self, feats: torch.Tensor, prefix: torch.Tensor, eos: int) -> list[list[int]]:
-        """Greedy decoding from `prefix` [B, P] until EOS or max_len."""
+    def generate(self, feats: torch.Tensor, prefix: torch.Tensor, eos: int,
+                 limit: int | None = None) -> list[list[int]]:
+        """Greedy decoding from `prefix` [B, P] until EOS or `limit` (default max_len) tokens;
+        finished rows leave the batch, so a step costs only the rows still writing."""
         self.eval()
-        tokens = prefix
-        done = torch.zeros(len(feats), dtype=torch.bool)
-        while tokens.shape[1] < self.max_len and not done.all():
-            nxt = self(feats, tokens)[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+        limit = min(self.max_len, limit or self.max_len)
+        out: list[list[int]] = [[] for _ in range(len(feats))]
+        active, tokens = torch.arange(len(feats)), prefix
+        memory = self.memory(feats)[:, None]
+        while tokens.shape[1] < limit and len(active):
+            nxt = self.out(self.decode(memory[active], tokens)[:, -1]).argmax(-1)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-            done |= nxt == eos
-        out = []
-        for row in tokens[:, prefix.shape[1]:].tolist():
-            out.append(row[:row.index(eos)] if eos in row else row)
+            going = nxt != eos
+            for i, row in zip(active[~going].tolist(), tokens[~going].tolist(), strict=True):
+                out[i] = row[prefix.shape[1]:-1]
+            active, tokens = active[going], tokens[going]
+        for i, row in zip(active.tolist(), tokens.tolist(), strict=True):
+            out[i] = row[prefix.shape[1]:]
         return out
 
 
@@ -90,6 +98,7 @@ class RoleGenerator:
             torch.manual_seed(seed)
             self.model = RoleDecoder(feat_dim, vocab, width=width)
         self.seed = seed
+        self.limit = self.model.max_len  # after fit: a little past the longest target
 
     def _encode(self, verbs: list[str], texts: list[str] | None = None) -> torch.Tensor:
         rows = []
@@ -104,6 +113,7 @@ class RoleGenerator:
     def fit(self, feats: torch.Tensor, verbs: list[str], texts: list[str], *, epochs: int = 30,
             lr: float = 2e-3, batch_size: int = 128) -> RoleGenerator:
         tokens = self._encode(verbs, texts)
+        self.limit = min(self.model.max_len, tokens.shape[1] + 2)
 
         def loss(idx: torch.Tensor) -> torch.Tensor:
             inp, tgt = tokens[idx[0], :-1], tokens[idx[0], 1:].clone()
@@ -119,6 +129,7 @@ class RoleGenerator:
     def predict(self, feats: torch.Tensor, verbs: list[str]) -> list[dict[str, str]]:
         out = []
         for i in range(0, len(verbs), 256):
-            ids = self.model.generate(feats[i:i + 256], self._encode(verbs[i:i + 256]), self.eos)
+            ids = self.model.generate(feats[i:i + 256], self._encode(verbs[i:i + 256]), self.eos,
+                                      self.limit)
             out += [parse_roles(self.tok.decode(r, skip_special_tokens=False)) for r in ids]
         return out

@@ -214,5 +214,8 @@ def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
     print(f"pretrain-ctx: val loss {val:.4f} vs "
           + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baselines.items())
           + f"; clip share of the outputs' variance {collapse['clip_share_contextualizer']:.2f} "
-          f"(backbone features {collapse['clip_share_backbone']:.2f}); model in "
-          f"{out / 'contextualizer'}")
+          f"(backbone features {collapse['clip_share_backbone']:.2f})"
+          + (f"; own segment found by a linear read-out {collapse['identity_readout']:.2f} "
+             f"(chance {collapse['identity_chance']:.2f})"
+             if collapse["identity_readout"] is not None else "")
+          + f"; model in {out / 'contextualizer'}")

@@ -14,6 +14,8 @@ class SynthConfig:
     train: int = opt(240, "VidSitu-style training clips (10 s each)")
     valid: int = opt(80, "VidSitu-style validation clips")
     lvu: int = opt(0, "LVU-style long clips (30-90 s each)")
+    pool: int = opt(0, "unlabelled clips of the same world in OUT/pool, no annotations (the "
+                    "role MovieClips plays in the paper: data for pretrain-ctx)")
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
@@ -21,7 +23,7 @@ class SynthConfig:
                           "predecessor's two successors (0 = independent events)")
 
     def __post_init__(self) -> None:
-        for name in ("train", "valid", "lvu"):
+        for name in ("train", "valid", "lvu", "pool"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
         if self.size < 32 or self.size % 2:
@@ -34,7 +36,9 @@ class SynthConfig:
 
 def run_synth(cfg: SynthConfig) -> int:
     """Render the synthetic benchmark (VidSitu and LVU layouts) into `cfg.out`."""
-    from hiermovie.datasets.synth import write_lvu, write_vidsitu
+    from pathlib import Path
+
+    from hiermovie.datasets.synth import write_lvu, write_pool, write_vidsitu
 
     t0 = time.time()
     if cfg.train or cfg.valid:
@@ -42,6 +46,9 @@ def run_synth(cfg: SynthConfig) -> int:
                       workers=cfg.workers, p_follow=cfg.p_follow)
     if cfg.lvu:
         write_lvu(cfg.out, cfg.lvu, seed=cfg.seed, size=cfg.size, workers=cfg.workers)
-    n = cfg.train + cfg.valid + cfg.lvu
+    if cfg.pool:
+        write_pool(Path(cfg.out) / "pool", cfg.pool, seed=cfg.seed, size=cfg.size,
+                   workers=cfg.workers, p_follow=cfg.p_follow)
+    n = cfg.train + cfg.valid + cfg.lvu + cfg.pool
     print(f"synth: {n} clips in {cfg.out} ({time.time() - t0:.1f} s)")
     return 0

@@ -64,6 +64,9 @@ class RowsConfig(Selection):
     head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
     seeds: int = opt(3, "seeds per row (each its own heads, data order and label subset)")
     batch_size: int = opt(64, "batch size of the heads")
+    precision: Literal["auto", "fp32", "bf16"] = opt(
+        "auto", "heads' training arithmetic: bf16 autocast (float32 weights) or fp32; auto = "
+        "bf16 where the processor has native bfloat16 (recorded in results.json)")
     progress: bool = opt(True, "show a progress bar")
     storage_options: dict = opt({}, "fsspec options for the stores")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from hiermovie.config import ConfigError
 from hiermovie.datasets import lvu
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import lvu as lh
-from hiermovie.heads.fit import fit
+from hiermovie.heads.fit import fit, resolve_precision
 from hiermovie.progress import progress
 from hiermovie.workflows.probe.config import LvuProbeConfig
 from hiermovie.workflows.probe.report import markdown
@@ -74,13 +75,14 @@ def fit_task(cfg: LvuProbeConfig, fit_seqs: list, y: torch.Tensor, sel_seqs: lis
                 best = (s, lh.video_predictions(head, xt, mt, ot, len(test_seqs), classes))
 
         fit(head, loss, len(x), epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-            seeds=[seed], on_epoch=on_epoch)
+            seeds=[seed], precision=cfg.precision, on_epoch=on_epoch)
     return best[1]
 
 
 def run_lvu(cfg: LvuProbeConfig) -> int:
     """Frozen rows on the LVU tasks; a table with Top-1 rank and mean rank."""
     t0 = time.time()
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision))
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
     root = data_root(cfg.data, "lvu")

@@ -51,7 +51,8 @@ def vidsitu_caption(cfg: Any, coverage: dict, backbone: str, selection: int, hid
             f"{coverage['valid']['annotated']} validation clips; heads trained on labelled "
             f"training clips, each row's learning rate (of {', '.join(map(str, cfg.lrs))}) and "
             f"epochs (up to {cfg.epochs}) chosen on {selection} held-out training clips; "
-            f"{spread(cfg.seeds)}; {cfg.head} heads (hidden width {hidden} for every row).")
+            f"{spread(cfg.seeds)}; {cfg.head} heads (hidden width {hidden} for every row, "
+            f"{cfg.precision}).")
 
 
 def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: dict,
@@ -59,6 +60,9 @@ def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: di
     counts = sorted({c["labels"] for c in cells})
     top = counts[-1]
     text = (f"{caption}\n\nAt {top} labelled clips:\n\n{metric_table(by_row(cells, top))}\n")
+    if edges := grid_edges(cfg, chosen):
+        text += ("\nChosen at the edge of the search (a wider `--lrs` or more `--epochs` may "
+                 f"do better): {'; '.join(edges)}.\n")
     if len(counts) > 1:
         eff = label_efficiency_table(cells, counts)
         (out / "label_efficiency.md").write_text(eff + "\n")
@@ -72,6 +76,22 @@ def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: di
         "cells": cells}, indent=2))
     chart(by_row(cells, top), out / "results.png", f"at {top} labelled clips")
     return text
+
+
+def grid_edges(cfg: Any, chosen: dict) -> list[str]:
+    """Rows whose chosen learning rate or epochs sit at the edge of what was searched."""
+    edges = []
+    for row, per_count in chosen.items():
+        for n, c in per_count.items():
+            why = ([f"lr {c['lr']:g}, the largest tried"] if len(cfg.lrs) > 1 and
+                   c["lr"] == max(cfg.lrs) else []) + \
+                  ([f"lr {c['lr']:g}, the smallest tried"] if len(cfg.lrs) > 1 and
+                   c["lr"] == min(cfg.lrs) else []) + \
+                  ([f"{c['epochs']} epochs, the most"] if c["epochs"] == cfg.epochs and
+                   cfg.eval_every < cfg.epochs else [])
+            if why:
+                edges.append(f"{row} at {n} clips: {', '.join(why)}")
+    return edges
 
 
 def label_efficiency_table(cells: list[dict], counts: list[int]) -> str:

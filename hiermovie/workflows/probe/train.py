@@ -108,7 +108,8 @@ def fit_frozen(cx: Context, row: Row, tr: torch.Tensor, y: Split, subsets: torch
             _record(ck, (lr, epoch), vs, rs, vv, rv, sel, cfg.tasks)
 
     return fit(heads, loss, subsets.shape[1], epochs=epochs or cfg.epochs, lr=lr,
-               batch_size=cfg.batch_size, seeds=seeds, on_epoch=on_epoch)
+               batch_size=cfg.batch_size, seeds=seeds, precision=cfg.precision,
+               on_epoch=on_epoch)
 
 
 class Finetuned(nn.Module):
@@ -157,7 +158,7 @@ def fit_finetuned(cx: Context, row: Row, y: Split, subset: torch.Tensor, sel: Sp
     return fit(model, loss, len(subset), epochs=epochs or cfg.epochs, lr=lr,
                batch_size=cfg.batch_size, seeds=[seed], params=_groups(model, lr, cfg),
                warmup_steps=round(cfg.finetune.warmup_epochs * steps_per_epoch),
-               on_epoch=on_epoch)
+               precision=cfg.precision, on_epoch=on_epoch)
 
 
 @torch.no_grad()

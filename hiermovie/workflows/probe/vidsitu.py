@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from hiermovie.config import ConfigError
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import vidsitu_metrics as vm
+from hiermovie.heads.fit import resolve_precision
 from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
 from hiermovie.workflows.probe import report
@@ -125,6 +127,7 @@ def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, t
 def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     """Train each row's heads on the store's features and write the comparison tables."""
     t0 = time.time()
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
     timing: dict[str, float] = defaultdict(float)
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
