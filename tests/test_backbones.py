@@ -135,3 +135,19 @@ def test_torchvision_video_models():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone 'nope'"):
         load_backbone(BackboneConfig(name="nope"))
+
+
+def test_load_backbone_seeds_its_own_init_and_leaves_the_callers_rng_alone():
+    from hiermovie.pipeline.backbone_config import BackboneConfig
+    from hiermovie.pipeline.backbones import load_backbone
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_backbone(BackboneConfig(name="tiny3d", seed=5))
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream did not move
+    b = load_backbone(BackboneConfig(name="tiny3d", seed=5))
+    c = load_backbone(BackboneConfig(name="tiny3d", seed=6))
+    sa, sb, sc = (list(m.state_dict().values()) for m in (a, b, c))
+    assert all(torch.equal(x, y) for x, y in zip(sa, sb, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(sa, sc, strict=True))

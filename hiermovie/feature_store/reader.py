@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zarr
-import zarr.api.asynchronous as za
-from zarr.core.sync import sync
 
 from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
 from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
+# zarr's synchronous calls may come from many threads at once and then run concurrently on
+# zarr's own event loop: concurrent reads through the public API alone
+_FETCH = ThreadPoolExecutor(8, thread_name_prefix="hiermovie-read")
 
-async def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
-    """(name, group) of every committed shard in name order, metadata fetched concurrently."""
-    root = await za.open_group(url, mode="r", storage_options=storage_options)
-    if not await root.contains(SHARDS):
+
+def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
+    """(name, group) of every committed shard in name order (zarr fetches the members'
+    metadata concurrently)."""
+    root = zarr.open_group(url, mode="r", storage_options=storage_options)
+    if SHARDS not in root:
         return []
-    shards = await root.getitem(SHARDS)
-    found = [(name, g) async for name, g in shards.members(max_depth=0)]
+    found = root[SHARDS].members(max_depth=0)
     return sorted((n, g) for n, g in found if is_committed(g.attrs))
 
 
@@ -59,7 +61,7 @@ class FeatureStore:
         self._shards: list[_Shard] = []
         self._shard_names: list[str] = []
         self._index: dict[str, VideoEntry] = {}
-        for name, group in sync(_committed_shards(url, storage_options)):
+        for name, group in _committed_shards(url, storage_options):
             self._add_shard(name, group)
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -69,7 +71,7 @@ class FeatureStore:
     def _add_shard(self, name: str, group: Any) -> None:
         cols = group.attrs["index"]
         shard = len(self._shards)
-        self._shards.append(_Shard(zarr.Group(group), sum(cols["num_segments"])))
+        self._shards.append(_Shard(group, sum(cols["num_segments"])))
         self._shard_names.append(name)
         for i, vid in enumerate(cols["video_id"]):
             vid = str(vid)
@@ -197,11 +199,7 @@ class _Shard:
 
     def read(self, *names: str) -> list[np.ndarray]:
         """Whole arrays, fetched concurrently (one round trip on object storage)."""
-        async def fetch() -> list[np.ndarray]:
-            group = self.group._async_group
-            arrays = await asyncio.gather(*(group.getitem(n) for n in names))
-            return list(await asyncio.gather(*(a.getitem(...) for a in arrays)))
-        return sync(fetch())
+        return list(_FETCH.map(lambda n: self[n][...], names))
 
     def __getitem__(self, name: str) -> zarr.Array:
         if name not in self.arrays:

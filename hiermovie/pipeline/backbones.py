@@ -63,8 +63,9 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
     if prefix not in REGISTRY:
         raise ConfigError(f"backbone.name: unknown backbone {cfg.name!r} "
                          f"(known: {', '.join(sorted(REGISTRY))})")
-    torch.manual_seed(cfg.seed)
-    model = REGISTRY[prefix](cfg, arg)
+    with torch.random.fork_rng(devices=[]):  # seeded here; the caller's RNG is untouched
+        torch.manual_seed(cfg.seed)
+        model = REGISTRY[prefix](cfg, arg)
     if cfg.weights.endswith(".safetensors"):
         model.origin = weights_origin(cfg.weights)
     if cfg.input_size:

@@ -120,8 +120,10 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
                                             input_size=cfg.input_size, seed=cfg.seed))
     backbone.requires_grad_(True).train()
     size = backbone.input_size
-    model = ClipLearner(backbone, backbone.dim, cfg.objective, cfg.proj_dim, cfg.hidden,
-                        cfg.temperature).to(device)
+    with torch.random.fork_rng(devices=[]):  # the projector's own seed, same on every rank
+        torch.manual_seed(cfg.seed + 1)
+        model = ClipLearner(backbone, backbone.dim, cfg.objective, cfg.proj_dim, cfg.hidden,
+                            cfg.temperature).to(device)
     if device.type == "cuda" and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global BN, as in CVRL
     opt_ = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
