@@ -111,7 +111,7 @@ class RoleGenerator:
         return torch.tensor([r + [self.pad] * (n - len(r)) for r in rows])
 
     def fit(self, feats: torch.Tensor, verbs: list[str], texts: list[str], *, epochs: int = 30,
-            lr: float = 2e-3, batch_size: int = 128) -> RoleGenerator:
+            lr: float = 2e-3, batch_size: int = 128, precision: str = "fp32") -> RoleGenerator:
         tokens = self._encode(verbs, texts)
         self.limit = min(self.model.max_len, tokens.shape[1] + 2)
 
@@ -123,7 +123,7 @@ class RoleGenerator:
                                                ignore_index=self.pad)
 
         fit(self.model, loss, len(tokens), epochs=epochs, lr=lr, batch_size=batch_size,
-            seeds=[self.seed], decoupled=True)
+            seeds=[self.seed], decoupled=True, precision=precision)
         return self
 
     def predict(self, feats: torch.Tensor, verbs: list[str]) -> list[dict[str, str]]:

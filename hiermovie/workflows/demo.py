@@ -96,12 +96,20 @@ def run_demo(cfg: DemoConfig) -> int:
         f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting the "
         f"mean feature; clip share of its outputs' variance "
         f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
-        f"{r['ctx']['clip_share_backbone']:.2f}).\n"
+        f"{r['ctx']['clip_share_backbone']:.2f}){identity(r['ctx'])}.\n"
         for name, r in runs.items()) +
         f"\nTimings (s): {json.dumps(timings)}; total {sum(timings.values()):.0f} s.\n")
     (work / "demo.md").write_text(report)
     print("\n" + report)
     return 0
+
+
+def identity(summary: dict) -> str:
+    if summary.get("identity_readout") is None:  # too few held-out clips to fit the read-out
+        return ""
+    return (f"; a linear read-out finds each segment's own feature in its output for "
+            f"{summary['identity_readout']:.0%} of the segments (chance "
+            f"{summary['identity_chance']:.0%})")
 
 
 def table(runs: dict[str, dict]) -> str:

@@ -111,13 +111,13 @@ def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tens
 
 
 def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, tr: list[str],
-          refs: list, ann: list[int], epochs: int) -> tuple[dict, list]:
+          refs: list, ann: list[int], epochs: int, precision: str) -> tuple[dict, list]:
     """Train the role decoder on one seed's training events, generate for the validation ones
     (`refs`: their official references, `ann`: their ann_idx)."""
     texts = [target_text(r) for c in tr for r in train.roles(c)]
     verbs = [v for c in tr for v in train.verbs(c)]
     gen = RoleGenerator(tr_ev.shape[-1], texts, verbs, seed=seed).fit(
-        tr_ev.flatten(0, 1), verbs, texts, epochs=epochs)
+        tr_ev.flatten(0, 1), verbs, texts, epochs=epochs, precision=precision)
     out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
     hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(refs))]
     preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(ann, hyps, strict=True)]
@@ -225,7 +225,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                     else:
                         ev_tr, ev_va = tr_ev[clips], va_ev
                     m, preds = roles(s, ev_tr, ev_va, train, [pool[i] for i in clips.tolist()],
-                                     refs, ann, cfg.role_epochs)
+                                     refs, ann, cfg.role_epochs, cfg.precision)
                     timing["generation"] += time.time() - t
                     per_seed[s] |= m
                     (out / f"pred_roles_{row.name}_n{n}_seed{s}.json").write_text(
