@@ -114,7 +114,8 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
         _run(_render_vidsitu_clip, jobs, workers)
 
 
-POOL_START = 1_000_000  # pool clips draw from their own seeds, disjoint from labelled ones
+# pool clips draw from their own seeds: VidSitu clips use 0.., LVU clips 10**6 + idx
+POOL_START = 2 * 10**6
 
 
 def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,

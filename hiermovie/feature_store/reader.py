@@ -14,10 +14,6 @@ import zarr
 from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
 from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
-# zarr's synchronous calls may come from many threads at once and then run concurrently on
-# zarr's own event loop: concurrent reads through the public API alone
-_FETCH = ThreadPoolExecutor(8, thread_name_prefix="hiermovie-read")
-
 
 def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
     """(name, group) of every committed shard in name order (zarr fetches the members'
@@ -199,7 +195,11 @@ class _Shard:
 
     def read(self, *names: str) -> list[np.ndarray]:
         """Whole arrays, fetched concurrently (one round trip on object storage)."""
-        return list(_FETCH.map(lambda n: self[n][...], names))
+        # zarr's synchronous calls from several threads run concurrently on zarr's own event
+        # loop: concurrency through the public API alone. A pool per call, not one per
+        # process, so that a forked DataLoader worker never inherits a pool without threads.
+        with ThreadPoolExecutor(len(names)) as pool:
+            return list(pool.map(lambda n: self[n][...], names))
 
     def __getitem__(self, name: str) -> zarr.Array:
         if name not in self.arrays:

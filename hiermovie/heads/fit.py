@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from hiermovie.hardware import cpu_has_bf16
 
 
 def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int, *,
@@ -68,11 +69,7 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
         return precision
     if device == "cuda":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 class StackedMLP(nn.Module):

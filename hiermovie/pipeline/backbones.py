@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from hiermovie.config import ConfigError
+from hiermovie.hardware import cpu_has_bf16
 from hiermovie.pipeline.backbone_config import BackboneConfig, Precision
 
 
@@ -130,15 +131,6 @@ def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype
             return torch.bfloat16
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def fold_batchnorm(model: nn.Module) -> int:

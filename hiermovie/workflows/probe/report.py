@@ -83,12 +83,12 @@ def grid_edges(cfg: Any, chosen: dict) -> list[str]:
     edges = []
     for row, per_count in chosen.items():
         for n, c in per_count.items():
-            why = ([f"lr {c['lr']:g}, the largest tried"] if len(cfg.lrs) > 1 and
-                   c["lr"] == max(cfg.lrs) else []) + \
-                  ([f"lr {c['lr']:g}, the smallest tried"] if len(cfg.lrs) > 1 and
-                   c["lr"] == min(cfg.lrs) else []) + \
-                  ([f"{c['epochs']} epochs, the most"] if c["epochs"] == cfg.epochs and
-                   cfg.eval_every < cfg.epochs else [])
+            why = []
+            if len(cfg.lrs) > 1 and c["lr"] in (min(cfg.lrs), max(cfg.lrs)):
+                end = "largest" if c["lr"] == max(cfg.lrs) else "smallest"
+                why.append(f"lr {c['lr']:g}, the {end} tried")
+            if c["epochs"] == cfg.epochs and cfg.eval_every < cfg.epochs:
+                why.append(f"{c['epochs']} epochs, the most")
             if why:
                 edges.append(f"{row} at {n} clips: {', '.join(why)}")
     return edges

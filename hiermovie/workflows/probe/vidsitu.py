@@ -88,12 +88,11 @@ def labels(ds: VidSitu, clips: list[str], vocab: list[str]) -> tuple[torch.Tenso
 
 
 def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tensor,
-           valid: VidSitu, va: list[str], vocab: list[str]) -> tuple[dict, dict]:
-    """Official verb and relation metrics of one seed's validation predictions, and the
-    leaderboard-format prediction entries."""
+           valid: VidSitu, va: list[str], ann: list[int], vocab: list[str]
+           ) -> tuple[dict, dict]:
+    """Official verb and relation metrics of one seed's validation predictions (clips `va`,
+    whose ann_idx are `ann`), and the leaderboard-format prediction entries."""
     metrics, preds = {}, {}
-    index = {c: i for i, c in enumerate(valid.clips)}
-    ann = [index[c] for c in va]
     if "verb" in cfg.tasks:
         per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
         metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
@@ -206,7 +205,8 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                                        "selection_score": float(np.mean(best.score))}
                 t = time.time()
                 for s in seeds:
-                    m, preds = scores(cfg, best.verb_top[s], best.relation[s], valid, va, vocab)
+                    m, preds = scores(cfg, best.verb_top[s], best.relation[s], valid, va, ann,
+                                      vocab)
                     per_seed[s] |= m
                     for task, entries in preds.items():
                         (out / f"pred_{task}_{row.name}_n{n}_seed{s}.json").write_text(
