@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/finetune_recipe.py --data vidsitu:runs/demo/synth \\
         --store runs/demo/features.zarr --contextualizer runs/demo/ctx/contextualizer
 
-One factor of `FinetuneConfig` changed at a time from the current defaults; each variant runs
+One factor of `FinetuneConfig` changed at a time from its current defaults; each variant runs
 `probe vidsitu` (verb + relation, the rows' usual learning-rate and epoch selection, 3 seeds).
 The recommended default is the variant with the best mean *selection* score (held-out training
 clips) over both rows; validation numbers are printed beside it but choose nothing.
@@ -15,20 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from hiermovie.config import from_dict
 from hiermovie.workflows.probe import VidSituProbeConfig
+from hiermovie.workflows.probe.config import FinetuneConfig
 from hiermovie.workflows.probe.report import markdown
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
 from hiermovie.workflows.tables import cell
 
-DEFAULTS = {"ctx_lr_scale": 0.3, "layer_decay": 1.0, "warmup_epochs": 0.0, "readout": "last",
-            "concat_own": True}
-VARIANTS = {"ctx_lr_scale": [0.1, 1.0], "layer_decay": [0.7], "warmup_epochs": [2.0],
-            "readout": ["mean"], "concat_own": [False]}
+DEFAULTS = asdict(FinetuneConfig())
+VARIANTS = {"ctx_lr_scale": [0.1, 0.3, 1.0], "layer_decay": [0.7, 1.0],
+            "warmup_epochs": [0.0, 2.0], "readout": ["last", "mean"], "concat_own": [True, False]}
 ROWS = ["scratch", "pretrained"]
 
 
@@ -42,10 +43,10 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     variants = [("defaults", {})] + [(f"{k}={v}", {k: v}) for k, vs in VARIANTS.items()
-                                     for v in vs]
+                                     for v in vs if v != DEFAULTS[k]]
     results = []
     for name, change in variants:
-        folder = out / name.replace("=", "_")
+        folder = out / "_".join(f"{k}_{v}" for k, v in (DEFAULTS | change).items())
         if not (folder / "results.json").exists():
             t = time.time()
             run_vidsitu(from_dict(VidSituProbeConfig, {

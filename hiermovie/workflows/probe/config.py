@@ -17,7 +17,8 @@ Task = Literal["verb", "relation", "roles"]
 class FinetuneConfig:
     """How the fine-tuned rows (scratch, pretrained) train the contextualizer with the heads."""
 
-    ctx_lr_scale: float = opt(0.3, "the contextualizer's learning rate, as a multiple of the "
+    # defaults: benchmarks/finetune_recipe.py (BENCHMARKS.md, "Fine-tune recipe")
+    ctx_lr_scale: float = opt(1.0, "the contextualizer's learning rate, as a multiple of the "
                               "heads' (chosen per row on held-out training clips)")
     layer_decay: float = opt(1.0, "layer-wise decay: layer l of L trains at "
                              "ctx_lr * decay^(L - l), its input projection at decay^(L + 1)")
