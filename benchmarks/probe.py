@@ -34,13 +34,13 @@ from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
 
 
-def build(work: Path, train: int, valid: int, dim: int) -> tuple[Path, str]:
+def build(work: Path, train: int, valid: int, dim: int, seed: int) -> tuple[Path, str]:
     root, url = work / "data", str(work / "shifted.zarr")
     if (work / "shifted.zarr" / "zarr.json").exists():
         return root, url
-    write_vidsitu(root, train, valid, seed=0, render=False)
+    write_vidsitu(root, train, valid, seed=seed, render=False)
     create_store(url, Provenance(backbone="shifted-2304", dim=dim, dtype="float16"))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     tr, va = VidSitu(root, "train"), VidSitu(root, "valid")
     vocab = {v: i for i, v in enumerate(verb_vocab(tr))}
     # norm 8 against N(0, 1) noise per dimension: a verb direction is learnable from the
@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--work", default="runs/bench-probe")
     ap.add_argument("--scale", type=float, default=1.0, help="share of VidSitu's clip counts")
     ap.add_argument("--dim", type=int, default=2304)
+    ap.add_argument("--world_seed", type=int, default=0, help="seed of the scripts and features")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--rows", default="backbone,random_frozen,positive_control")
@@ -107,7 +108,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     train, valid = round(23_600 * a.scale), round(1_300 * a.scale)
     t = time.time()
-    root, url = build(work, train, valid, a.dim)
+    root, url = build(work, train, valid, a.dim, a.world_seed)
     print(f"store: {train} + {valid} clips x 5 x {a.dim} ({time.time() - t:.0f} s to build)")
     t = time.time()
     control = positive_control(work, root, url, a.control_epochs)
