@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ LVU_FPS = 15.0
 ROLE_NAMES = {"Arg0": "Arg0 (agent)", "Arg1": "Arg1 (patient)", "AScn": "Scene of the Event",
               "ALoc": "ArgM (location)"}
 VARIANTS = {"circle": "ball", "square": "box", "triangle": "cone", "diamond": "gem"}
+# the world's parameters and each clip's event groups (plain / predictable / label_only): not
+# part of the VidSitu release, a ground truth only a synthetic world has
+EVENT_GROUPS = "synth_event_groups.json"
 
 
 def clip_id(idx: int) -> str:
@@ -27,10 +31,10 @@ def _rng(seed: int, idx: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, idx, stream])
 
 
-def _render_vidsitu_clip(args: tuple[str, int, int, int, float]) -> None:
-    path, seed, idx, size, p_follow = args
+def _render_vidsitu_clip(args: tuple[str, int, int, int, w.World]) -> None:
+    path, seed, idx, size, world = args
     rng = _rng(seed, idx)
-    events = w.sample_script(rng, p_follow=p_follow)
+    events = w.sample_script(rng, world=world)
     frames = np.concatenate([w.render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
     write_video(Path(path), frames, VIDSITU_FPS)
 
@@ -74,19 +78,20 @@ def _vinfo(idx: int) -> dict:
 
 def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0,
                   size: int = 112, workers: int = 2, render: bool = True,
-                  p_follow: float = 0.0) -> None:
+                  world: w.World = w.ORIGINAL) -> None:
     """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`
-    (only the annotations when `render` is false). `p_follow` > 0 chains plain verbs
-    (`synth_world.sample_script`)."""
+    (only the annotations when `render` is false), and each event's group (`EVENT_GROUPS`)."""
     root = Path(root)
     ann = root / "vidsitu_annotations"
     for sub in ("split_files", "vinfo_files", "vseg_ann_files"):
         (ann / sub).mkdir(parents=True, exist_ok=True)
     splits = {"train": range(n_train), "valid": range(n_train, n_train + n_valid)}
+    groups = {}
     for split, ids in splits.items():
         vinfo, records = [], []
         for idx in ids:
-            events = w.sample_script(_rng(seed, idx), p_follow=p_follow)  # as the video shows
+            events = w.sample_script(_rng(seed, idx), world=world)  # as the video shows
+            groups[clip_id(idx)] = [w.event_group(e) for e in events]
             arng = _rng(seed, idx, 1)
             info = _vinfo(idx)
             if split == "train":
@@ -107,9 +112,10 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
             json.dumps([clip_id(i) for i in ids]))
         (ann / "vinfo_files" / f"vinfo_{split}_lb.json").write_text(json.dumps(vinfo))
         (ann / "vseg_ann_files" / f"vsann_{split}_lb.json").write_text(json.dumps(records))
+    (ann / EVENT_GROUPS).write_text(json.dumps({"world": asdict(world), "groups": groups}))
     if render:
         clips = root / "vsitu_video_trimmed_dir"
-        jobs = [(str(clips / f"{clip_id(i)}.mp4"), seed, i, size, p_follow)
+        jobs = [(str(clips / f"{clip_id(i)}.mp4"), seed, i, size, world)
                 for ids in splits.values() for i in ids]
         _run(_render_vidsitu_clip, jobs, workers)
 
@@ -119,15 +125,21 @@ POOL_START = 2 * 10**6
 
 
 def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,
-               workers: int = 2, p_follow: float = 0.0) -> None:
+               workers: int = 2, world: w.World = w.ORIGINAL) -> None:
     """`n` unlabelled clips of the same world as `write_vidsitu`'s (the role MovieClips plays
     for the paper: movie video without labels), as `folder/pool{i:06d}.mp4`; no annotations.
     Clips already rendered are kept, so a larger pool extends a smaller one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(folder / f"pool{i:06d}.mp4"), seed, POOL_START + i, size, p_follow)
+    jobs = [(str(folder / f"pool{i:06d}.mp4"), seed, POOL_START + i, size, world)
             for i in range(n)]
     _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
+
+
+def event_groups(root: str | Path) -> dict[str, list[str]] | None:
+    """Each clip's event groups if `root` was written by `write_vidsitu`, else None."""
+    path = Path(root) / "vidsitu_annotations" / EVENT_GROUPS
+    return json.loads(path.read_text())["groups"] if path.exists() else None
 
 
 def _lvu_clip(seed: int, idx: int) -> tuple[list[w.Event], list[str], int]:

@@ -17,6 +17,14 @@ Event relations (w.r.t. the central event Ev3) follow from both events: NoRel wh
 no actor, else by the earlier event's verb: Causes after a forceful verb, Reaction To after a
 moving-toward verb, Enables otherwise. Long-form (LVU-style) labels are statistics of whole
 clips (see `long_labels`).
+
+The story world (`STORY`) adds what a movie carries from one event to the next and what a
+single segment often fails to show: a plain event is hidden with probability `p_hidden` (a
+cut-away: a panel covers the action, only the scene shows, never two in a row), so its verb
+and actors are only in its neighbours (the chain of verbs, and `p_turn`: the next event's agent
+is the previous event's patient). Every event falls in one group (`event_group`): "plain"
+(seen), "predictable" (hidden: predictable from the neighbours' pixels) or "label_only" (a
+look-alike verb: the rule that names it exists only in the labels).
 """
 
 from __future__ import annotations
@@ -63,6 +71,29 @@ class Event:
     scene: str
     flip: bool  # mirrored left-right
     side: str  # ALoc: where the agent mostly is: "left side" / "right side"
+    hidden: bool = False  # a cut-away: the action is covered, only the scene shows
+
+
+@dataclass(frozen=True)
+class World:
+    """What scripts contain. The defaults are the original world of independent events; with
+    every probability 0 a script draws the same random numbers as before these existed."""
+
+    p_context: float = 0.35  # an event is a look-alike whose label depends on its neighbours
+    p_follow: float = 0.0  # the next plain verb is one of the previous one's two successors
+    p_hidden: float = 0.0  # a plain event is hidden (a cut-away)
+    p_turn: float = 0.0  # the next event's agent is the previous event's patient
+
+
+GROUPS = ("plain", "predictable", "label_only")
+ORIGINAL = World()
+STORY = World(p_follow=0.8, p_hidden=0.3, p_turn=0.7)
+
+
+def event_group(e: Event) -> str:
+    if e.verb in CONTEXT_VERBS:
+        return "label_only"
+    return "predictable" if e.hidden else "plain"
 
 
 def actor_phrase(colour: str, shape: str) -> str:
@@ -82,8 +113,8 @@ def context_label(motion: str, prev: str | None, nxt: str | None) -> str:
 
 
 def sample_script(rng: np.random.Generator, n_events: int = 5, cast: list[str] | None = None,
-                  scenes: list[str] | None = None, p_context: float = 0.35,
-                  p_follow: float = 0.0) -> list[Event]:
+                  scenes: list[str] | None = None, world: World = ORIGINAL) -> list[Event]:
+    p_context, p_follow = world.p_context, world.p_follow
     cast = cast or sample_cast(rng)
     verbs = [str(rng.choice(PLAIN_VERBS))]
     for _ in range(n_events - 1):
@@ -102,12 +133,20 @@ def sample_script(rng: np.random.Generator, n_events: int = 5, cast: list[str] |
             nxt = verbs[i + 1] if i + 1 < n_events else None
             verbs[i] = context_label(motions[i], prev, nxt)
     scene_list = scenes or [str(rng.choice(SCENES))] * n_events
+    hidden = [False] * n_events
+    if world.p_hidden > 0:
+        for i in range(n_events):
+            if motions[i] is None and not (i and hidden[i - 1]):
+                hidden[i] = bool(rng.random() < world.p_hidden)
     events = []
     for i, verb in enumerate(verbs):
         a, p = rng.choice(len(cast), size=2, replace=False)
+        if world.p_turn > 0 and i and rng.random() < world.p_turn:  # the patient answers
+            a = cast.index(events[-1].patient)
+            p = int(rng.choice([j for j in range(len(cast)) if j != a]))
         flip = bool(rng.random() < 0.5)
         events.append(Event(verb, cast[a], cast[p], scene_list[i], flip,
-                            "right side" if flip else "left side"))
+                            "right side" if flip else "left side", hidden[i]))
     return events
 
 
@@ -189,6 +228,10 @@ def render_event(event: Event, frames: int, size: int, rng: np.random.Generator,
                  tint: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """uint8 [frames, size, size, 3] of one event."""
     bg = background(event.scene, size, tint)
+    if event.hidden:  # the scene shows above a panel that covers wherever actors can be
+        bg = bg.copy()
+        bg[int(0.12 * size):] = 35
+        return np.repeat(bg[None], frames, axis=0)
     t = np.linspace(0, 1, frames, endpoint=False)
     ax, ay, scale, px, py = _positions(VERBS[event.verb], t, rng.uniform(-0.03, 0.03))
     if event.flip:
@@ -252,3 +295,33 @@ def long_labels(events: list[Event], cast: list[str], year: int,
         "view_count": int(np.exp(11.76 + 3.0 * (len(set(verbs)) / len(VERB_LIST) - 0.5)
                                  + rng.normal(0, 0.1))),
     }
+
+
+# --- what neighbours can add (the ceiling, measured on ground truth) ---------------------------
+
+def neighbour_ceiling(world: World, scripts: int = 4000, seed: int = 0) -> dict[str, dict]:
+    """Verb accuracy per event group of the best guess from perfect perception of the event's
+    own segment alone, and of it plus its two adjacent segments: the most frequent verb for what
+    they show (motion, or hidden), counted on two thirds of `scripts` and scored on the rest."""
+    from collections import Counter, defaultdict
+
+    rng = np.random.default_rng(seed)
+    rows = []  # (own, prev, next) seen, verb, group
+    for _ in range(scripts):
+        s = sample_script(rng, world=world)
+        seen = ["hidden" if e.hidden else VERBS[e.verb] for e in s] + [None]
+        rows += [((seen[k], seen[k - 1] if k else None, seen[k + 1]), e.verb, event_group(e))
+                 for k, e in enumerate(s)]
+    cut = len(rows) * 2 // 3
+    table: dict = defaultdict(Counter)
+    for k, verb, _ in rows[:cut]:
+        table[k[:1]][verb] += 1
+        table[k][verb] += 1
+    out: dict[str, dict] = {}
+    for name, width in (("own", 1), ("with_neighbours", 3)):
+        right: dict = defaultdict(list)
+        for k, verb, group in rows[cut:]:
+            seen = table.get(k[:width]) or table[k[:1]]  # unseen context: the own guess
+            right[group].append(seen.most_common(1)[0][0] == verb)
+        out[name] = {g: float(np.mean(right[g])) for g in GROUPS if right[g]}
+    return out

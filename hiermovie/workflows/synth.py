@@ -19,8 +19,13 @@ class SynthConfig:
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
-    p_follow: float = opt(0.0, "VidSitu clips: chance that a plain verb is one of its "
-                          "predecessor's two successors (0 = independent events)")
+    p_follow: float = opt(0.0, "VidSitu and pool clips: chance that a plain verb is one of "
+                          "its predecessor's two successors (0 = independent events)")
+    p_hidden: float = opt(0.0, "VidSitu and pool clips: chance that a plain event is hidden "
+                          "(a cut-away: only its neighbours show its verb and actors)")
+    p_turn: float = opt(0.0, "VidSitu and pool clips: chance that an event's agent is the "
+                        "previous event's patient. The story world: --p_follow 0.8 "
+                        "--p_hidden 0.3 --p_turn 0.7 (docs/synthetic-benchmark.md)")
 
     def __post_init__(self) -> None:
         for name in ("train", "valid", "lvu", "pool"):
@@ -30,8 +35,9 @@ class SynthConfig:
             raise ValueError("size: must be an even number >= 32")
         if self.workers < 1:
             raise ValueError("workers: must be >= 1")
-        if not 0 <= self.p_follow <= 1:
-            raise ValueError("p_follow: must be in [0, 1]")
+        for name in ("p_follow", "p_hidden", "p_turn"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be in [0, 1]")
 
 
 def run_synth(cfg: SynthConfig) -> int:
@@ -39,16 +45,18 @@ def run_synth(cfg: SynthConfig) -> int:
     from pathlib import Path
 
     from hiermovie.datasets.synth import write_lvu, write_pool, write_vidsitu
+    from hiermovie.datasets.synth_world import World
 
     t0 = time.time()
+    world = World(p_follow=cfg.p_follow, p_hidden=cfg.p_hidden, p_turn=cfg.p_turn)
     if cfg.train or cfg.valid:
         write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
-                      workers=cfg.workers, p_follow=cfg.p_follow)
+                      workers=cfg.workers, world=world)
     if cfg.lvu:
         write_lvu(cfg.out, cfg.lvu, seed=cfg.seed, size=cfg.size, workers=cfg.workers)
     if cfg.pool:
         write_pool(Path(cfg.out) / "pool", cfg.pool, seed=cfg.seed, size=cfg.size,
-                   workers=cfg.workers, p_follow=cfg.p_follow)
+                   workers=cfg.workers, world=world)
     n = cfg.train + cfg.valid + cfg.lvu + cfg.pool
     print(f"synth: {n} clips in {cfg.out} ({time.time() - t0:.1f} s)")
     return 0

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
+from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import vidsitu_metrics as vm
@@ -88,15 +89,21 @@ def labels(ds: VidSitu, clips: list[str], vocab: list[str]) -> tuple[torch.Tenso
 
 
 def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tensor,
-           valid: VidSitu, va: list[str], ann: list[int], vocab: list[str]
-           ) -> tuple[dict, dict]:
+           valid: VidSitu, va: list[str], ann: list[int], vocab: list[str],
+           groups: dict[str, list[str]] | None = None) -> tuple[dict, dict]:
     """Official verb and relation metrics of one seed's validation predictions (clips `va`,
-    whose ann_idx are `ann`), and the leaderboard-format prediction entries."""
+    whose ann_idx are `ann`), and the leaderboard-format prediction entries. With `groups`
+    (a synthetic world's event groups) also top-1 accuracy against the true verb per group."""
     metrics, preds = {}, {}
     if "verb" in cfg.tasks:
         per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
         metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
             per_clip, [valid.verb_votes(c) for c in va]).items()}
+        right: dict[str, list[bool]] = defaultdict(list)
+        for c, clip in zip(va, per_clip, strict=True) if groups else ():
+            for g, ev, truth in zip(groups[c], clip, valid.verbs(c), strict=True):
+                right[g].append(ev[0] == truth)
+        metrics |= {f"verb/acc1_{g}": float(np.mean(r)) for g, r in right.items()}
         preds["verb"] = [{"ann_idx": a, "pred_vbs_ev": p}
                          for a, p in zip(ann, per_clip, strict=True)]
     if "relation" in cfg.tasks:
@@ -133,6 +140,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     root = data_root(cfg.data, "vidsitu")
     classify = [t for t in cfg.tasks if t != "roles"]
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
+    groups = event_groups(root)
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
     have = set(store.videos())
     tr_all = [c for c in train.clips if c in have and c in train.records]
@@ -206,7 +214,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                 t = time.time()
                 for s in seeds:
                     m, preds = scores(cfg, best.verb_top[s], best.relation[s], valid, va, ann,
-                                      vocab)
+                                      vocab, groups)
                     per_seed[s] |= m
                     for task, entries in preds.items():
                         (out / f"pred_{task}_{row.name}_n{n}_seed{s}.json").write_text(

@@ -1,0 +1,153 @@
+"""Level 2 end to end, in the paper's regime: does a contextualizer pretrained by mask prediction
+on unlabelled movie video beat backbone features alone, a random one and one trained from
+scratch with the heads?
+
+    .venv/bin/python benchmarks/level2.py --work DIR --seed S --pool N --labels 30,60,240 --seeds 3
+
+The story world (docs/synthetic-benchmark.md; fixed before any objective was measured on it),
+world seed S: an unlabelled pool of N clips (the MovieClips role) and a labelled VidSitu-layout
+set. pretrain-backbone trains tiny3d on the pool (no labels); extract writes the pool's and the
+labelled clips' features with it; pretrain-ctx trains the mask-prediction contextualizer on the
+pool store only and the positive control (`--objective supervised`) on the labelled training
+clips; probe vidsitu evaluates every row at each label count. Every step caches its output in
+DIR, so a rerun resumes and a second world reuses nothing by accident (all paths are in DIR).
+
+Writes DIR/level2.json ({"rows": [{"labels", "row", "metric", "values"}], "ceiling",
+"collapse", "seconds"}), DIR/level2.md (tables) and DIR/level2.png (metric vs labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from hiermovie.config import from_dict
+from hiermovie.datasets import synth_world as w
+from hiermovie.datasets.synth import write_pool, write_vidsitu
+from hiermovie.workflows.demo import BACKBONE_RECIPE
+from hiermovie.workflows.extract import ExtractConfig, run_extract
+from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
+from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
+from hiermovie.workflows.probe import report
+from hiermovie.workflows.probe.config import VidSituProbeConfig
+from hiermovie.workflows.probe.rows import ROWS as TITLES
+from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.tables import cell
+
+ROWS = ["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
+        "pretrained", "positive_control"]
+METRICS = {"verb_acc1": "verb/Per_Ev_Top_1", "verb_acc1_predictable": "verb/acc1_predictable",
+           "verb_acc1_label_only": "verb/acc1_label_only",
+           "relation_mean_acc": "relation/Macro_Top_1", "cider": "roles/cider"}
+SHAPE = {"width": 256, "ffn": 512, "heads": 4}  # the demo's contextualizer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--seed", type=int, default=0, help="the world's seed")
+    ap.add_argument("--pool", type=int, default=20_000, help="unlabelled clips")
+    ap.add_argument("--labels", default="30,60,240,1500", help="labelled clip counts")
+    ap.add_argument("--seeds", type=int, default=3, help="probe seeds")
+    ap.add_argument("--valid", type=int, default=300, help="validation clips")
+    ap.add_argument("--size", type=int, default=64, help="rendered frame size (the backbone "
+                    "reads 64 px)")
+    ap.add_argument("--backbone_steps", type=int, default=200)
+    ap.add_argument("--ctx_steps", type=int, default=1500)
+    a = ap.parse_args()
+    work = Path(a.work)
+    labels = sorted(int(n) for n in a.labels.split(","))
+    select = VidSituProbeConfig().select_fraction
+    train = math.ceil(max(labels) / (1 - select)) + 1  # the probe holds out selection clips
+    data, pool = work / "synth", work / "synth" / "pool"
+    seconds: dict[str, float] = {}
+
+    def step(name: str, done: Path, fn, *args) -> None:
+        if done.exists():
+            print(f"== {name}: cached ({done})")
+            return
+        print(f"\n== {name}")
+        t = time.time()
+        if fn(*args):
+            raise SystemExit(f"{name} failed")
+        seconds[name] = round(time.time() - t, 1)
+
+    world = w.STORY
+    ann = data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json"
+    step("render labelled clips", ann, lambda: write_vidsitu(
+        data, train, a.valid, seed=a.seed, size=a.size, world=world))
+    step("render pool", pool / f"pool{a.pool - 1:06d}.mp4", lambda: write_pool(
+        pool, a.pool, seed=a.seed, size=a.size, world=world))
+    bb = work / "backbone"
+    step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
+         from_dict(PretrainBackboneConfig, {"input": str(pool), "out": str(bb),
+                                            "steps": a.backbone_steps, "resume": True,
+                                            **BACKBONE_RECIPE}))
+    stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr"),
+              "pool": (str(pool), work / "pool.zarr")}
+    for name, (src, store) in stores.items():
+        step(f"extract ({name})", store / "extract.done", lambda s=src, st=store: (
+            run_extract(from_dict(ExtractConfig, {
+                "input": s, "store": str(st), "backbone": {"name": f"trained/{bb}"}}))
+            or (st / "extract.done").touch()))
+    ctx = {"mask": (work / "ctx-pool", {"store": [str(work / "pool.zarr")]}),
+           "supervised": (work / "ctx-control", {
+               "store": [str(work / "labelled.zarr")], "data": f"vidsitu:{data}",
+               "videos": "split:train"})}
+    for objective, (out, src) in ctx.items():
+        step(f"pretrain-ctx ({objective})", out / "summary.json", run_pretrain_ctx,
+             from_dict(PretrainCtxConfig, {
+                 **src, "objective": objective, "out": str(out), "steps": a.ctx_steps,
+                 "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": SHAPE}))
+    probe = work / "probe"
+    step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{data}", "store": str(work / "labelled.zarr"), "rows": ROWS,
+        "contextualizer": str(work / "ctx-pool" / "contextualizer"),
+        "positive_control": str(work / "ctx-control" / "contextualizer"),
+        "train_clips": labels, "seeds": a.seeds, "out": str(probe)}))
+    write(work, a, labels, seconds, world)
+
+
+def write(work: Path, a: argparse.Namespace, labels: list[int], seconds: dict,
+          world: w.World) -> None:
+    res = json.loads((work / "probe" / "results.json").read_text())
+    rows = [{"labels": c["labels"], "row": c["row"], "metric": name, "values": c["values"]}
+            for c in res["cells"] for name, key in METRICS.items() if c["metric"] == key]
+    summary = json.loads((work / "ctx-pool" / "summary.json").read_text())
+    collapse = {k: summary.get(k) for k in ("clip_share_backbone", "clip_share_contextualizer",
+                                            "identity_readout", "identity_chance",
+                                            "ratio_to_mean_feature")}
+    ceiling = w.neighbour_ceiling(world)
+    (work / "level2.json").write_text(json.dumps({
+        "world": {"seed": a.seed, "pool": a.pool, **vars(world)}, "rows": rows,
+        "ceiling": ceiling, "collapse": collapse, "seconds": seconds}, indent=2))
+    text = [f"# Level 2: world seed {a.seed}, pool {a.pool} clips, labels "
+            f"{', '.join(map(str, labels))}, {a.seeds} probe seeds\n",
+            "Ceiling from perfect perception (verb accuracy per group), own segment / with "
+            "the adjacent ones: " + "; ".join(
+                f"{g} {100 * ceiling['own'][g]:.0f} / {100 * ceiling['with_neighbours'][g]:.0f}"
+                for g in ceiling["own"]) + ".\n",
+            "Collapse check of the pool-pretrained contextualizer (on held-out pool clips): "
+            f"clip share {collapse['clip_share_contextualizer']:.2f} (backbone features "
+            f"{collapse['clip_share_backbone']:.2f}), identity read-out "
+            f"{collapse['identity_readout'] or float('nan'):.2f}, chance "
+            f"{collapse['identity_chance'] or float('nan'):.2f}.\n"]
+    for n in labels:
+        body = [[TITLES[r][0]] + [cell(next((c["values"] for c in rows if c["labels"] == n
+                                                  and c["row"] == r and c["metric"] == m),
+                                                 [float("nan")]))
+                                       for m in METRICS] for r in ROWS]
+        text.append(f"\n## {n} labelled clips\n\n" + report.markdown(["Row", *METRICS], body)
+                    + "\n")
+    text.append(f"\nSeconds per step (this run; cached steps absent): {json.dumps(seconds)}\n")
+    (work / "level2.md").write_text("\n".join(text))
+    report.label_efficiency_plot(res["cells"], labels, work / "level2.png",
+                                 metrics=list(METRICS.values()))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
