@@ -316,3 +316,26 @@ def test_choices_at_the_edge_of_the_search_are_reported():
                      "pretrained at 19 clips: lr 0.0003, the smallest tried"]
     assert grid_edges(SimpleNamespace(lrs=[1e-3], epochs=5, eval_every=5),
                       {"backbone": {10: {"lr": 1e-3, "epochs": 5}}}) == []
+
+
+def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
+    from hiermovie.datasets import synth_world as w
+    from hiermovie.datasets.synth import event_groups
+    from hiermovie.datasets.vidsitu import verb_vocab
+    from hiermovie.workflows.probe.vidsitu import scores
+
+    write_vidsitu(tmp_path, 4, 40, seed=2, render=False, world=w.STORY)
+    valid, groups = VidSitu(tmp_path, "valid"), event_groups(tmp_path)
+    vocab = verb_vocab(VidSitu(tmp_path, "train")) + sorted(w.VERBS)
+    index = {v: i for i, v in enumerate(vocab)}
+    wrong = index["push"]  # not a verb id: never right
+    # right exactly on the plain events, wrong elsewhere
+    top = torch.tensor([[[index[v] if g == "plain" else wrong] * 5
+                         for v, g in zip(valid.verbs(c), groups[c], strict=True)]
+                        for c in valid.clips])
+    cfg = from_dict(VidSituProbeConfig, {"tasks": ["verb"], "store": "x"})
+    m, _ = scores(cfg, top, None, valid, valid.clips, list(range(40)), vocab, groups)
+    assert m["verb/acc1_plain"] == 1.0
+    assert m["verb/acc1_predictable"] == 0.0 and m["verb/acc1_label_only"] == 0.0
+    m, _ = scores(cfg, top, None, valid, valid.clips, list(range(40)), vocab)
+    assert not any("acc1_" in k for k in m)  # no groups (a real dataset): no group metrics
