@@ -12,6 +12,9 @@ pool store only and the positive control (`--objective supervised`) on the label
 clips; probe vidsitu evaluates every row at each label count. Every step caches its output in
 DIR, so a rerun resumes and a second world reuses nothing by accident (all paths are in DIR).
 
+Objective candidates (`--ctx '{"visible_weight": 1}'`, and `--rows` to probe fewer rows)
+reuse the world, the backbone and the stores and write DIR/level2-<options>.json etc.
+
 Writes DIR/level2.json ({"rows": [{"labels", "row", "metric", "values"}], "ceiling",
 "collapse", "seconds"}), DIR/level2.md (tables) and DIR/level2.png (metric vs labels).
 """
@@ -57,7 +60,13 @@ def main() -> None:
                     "reads 64 px)")
     ap.add_argument("--backbone_steps", type=int, default=200)
     ap.add_argument("--ctx_steps", type=int, default=1500)
+    ap.add_argument("--ctx", default="{}", help="an objective candidate: pretrain-ctx options "
+                    "as JSON, e.g. '{\"visible_weight\": 1}' (its outputs get a name suffix; "
+                    "the world, backbone and stores are shared)")
+    ap.add_argument("--rows", default=",".join(ROWS), help="probe rows")
     a = ap.parse_args()
+    variant = json.loads(a.ctx)
+    tag = "".join(f"-{k}={v}" for k, v in sorted(variant.items()))
     work = Path(a.work)
     labels = sorted(int(n) for n in a.labels.split(","))
     select = VidSituProbeConfig().select_fraction
@@ -93,7 +102,7 @@ def main() -> None:
             run_extract(from_dict(ExtractConfig, {
                 "input": s, "store": str(st), "backbone": {"name": f"trained/{bb}"}}))
             or (st / "extract.done").touch()))
-    ctx = {"mask": (work / "ctx-pool", {"store": [str(work / "pool.zarr")]}),
+    ctx = {"mask": (work / f"ctx-pool{tag}", {"store": [str(work / "pool.zarr")], **variant}),
            "supervised": (work / "ctx-control", {
                "store": [str(work / "labelled.zarr")], "data": f"vidsitu:{data}",
                "videos": "split:train"})}
@@ -102,29 +111,33 @@ def main() -> None:
              from_dict(PretrainCtxConfig, {
                  **src, "objective": objective, "out": str(out), "steps": a.ctx_steps,
                  "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": SHAPE}))
-    probe = work / "probe"
+    rows = a.rows.split(",")
+    probe = work / f"probe{tag}{'' if rows == ROWS else '-rows=' + a.rows}"
     step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
-        "data": f"vidsitu:{data}", "store": str(work / "labelled.zarr"), "rows": ROWS,
-        "contextualizer": str(work / "ctx-pool" / "contextualizer"),
+        "data": f"vidsitu:{data}", "store": str(work / "labelled.zarr"), "rows": rows,
+        "contextualizer": str(work / f"ctx-pool{tag}" / "contextualizer"),
         "positive_control": str(work / "ctx-control" / "contextualizer"),
         "train_clips": labels, "seeds": a.seeds, "out": str(probe)}))
-    write(work, a, labels, seconds, world)
+    write(work, probe, work / f"ctx-pool{tag}", a, labels, rows, seconds, world)
 
 
-def write(work: Path, a: argparse.Namespace, labels: list[int], seconds: dict,
-          world: w.World) -> None:
-    res = json.loads((work / "probe" / "results.json").read_text())
+def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: list[int],
+          rows_run: list[str], seconds: dict, world: w.World) -> None:
+    res = json.loads((probe / "results.json").read_text())
     rows = [{"labels": c["labels"], "row": c["row"], "metric": name, "values": c["values"]}
             for c in res["cells"] for name, key in METRICS.items() if c["metric"] == key]
-    summary = json.loads((work / "ctx-pool" / "summary.json").read_text())
+    summary = json.loads((ctx / "summary.json").read_text())
     collapse = {k: summary.get(k) for k in ("clip_share_backbone", "clip_share_contextualizer",
                                             "identity_readout", "identity_chance",
                                             "ratio_to_mean_feature")}
     ceiling = w.neighbour_ceiling(world)
-    (work / "level2.json").write_text(json.dumps({
-        "world": {"seed": a.seed, "pool": a.pool, **vars(world)}, "rows": rows,
+    name = "level2" + probe.name[len("probe"):]
+    (work / f"{name}.json").write_text(json.dumps({
+        "world": {"seed": a.seed, "pool": a.pool, **vars(world)}, "ctx": json.loads(a.ctx),
+        "rows": rows,
         "ceiling": ceiling, "collapse": collapse, "seconds": seconds}, indent=2))
-    text = [f"# Level 2: world seed {a.seed}, pool {a.pool} clips, labels "
+    text = [f"# Level 2{probe.name[len('probe'):]}: world seed {a.seed}, pool {a.pool} clips, "
+            f"labels "
             f"{', '.join(map(str, labels))}, {a.seeds} probe seeds\n",
             "Ceiling from perfect perception (verb accuracy per group), own segment / with "
             "the adjacent ones: " + "; ".join(
@@ -139,12 +152,12 @@ def write(work: Path, a: argparse.Namespace, labels: list[int], seconds: dict,
         body = [[TITLES[r][0]] + [cell(next((c["values"] for c in rows if c["labels"] == n
                                                   and c["row"] == r and c["metric"] == m),
                                                  [float("nan")]))
-                                       for m in METRICS] for r in ROWS]
+                                       for m in METRICS] for r in rows_run]
         text.append(f"\n## {n} labelled clips\n\n" + report.markdown(["Row", *METRICS], body)
                     + "\n")
     text.append(f"\nSeconds per step (this run; cached steps absent): {json.dumps(seconds)}\n")
-    (work / "level2.md").write_text("\n".join(text))
-    report.label_efficiency_plot(res["cells"], labels, work / "level2.png",
+    (work / f"{name}.md").write_text("\n".join(text))
+    report.label_efficiency_plot(res["cells"], labels, work / f"{name}.png",
                                  metrics=list(METRICS.values()))
     print("\n".join(text))
 

@@ -172,3 +172,46 @@ def test_ddp_two_processes(store, tmp_path):
     assert len(_losses(out)) == 12  # rank 0 logs every step
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 12
     assert (out / "contextualizer" / "model.safetensors").exists()
+
+
+def test_centered_targets_drop_what_the_clip_shares():
+    from hiermovie.contextualizer import targets
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 1, 8, generator=g)
+    valid = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    shift = torch.randn(2, 1, 1, 8, generator=g) * 10  # a per-clip component (scene, cast)
+    assert torch.allclose(targets(x + shift, valid, centered=True),
+                          targets(x, valid, centered=True), atol=1e-4)
+    assert not torch.allclose(targets(x + shift), targets(x), atol=1e-1)
+    # padding never enters a clip's mean
+    padded = x.clone()
+    padded[1, 3:] = 1e3
+    assert torch.allclose(targets(padded, valid, True)[1, :3], targets(x, valid, True)[1, :3],
+                          atol=1e-4)
+
+
+def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
+    from hiermovie.workflows.ctx_objectives import MaskPredictor, batch_loss
+
+    cfg = _cfg(store, tmp_path, visible_weight=1.0)
+    model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1,
+                                                              heads=4, ffn=64)), 16)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(4, 6, 1, 16, generator=g)
+    batch = {"features": feats, "mask": torch.ones(4, 6, dtype=torch.bool),
+             "start_s": torch.arange(6.0).expand(4, 6)}
+    grads = {}
+    for w in (0.0, 1.0):
+        model.zero_grad()
+        loss, n = batch_loss(model, batch, cfg, torch.device("cpu"),
+                             torch.Generator().manual_seed(1), visible_weight=w)
+        loss.backward()
+        grads[w] = model.ctx.proj[0].weight.grad.clone()
+        assert n == 4 * 2  # the masked positions only are counted (30% of 6, per clip)
+    assert not torch.allclose(grads[0.0], grads[1.0])
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "v", steps=20, visible_weight=0.5,
+                                 target="centered")) == 0
+    summary = json.loads((tmp_path / "v" / "summary.json").read_text())
+    assert summary["config"]["visible_weight"] == 0.5 and summary["config"]["target"] == \
+        "centered"

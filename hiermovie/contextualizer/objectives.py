@@ -10,10 +10,17 @@ import torch.nn.functional as F
 Loss = Literal["l2", "cosine", "infonce"]
 
 
-def targets(features: torch.Tensor) -> torch.Tensor:
+def targets(features: torch.Tensor, valid: torch.Tensor | None = None,
+            centered: bool = False) -> torch.Tensor:
     """[B, S, K, D] -> per-segment targets [B, S, D], normalised per segment (as MAE's
-    norm_pix_loss), and never a path for gradients."""
+    norm_pix_loss), and never a path for gradients. `centered`: the clip's mean feature (over
+    its `valid` segments) is removed first, so what is shared by a clip (scene, cast) is not
+    a target and a masked segment must be told from its clip-mates."""
     t = features.mean(2).detach()
+    if centered:
+        w = (torch.ones(t.shape[:2], device=t.device) if valid is None else valid.float())
+        w = w[..., None]
+        t = t - (t * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
     return F.layer_norm(t, t.shape[-1:])
 
 

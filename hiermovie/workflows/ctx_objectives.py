@@ -22,7 +22,8 @@ class MaskPredictor(nn.Module):
 
     def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
                 start_s: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.ctx(feats, valid, masked, start_s)[masked])
+        """Predicted features [B, S, D] at every position (the loss picks which count)."""
+        return self.head(self.ctx(feats, valid, masked, start_s))
 
 
 class LabelPredictor(nn.Module):
@@ -42,10 +43,12 @@ class LabelPredictor(nn.Module):
 
 
 def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.device,
-               generator: torch.Generator, mean_target: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, int]:
+               generator: torch.Generator, mean_target: torch.Tensor | None = None,
+               visible_weight: float = 0.0) -> tuple[torch.Tensor, int]:
     """The objective's loss on one batch and how many predictions it averages; with
-    `mean_target` (mask prediction only), the loss of predicting that constant instead."""
+    `mean_target` (mask prediction only), the loss of predicting that constant instead. With
+    `visible_weight` > 0 (training only: validation scores the masked positions), the visible
+    positions' own features are predicted too, at that weight, so their outputs are trained."""
     feats = batch["features"].to(device)
     valid = batch["mask"].to(device)
     start = batch["start_s"].to(device)
@@ -59,15 +62,23 @@ def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.
             return loss, len(feats)
         masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count,
                              span=cfg.mask_span, generator=generator)
-        tgt = targets(feats)[masked]
-        pred = (mean_target.expand_as(tgt) if mean_target is not None
-                else model(feats, valid, masked, start))
-    return mask_loss(pred, tgt, cfg.loss, cfg.temperature), len(tgt)
+        tgt = targets(feats, valid, cfg.target == "centered")
+        if mean_target is not None:
+            pred = mean_target.expand_as(tgt[masked])
+            return mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature), int(masked.sum())
+        out = model(feats, valid, masked, start)
+        loss = mask_loss(out[masked], tgt[masked], cfg.loss, cfg.temperature)
+        if visible_weight > 0:
+            seen = valid & ~masked
+            loss = loss + visible_weight * mask_loss(out[seen], tgt[seen], cfg.loss,
+                                                     cfg.temperature)
+    return loss, int(masked.sum())
 
 
 def masked_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.device,
                 generator: torch.Generator) -> torch.Tensor:
-    return batch_loss(model, batch, cfg, device, generator)[0]
+    return batch_loss(model, batch, cfg, device, generator,
+                      visible_weight=cfg.visible_weight)[0]
 
 
 @torch.no_grad()

@@ -65,6 +65,11 @@ class PretrainCtxConfig(TrainingConfig):
     mask_ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")
     mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
     mask_span: int = opt(1, "mask contiguous runs of this many segments")
+    target: Literal["feature", "centered"] = opt(
+        "feature", "what a masked segment predicts: its feature, or its feature less its "
+        "clip's mean (the part its clip-mates do not share)")
+    visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
+                                "this weight (0 = masked segments only)")
     window: int = opt(0, "train on windows of this many segments (0 = whole videos)")
     val_fraction: float = opt(0.1, "of the selected videos, held out for validation (always "
                               "at least one; never trained on)")
@@ -78,6 +83,8 @@ class PretrainCtxConfig(TrainingConfig):
         for name in ("val_every", "mask_span"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
+        if self.visible_weight < 0:
+            raise ValueError("visible_weight: must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction: must be in (0, 1): validation needs held-out videos")
         if self.objective == "supervised" and not self.data:
@@ -139,7 +146,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     if start == 0:  # on the same validation masks: an untrained model, the mean target
         baselines = {"untrained": evaluate(model, val_ds, collate, cfg, device)}
         if not classes:
-            mean_target = torch.stack([targets(train_ds[i]["features"].float()[None])[0].mean(0)
+            mean_target = torch.stack([targets(train_ds[i]["features"].float()[None],
+                                               centered=cfg.target == "centered")[0].mean(0)
                                        for i in range(min(len(train_ds), 512))]).mean(0)
             baselines["mean_feature"] = evaluate(model, val_ds, collate, cfg, device,
                                                  mean_target.to(device))
@@ -158,7 +166,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         batch = batches(step)
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
-        loss = batch_loss(ddp_model, batch, cfg, device, g)[0]
+        loss = batch_loss(ddp_model, batch, cfg, device, g,
+                          visible_weight=cfg.visible_weight)[0]
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
