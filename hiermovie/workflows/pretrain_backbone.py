@@ -30,18 +30,13 @@ from hiermovie.pipeline.backbones import (
 )
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
 from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
-from hiermovie.progress import progress
 from hiermovie.workflows.training import (
+    Run,
     TrainingConfig,
     cosine_lr,
     finish_distributed,
-    init_distributed,
-    load_checkpoint,
-    open_metrics,
     optimizer_step,
-    pick_device,
     plot_curve,
-    save_checkpoint,
 )
 
 
@@ -108,10 +103,8 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     """Train `cfg.backbone` on the videos of `cfg.input`; writes `out/backbone.safetensors`."""
     if not cfg.input:
         raise ConfigError("input: required (a folder, a manifest, vidsitu:ROOT or lvu:ROOT)")
-    rank, world = init_distributed()
-    device = pick_device(cfg.device, world)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = Run(cfg, "pretrain-backbone")
+    device, world = run.device, run.world
     items = load_input(cfg.input, cfg.split)
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
@@ -128,29 +121,18 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global BN, as in CVRL
     opt_ = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                              weight_decay=cfg.weight_decay)
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-
-    ckpt, start = out / "checkpoint.pt", 0
-    if cfg.resume and ckpt.exists():
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        opt_.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-    elif cfg.resume and rank == 0:
-        print(f"pretrain-backbone: no checkpoint in {out}; starting from scratch")
+    ddp_model = run.wrap(model)
+    run.resume(model, opt_)
 
     data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed)
     loader = torch.utils.data.DataLoader(
-        data, batch_sampler=StepBatches(start, cfg.steps, cfg.batch_size, rank, world),
+        data, batch_sampler=StepBatches(run.start, cfg.steps, cfg.batch_size, run.rank, world),
         num_workers=cfg.workers, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
 
-    log = open_metrics(out, start) if rank == 0 else None
-    bar = progress(total=cfg.steps, initial=start, desc="pretrain-backbone", unit="step",
-                   enabled=rank == 0 and cfg.progress)
-    done, loss_value = start, float("nan")
+    loss_value = float("nan")
     t0, waited, tw = time.time(), 0.0, time.time()
-    for step, batch in zip(range(start, cfg.steps), loader, strict=True):
+    for step, batch in zip(run.steps(), loader, strict=False):  # steps may stop first
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         x = normalise(batch["clips"], backbone, device)
@@ -158,24 +140,13 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
             loss = ddp_model(x, batch["groups"].to(device))
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
         model.update_target(momentum_at(step + 1, cfg.steps, cfg.momentum))
-        done, loss_value = step + 1, loss.item()
-        bar.update()
-        if log:
-            log.write(json.dumps({"step": done, "loss": loss_value, "lr": lr}) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
-                                   "step": done})
-        if cfg.stop_at and done >= cfg.stop_at:
-            break
+        loss_value = loss.item()
+        run.end_step({"step": step + 1, "loss": loss_value, "lr": lr},
+                     loss=f"{loss_value:.4f}")
         tw = time.time()
-    bar.close()
-    if log:
-        log.close()
-    if rank == 0 and done == cfg.steps:
-        steps_run = max(1, done - start)
-        _finish(cfg, out, backbone, len(items), (time.time() - t0) / steps_run,
+    if run.rank == 0 and run.finished:
+        steps_run = max(1, run.done - run.start)
+        _finish(cfg, run.out, backbone, len(items), (time.time() - t0) / steps_run,
                 waited / max(time.time() - t0, 1e-9), loss_value)
     finish_distributed()
     return 0

@@ -23,7 +23,6 @@ from hiermovie.contextualizer import (
 )
 from hiermovie.contextualizer.objectives import Loss
 from hiermovie.feature_store import FeatureStore
-from hiermovie.progress import progress
 from hiermovie.workflows.ctx_config import CtxModelConfig
 from hiermovie.workflows.ctx_data import Batches, select_videos, sequences, split_videos
 from hiermovie.workflows.ctx_objectives import (
@@ -34,16 +33,12 @@ from hiermovie.workflows.ctx_objectives import (
     evaluate,
 )
 from hiermovie.workflows.training import (
+    Run,
     TrainingConfig,
     cosine_lr,
     finish_distributed,
-    init_distributed,
-    load_checkpoint,
-    open_metrics,
     optimizer_step,
-    pick_device,
     plot_curve,
-    save_checkpoint,
 )
 
 
@@ -99,10 +94,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
 
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
-    rank, world = init_distributed()
-    device = pick_device(cfg.device, world)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = Run(cfg, "pretrain-ctx")
+    device, world, rank = run.device, run.world, run.rank
     stores = [FeatureStore(u, storage_options=cfg.storage_options or None) for u in cfg.store]
     prov = stores[0].provenance
     for st in stores[1:]:
@@ -126,24 +119,11 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
              else MaskPredictor(Contextualizer(mcfg), prov.dim)).to(device)
     opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ddp_model = model
-    if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-
-    ckpt = out / "checkpoint.pt"
-    start = 0
-    baselines: dict[str, float] = {}
-    if cfg.resume and ckpt.exists():
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        opt_.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        baselines = dict(state["baselines"])
-    elif cfg.resume and rank == 0:
-        print(f"pretrain-ctx: no checkpoint in {out}; starting from scratch")
+    ddp_model = run.wrap(model)
+    baselines: dict[str, float] = dict(run.resume(model, opt_).get("baselines", {}))
 
     batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world, collate)
-    if start == 0:  # on the same validation masks: an untrained model, the mean target
+    if run.start == 0:  # on the same validation masks: an untrained model, the mean target
         baselines = {"untrained": evaluate(model, val_ds, collate, cfg, device)}
         if not classes:
             mean_target = torch.stack([targets(train_ds[i]["features"].float()[None],
@@ -152,14 +132,10 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
             baselines["mean_feature"] = evaluate(model, val_ds, collate, cfg, device,
                                                  mean_target.to(device))
 
-    log = open_metrics(out, start) if rank == 0 else None
-    bar = progress(total=cfg.steps, initial=start, desc="pretrain-ctx", unit="step",
-                   enabled=rank == 0 and cfg.progress)
     last_val = float("nan")
-    done = start
     t0, waited = time.time(), 0.0
     model.train()
-    for step in range(start, cfg.steps):
+    for step in run.steps():
         torch.manual_seed(cfg.seed * 1_000_003 + step * world + rank)  # dropout, per step
         g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + step * world + rank)
         tw = time.time()
@@ -174,21 +150,10 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         if done % cfg.val_every == 0 or done == cfg.steps:
             last_val = evaluate(model, val_ds, collate, cfg, device)
             record["val_loss"] = last_val
-        bar.update()
-        if log:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}",
-                            refresh=False)  # the bar redraws at its own pace
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt_.state_dict(),
-                                   "step": done, "baselines": baselines})
-        if cfg.stop_at and done >= cfg.stop_at:
-            break
-    bar.close()
-    if log:
-        log.close()
-    if rank == 0 and done == cfg.steps:
+        run.end_step(record, {"baselines": baselines}, loss=f"{record['loss']:.4f}",
+                     val=f"{last_val:.4f}")
+    done, start, out = run.done, run.start, run.out
+    if rank == 0 and run.finished:
         sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
                  "train_sequences": len(train_ds), "val_sequences": len(val_ds)}
         _finish(cfg, out, model, baselines, last_val, selection, sizes,

@@ -1,4 +1,5 @@
-"""What the two training jobs share: learning-rate schedule, checkpoints, DDP setup, curves."""
+"""What the two training jobs share: the run around the loop body (`Run`), learning-rate
+schedule, checkpoints, DDP setup, curves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from hiermovie.config import ConfigError, opt
+from hiermovie.progress import progress
 
 
 @dataclass
@@ -38,6 +41,72 @@ class TrainingConfig:
         for name in ("batch_size", "steps", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
+
+
+class Run:
+    """What every training job puts around its loop body, which stays in the job (nanoGPT
+    style): ranks and device, resume, metrics.jsonl and the progress bar, checkpoints and
+    `stop_at`. The log and the bar are closed on every exit of the loop."""
+
+    def __init__(self, cfg: TrainingConfig, name: str) -> None:
+        self.cfg, self.name = cfg, name
+        self.rank, self.world = init_distributed()
+        self.device = pick_device(cfg.device, self.world)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt = self.out / "checkpoint.pt"
+        self.start = self.done = 0
+
+    def resume(self, model: torch.nn.Module, opt_: torch.optim.Optimizer) -> dict[str, Any]:
+        """With --resume, the latest checkpoint into `model` and `opt_` (its whole state is
+        returned, {} when there is none); the checkpoints this run writes hold both."""
+        self.model, self.opt = model, opt_
+        if self.cfg.resume and self.ckpt.exists():
+            state = load_checkpoint(self.ckpt)
+            model.load_state_dict(state["model"])
+            opt_.load_state_dict(state["optimizer"])
+            self.start = self.done = int(state["step"])
+            return state
+        if self.cfg.resume and self.rank == 0:
+            print(f"{self.name}: no checkpoint in {self.out}; starting from scratch")
+        return {}
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model
+
+    def steps(self) -> Iterator[int]:
+        """The steps from the checkpoint's to the last, or to `stop_at` (as if killed)."""
+        self.log = open_metrics(self.out, self.start) if self.rank == 0 else None
+        self.bar = progress(total=self.cfg.steps, initial=self.start, desc=self.name,
+                            unit="step", enabled=self.rank == 0 and self.cfg.progress)
+        try:
+            for step in range(self.start, self.cfg.steps):
+                yield step
+                if self.cfg.stop_at and self.done >= self.cfg.stop_at:
+                    return
+        finally:
+            self.bar.close()
+            if self.log:
+                self.log.close()
+
+    def end_step(self, record: dict[str, Any], extra: dict[str, Any] | None = None,
+                 **postfix: str) -> None:
+        """After the body of step `record["step"]`: logged, shown, checkpointed when due
+        (with `extra` beside the model and optimizer)."""
+        self.done = record["step"]
+        self.bar.update()
+        if self.log:
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+            self.bar.set_postfix(refresh=False, **postfix)  # the bar redraws at its own pace
+        if self.rank == 0 and (self.done % self.cfg.ckpt_every == 0 or self.finished):
+            save_checkpoint(self.ckpt, {"model": self.model.state_dict(),
+                                        "optimizer": self.opt.state_dict(), "step": self.done,
+                                        **(extra or {})})
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.cfg.steps
 
 
 def optimizer_step(opt_: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
@@ -90,7 +159,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
 
 
-def open_metrics(out: Path, start: int):
+def open_metrics(out: Path, start: int) -> io.TextIOWrapper:
     """metrics.jsonl for appending; on resume, rows after the checkpoint (written by the
     interrupted run, and about to be redone) are dropped first, so each step appears once."""
     path = out / "metrics.jsonl"
