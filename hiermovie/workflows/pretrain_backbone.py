@@ -30,14 +30,7 @@ from hiermovie.pipeline.backbones import (
 )
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
 from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
-from hiermovie.workflows.training import (
-    Run,
-    TrainingConfig,
-    cosine_lr,
-    finish_distributed,
-    optimizer_step,
-    plot_curve,
-)
+from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
 
 
 @dataclass
@@ -148,7 +141,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         steps_run = max(1, run.done - run.start)
         _finish(cfg, run.out, backbone, len(items), (time.time() - t0) / steps_run,
                 waited / max(time.time() - t0, 1e-9), loss_value)
-    finish_distributed()
+    run.finish()
     return 0
 
 

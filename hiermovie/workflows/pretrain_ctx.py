@@ -32,14 +32,7 @@ from hiermovie.workflows.ctx_objectives import (
     collapse_check,
     evaluate,
 )
-from hiermovie.workflows.training import (
-    Run,
-    TrainingConfig,
-    cosine_lr,
-    finish_distributed,
-    optimizer_step,
-    plot_curve,
-)
+from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
 
 
 @dataclass
@@ -159,7 +152,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         _finish(cfg, out, model, baselines, last_val, selection, sizes,
                 collapse_check(model, val_ds, collate, device),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
-    finish_distributed()
+    run.finish()
     return 0
 
 

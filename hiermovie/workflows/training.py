@@ -108,6 +108,9 @@ class Run:
     def finished(self) -> bool:
         return self.done == self.cfg.steps
 
+    def finish(self) -> None:
+        finish_distributed()
+
 
 def optimizer_step(opt_: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
                    grad_clip: float) -> None:
