@@ -215,3 +215,29 @@ def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
     summary = json.loads((tmp_path / "v" / "summary.json").read_text())
     assert summary["config"]["visible_weight"] == 0.5 and summary["config"]["target"] == \
         "centered"
+
+
+def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
+    from safetensors.torch import load_file
+
+    from hiermovie.feature_store import FeatureStore
+    from hiermovie.workflows.ctx_data import sequences, split_videos
+    from hiermovie.workflows.ctx_objectives import MaskPredictor, evaluate
+
+    # lr high enough that the validation loss goes up and down: the kept model is the best
+    cfg = _cfg(store, tmp_path / "b", steps=40, val_every=5, lr=3e-2, keep="best")
+    assert run_pretrain_ctx(cfg) == 0
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    vals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    best = min(vals, key=vals.get)
+    assert best < 40, vals  # else last and best are the same model and this shows nothing
+    assert summary["kept_step"] == best and summary["val_loss"] == vals[best]
+    # the written contextualizer is that step's model: its validation loss is the best one
+    st = FeatureStore(store)
+    _, val_ids = split_videos(list(st.videos()), cfg.val_fraction)
+    val_ds, collate, _ = sequences(cfg, [st], val_ids)
+    model = MaskPredictor(Contextualizer.from_pretrained(tmp_path / "b" / "contextualizer"), 16)
+    model.head.load_state_dict(load_file(str(tmp_path / "b" / "contextualizer" /
+                                             "prediction_head.safetensors")))
+    assert abs(evaluate(model, val_ds, collate, cfg, torch.device("cpu")) - vals[best]) < 1e-5

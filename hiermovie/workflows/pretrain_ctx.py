@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from hiermovie.config import opt
 from hiermovie.contextualizer import (
@@ -62,6 +63,9 @@ class PretrainCtxConfig(TrainingConfig):
     val_fraction: float = opt(0.1, "of the selected videos, held out for validation (always "
                               "at least one; never trained on)")
     val_every: int = opt(200, "validate every N steps")
+    keep: Literal["last", "best"] = opt(
+        "last", "the model written at the end: the last step's, or the validated one with the "
+        "lowest validation loss (early stopping: a small labelled set is soon memorised)")
     storage_options: dict = opt({}, "fsspec options for the store")
 
     def __post_init__(self) -> None:
@@ -113,7 +117,10 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
              else MaskPredictor(Contextualizer(mcfg), prov.dim)).to(device)
     opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddp_model = run.wrap(model)
-    baselines: dict[str, float] = dict(run.resume(model, opt_).get("baselines", {}))
+    state = run.resume(model, opt_)
+    baselines: dict[str, float] = dict(state.get("baselines", {}))
+    best = dict(state.get("best", {"val_loss": float("inf"), "step": 0}))
+    best_file = run.out / "best.safetensors"
 
     batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world, collate)
     if run.start == 0:  # on the same validation masks: an untrained model, the mean target
@@ -143,12 +150,21 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         if done % cfg.val_every == 0 or done == cfg.steps:
             last_val = evaluate(model, val_ds, collate, cfg, device)
             record["val_loss"] = last_val
-        run.end_step(record, {"baselines": baselines}, loss=f"{record['loss']:.4f}",
+            if cfg.keep == "best" and last_val < best["val_loss"]:
+                best = {"val_loss": last_val, "step": done}
+                if rank == 0:
+                    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                              str(best_file))
+        run.end_step(record, {"baselines": baselines, "best": best}, loss=f"{record['loss']:.4f}",
                      val=f"{last_val:.4f}")
     done, start, out = run.done, run.start, run.out
+    if rank == 0 and run.finished and cfg.keep == "best":
+        model.load_state_dict(load_file(str(best_file)))
+        last_val = best["val_loss"]
     if rank == 0 and run.finished:
         sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
-                 "train_sequences": len(train_ds), "val_sequences": len(val_ds)}
+                 "train_sequences": len(train_ds), "val_sequences": len(val_ds),
+                 "kept_step": best["step"] if cfg.keep == "best" else done}
         _finish(cfg, out, model, baselines, last_val, selection, sizes,
                 collapse_check(model, val_ds, collate, device),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
@@ -160,8 +176,6 @@ def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
             baselines: dict[str, float], val: float, selection: dict, sizes: dict,
             collapse: dict, step_s: float, wait_s: float) -> None:
     model.ctx.save_pretrained(out / "contextualizer")
-    from safetensors.torch import save_file
-
     heads = {"prediction_head": model.head} if hasattr(model, "head") else {
         "verb_head": model.verb, "relation_head": model.rel}
     for name, head in heads.items():
