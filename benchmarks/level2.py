@@ -63,10 +63,14 @@ def main() -> None:
     ap.add_argument("--ctx", default="{}", help="an objective candidate: pretrain-ctx options "
                     "as JSON, e.g. '{\"visible_weight\": 1}' (its outputs get a name suffix; "
                     "the world, backbone and stores are shared)")
+    ap.add_argument("--probe", default="{}", help="probe vidsitu options as JSON, e.g. "
+                    "'{\"finetune\": {\"readout\": \"infill\"}}'")
     ap.add_argument("--rows", default=",".join(ROWS), help="probe rows")
     a = ap.parse_args()
-    variant = json.loads(a.ctx)
+    variant, probe_opts = json.loads(a.ctx), json.loads(a.probe)
     tag = "".join(f"-{k}={v}" for k, v in sorted(variant.items()))
+    probe_tag = "".join(f"-{k}={json.dumps(v, sort_keys=True)}".replace('"', "").replace(
+        " ", "") for k, v in sorted(probe_opts.items()))
     work = Path(a.work)
     labels = sorted(int(n) for n in a.labels.split(","))
     select = VidSituProbeConfig().select_fraction
@@ -114,12 +118,12 @@ def main() -> None:
                  **src, "objective": objective, "out": str(out), "steps": a.ctx_steps,
                  "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": SHAPE}))
     rows = a.rows.split(",")
-    probe = work / f"probe{tag}{'' if rows == ROWS else '-rows=' + a.rows}"
+    probe = work / f"probe{tag}{probe_tag}{'' if rows == ROWS else '-rows=' + a.rows}"
     step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
         "data": f"vidsitu:{data}", "store": str(work / "labelled.zarr"), "rows": rows,
         "contextualizer": str(work / f"ctx-pool{tag}" / "contextualizer"),
         "positive_control": str(work / "ctx-control-best" / "contextualizer"),
-        "train_clips": labels, "seeds": a.seeds, "out": str(probe)}))
+        "train_clips": labels, "seeds": a.seeds, "out": str(probe), **probe_opts}))
     write(work, probe, work / f"ctx-pool{tag}", a, labels, rows, seconds, world)
 
 

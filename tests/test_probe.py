@@ -339,3 +339,22 @@ def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
     assert m["verb/acc1_predictable"] == 0.0 and m["verb/acc1_label_only"] == 0.0
     m, _ = scores(cfg, top, None, valid, valid.clips, list(range(40)), vocab)
     assert not any("acc1_" in k for k in m)  # no groups (a real dataset): no group metrics
+
+
+def test_infill_readout_is_what_the_neighbours_say_of_an_event():
+    from hiermovie.workflows.probe.rows import Row, events
+
+    ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=2, heads=2, ffn=32,
+                                              dropout=0.0)).eval()
+    row = Row("pretrained_frozen", ctx, "frozen")
+    raw = torch.randn(3, 5, 1, 12)
+    z, one = torch.zeros(12), torch.ones(12)
+    with torch.no_grad():
+        a = events(raw, row, ctx, z, one, 12, "infill", concat_own=False)
+        changed = raw.clone()
+        changed[:, 2] += 5.0
+        b = events(changed, row, ctx, z, one, 12, "infill", concat_own=False)
+    assert a.shape == (3, 5, 32)
+    assert torch.allclose(a[:, 2, 16:], b[:, 2, 16:], atol=1e-5)  # event 2 masked: unseen
+    assert not torch.allclose(a[:, 2, :16], b[:, 2, :16], atol=1e-3)  # its plain output sees it
+    assert not torch.allclose(a[:, 1, 16:], b[:, 1, 16:], atol=1e-3)  # a neighbour's infill does

@@ -23,8 +23,10 @@ class FinetuneConfig:
     layer_decay: float = opt(1.0, "layer-wise decay: layer l of L trains at "
                              "ctx_lr * decay^(L - l), its input projection at decay^(L + 1)")
     warmup_epochs: float = opt(0.0, "linear learning-rate warm-up, in epochs")
-    readout: Literal["last", "mean"] = opt(
-        "last", "what the heads read: the last layer, or the mean of every layer's output")
+    readout: Literal["last", "mean", "infill"] = opt(
+        "last", "what the heads read: the last layer, the mean of every layer's output, or "
+        "infill: the last layer and the output with the event itself masked (what the "
+        "neighbours say of it)")
     concat_own: bool = opt(True, "heads read each event's own (standardised) backbone feature "
                            "next to its contextualized one")
 

@@ -88,13 +88,22 @@ def events(raw: torch.Tensor, row: Row, ctx: torch.nn.Module | None, mean: torch
            ) -> torch.Tensor:
     """raw [B, S, K, D] -> event features [B, S, F]: the standardised pooled feature, next to
     (or, without `concat_own`, replaced by) the contextualizer's output for that event. The
-    contextualizer reads the first `ctx_dim` channels (the rest: a fused store's)."""
+    contextualizer reads the first `ctx_dim` channels (the rest: a fused store's).
+    `readout="infill"`: the last layer's output and, beside it, the output at the event when
+    the event itself is masked: what a mask-prediction model infers of it from its neighbours
+    (one extra pass per event)."""
     own = (raw.mean(2) - mean) / std
     if ctx is None:
         return own
+    x = raw[..., :ctx_dim]
     valid = torch.ones(raw.shape[:2], dtype=torch.bool, device=raw.device)
-    layers = ctx(raw[..., :ctx_dim], valid, self_only=row.mode == "selfonly", layers=True)
-    h = layers[-1] if readout == "last" else torch.stack(layers).mean(0)
+    layers = ctx(x, valid, self_only=row.mode == "selfonly", layers=True)
+    h = torch.stack(layers).mean(0) if readout == "mean" else layers[-1]
+    if readout == "infill":
+        alone = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
+        filled = [ctx(x, valid, alone[i].expand_as(valid), self_only=row.mode == "selfonly")[:, i]
+                  for i in range(x.shape[1])]
+        h = torch.cat([h, torch.stack(filled, 1)], -1)
     return torch.cat([own, h], dim=-1) if concat_own else h
 
 
