@@ -8,6 +8,7 @@ from hiermovie.datasets import load_input, lvu
 from hiermovie.datasets import synth_world as w
 from hiermovie.datasets.manifest import ManifestError, load_videos
 from hiermovie.datasets.synth import event_groups, write_lvu, write_vidsitu
+from hiermovie.datasets.synth_render import background, render_event
 from hiermovie.datasets.vidsitu import VidSitu, short_role, verb_vocab
 
 
@@ -176,8 +177,8 @@ def test_story_world_hides_events_that_neighbours_show():
                                                                            strict=False)])
     assert abs(turns - (0.7 + 0.3 / 4)) < 0.03  # else a random pair of the cast of four
     e = next(e for s in scripts for e in s if e.hidden)
-    frames = w.render_event(e, 6, 64, np.random.default_rng(0))
-    bg = w.background(e.scene, 64)
+    frames = render_event(e, 6, 64, np.random.default_rng(0))
+    bg = background(e.scene, 64)
     assert (frames == frames[0]).all() and (frames[0, :7] == bg[:7]).all()
     assert (frames[0, 8:] == 35).all()  # the panel: no actor anywhere
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hiermovie.datasets import synth_world as w
+from hiermovie.datasets.synth_render import render_event
 from hiermovie.datasets.video_io import write_video
 
 VIDSITU_FPS = 30.0
@@ -35,7 +36,7 @@ def _render_vidsitu_clip(args: tuple[str, int, int, int, w.World]) -> None:
     path, seed, idx, size, world = args
     rng = _rng(seed, idx)
     events = w.sample_script(rng, world=world)
-    frames = np.concatenate([w.render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
+    frames = np.concatenate([render_event(e, int(2 * VIDSITU_FPS), size, rng) for e in events])
     write_video(Path(path), frames, VIDSITU_FPS)
 
 
@@ -160,7 +161,7 @@ def _render_lvu_clip(args: tuple[str, int, int, int]) -> None:
     events, _, year = _lvu_clip(seed, idx)
     rng = _rng(seed, 10**6 + idx, 2)
     tint = w.YEAR_TINTS[year]
-    frames = (f for e in events for f in w.render_event(e, int(2 * LVU_FPS), size, rng, tint))
+    frames = (f for e in events for f in render_event(e, int(2 * LVU_FPS), size, rng, tint))
     write_video(Path(root) / "lvu_videos" / f"{lvu_id(idx)}.mp4", frames, LVU_FPS)
 
 
