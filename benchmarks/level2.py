@@ -8,9 +8,11 @@ The story world (docs/synthetic-benchmark.md; fixed before any objective was mea
 world seed S: an unlabelled pool of N clips (the MovieClips role) and a labelled VidSitu-layout
 set. pretrain-backbone trains tiny3d on the pool (no labels); extract writes the pool's and the
 labelled clips' features with it; pretrain-ctx trains the mask-prediction contextualizer on the
-pool store only and the positive control (`--objective supervised`) on the labelled training
-clips; probe vidsitu evaluates every row at each label count. Every step caches its output in
-DIR, so a rerun resumes and a second world reuses nothing by accident (all paths are in DIR).
+pool store only and the positive control (`--objective supervised`) on labelled training
+clips of its own (as many as the labelled set's, another seed of the same world: never the
+clips the probe trains on); probe vidsitu evaluates every row at each label count. Every step
+caches its output in DIR, so a rerun resumes and a second world reuses nothing by accident (all
+paths are in DIR).
 
 Objective candidates (`--ctx '{"visible_weight": 1}'`, and `--rows` to probe fewer rows)
 reuse the world, the backbone and the stores and write DIR/level2-<options>.json etc.
@@ -94,13 +96,21 @@ def main() -> None:
         data, train, a.valid, seed=a.seed, size=a.size, world=world))
     step("render pool", pool / f"pool{a.pool - 1:06d}.mp4", lambda: write_pool(
         pool, a.pool, seed=a.seed, size=a.size, world=world))
+    # the positive control learns from labelled clips of its own, never the probe's: trained
+    # on the probe's clips it had memorised their labels, and heads trusting it generalised
+    # worse than backbone features alone (first run, BENCHMARKS.md)
+    control = work / "control-synth"
+    step("render the control's labelled clips", control / "vidsitu_annotations" /
+         "vinfo_files" / "vinfo_valid_lb.json", lambda: write_vidsitu(
+             control, train, 5, seed=a.seed + 10_000, size=a.size, world=world))
     bb = work / "backbone"
     step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
          from_dict(PretrainBackboneConfig, {"input": str(pool), "out": str(bb),
                                             "steps": a.backbone_steps, "resume": True,
                                             **BACKBONE_RECIPE}))
     stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr"),
-              "pool": (str(pool), work / "pool.zarr")}
+              "pool": (str(pool), work / "pool.zarr"),
+              "control": (f"vidsitu:{control}", work / "control.zarr")}
     for name, (src, store) in stores.items():
         step(f"extract ({name})", store / "extract.done", lambda s=src, st=store: (
             run_extract(from_dict(ExtractConfig, {
@@ -109,8 +119,8 @@ def main() -> None:
     ctx = {"mask": (work / f"ctx-pool{tag}", {"store": [str(work / "pool.zarr")], **variant}),
            # the control keeps its best validated model: trained to the end it memorises the
            # few labelled clips (first run: validation loss 5.97 vs 4.08 untrained)
-           "supervised": (work / "ctx-control-best", {
-               "store": [str(work / "labelled.zarr")], "data": f"vidsitu:{data}",
+           "supervised": (work / "ctx-control-own", {
+               "store": [str(work / "control.zarr")], "data": f"vidsitu:{control}",
                "videos": "split:train", "keep": "best"})}
     for objective, (out, src) in ctx.items():
         step(f"pretrain-ctx ({objective})", out / "summary.json", run_pretrain_ctx,
@@ -122,7 +132,7 @@ def main() -> None:
     step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
         "data": f"vidsitu:{data}", "store": str(work / "labelled.zarr"), "rows": rows,
         "contextualizer": str(work / f"ctx-pool{tag}" / "contextualizer"),
-        "positive_control": str(work / "ctx-control-best" / "contextualizer"),
+        "positive_control": str(work / "ctx-control-own" / "contextualizer"),
         "train_clips": labels, "seeds": a.seeds, "out": str(probe), **probe_opts}))
     write(work, probe, work / f"ctx-pool{tag}", a, labels, rows, seconds, world)
 
