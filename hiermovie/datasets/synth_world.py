@@ -77,7 +77,8 @@ class Event:
 @dataclass(frozen=True)
 class World:
     """What scripts contain. The defaults are the original world of independent events; with
-    every probability 0 a script draws the same random numbers as before these existed."""
+    p_follow, p_hidden and p_turn 0 a script draws the same random numbers as before these
+    existed."""
 
     p_context: float = 0.35  # an event is a look-alike whose label depends on its neighbours
     p_follow: float = 0.0  # the next plain verb is one of the previous one's two successors

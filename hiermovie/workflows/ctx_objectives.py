@@ -21,9 +21,12 @@ class MaskPredictor(nn.Module):
         self.head = nn.Linear(ctx.config.width, dim)
 
     def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
-                start_s: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted features [B, S, D] at every position (the loss picks which count)."""
-        return self.head(self.ctx(feats, valid, masked, start_s))
+                start_s: torch.Tensor | None = None, visible: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predicted features [N, D] at the masked positions and, with `visible`, at the
+        visible ones (the head runs only where a loss reads it)."""
+        h = self.ctx(feats, valid, masked, start_s)
+        return self.head(h[masked]), self.head(h[valid & ~masked]) if visible else None
 
 
 class LabelPredictor(nn.Module):
@@ -66,11 +69,10 @@ def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.
         if mean_target is not None:
             pred = mean_target.expand_as(tgt[masked])
             return mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature), int(masked.sum())
-        out = model(feats, valid, masked, start)
-        loss = mask_loss(out[masked], tgt[masked], cfg.loss, cfg.temperature)
-        if visible_weight > 0:
-            seen = valid & ~masked
-            loss = loss + visible_weight * mask_loss(out[seen], tgt[seen], cfg.loss,
+        pred, pred_seen = model(feats, valid, masked, start, visible_weight > 0)
+        loss = mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature)
+        if pred_seen is not None:
+            loss = loss + visible_weight * mask_loss(pred_seen, tgt[valid & ~masked], cfg.loss,
                                                      cfg.temperature)
     return loss, int(masked.sum())
 

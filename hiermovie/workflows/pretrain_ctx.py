@@ -152,19 +152,21 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
             record["val_loss"] = last_val
             if cfg.keep == "best" and last_val < best["val_loss"]:
                 best = {"val_loss": last_val, "step": done}
-                if rank == 0:
+                if rank == 0:  # a complete file or the previous one: a kill mid-write
+                    tmp = best_file.with_suffix(".tmp")
                     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                              str(best_file))
+                              str(tmp))
+                    tmp.replace(best_file)
         run.end_step(record, {"baselines": baselines, "best": best}, loss=f"{record['loss']:.4f}",
                      val=f"{last_val:.4f}")
     done, start, out = run.done, run.start, run.out
-    if rank == 0 and run.finished and cfg.keep == "best":
+    if rank == 0 and run.finished and cfg.keep == "best" and best["step"]:  # else no finite val
         model.load_state_dict(load_file(str(best_file)))
         last_val = best["val_loss"]
     if rank == 0 and run.finished:
         sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
                  "train_sequences": len(train_ds), "val_sequences": len(val_ds),
-                 "kept_step": best["step"] if cfg.keep == "best" else done}
+                 "kept_step": best["step"] if cfg.keep == "best" and best["step"] else done}
         _finish(cfg, out, model, baselines, last_val, selection, sizes,
                 collapse_check(model, val_ds, collate, device),
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
