@@ -168,7 +168,10 @@ def test_ddp_two_processes(store, tmp_path):
            "--model.layers", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    # Run.finish compares the ranks' weights: without DDP's all-reduced gradients each rank
+    # would step on its own half of the data, and the job fails with "different weights"
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 processes (DDP)" in r.stdout
     assert len(_losses(out)) == 12  # rank 0 logs every step
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 12
     assert (out / "contextualizer" / "model.safetensors").exists()

@@ -148,6 +148,9 @@ def test_ddp_two_processes(videos, tmp_path):
            "--clip.num_frames", "4", "--clip.sampling_rate", "2", "--progress", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    # Run.finish compares the ranks' weights: without DDP's all-reduced gradients each rank
+    # would step on its own half of the data, and the job fails with "different weights"
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 processes (DDP)" in r.stdout
     assert len(_losses(out)) == 4
     assert (out / "backbone.safetensors").exists()

@@ -52,6 +52,8 @@ class Run:
         self.cfg, self.name = cfg, name
         self.rank, self.world = init_distributed()
         self.device = pick_device(cfg.device, self.world)
+        if self.world > 1 and self.rank == 0:
+            print(f"{name}: {self.world} processes (DDP), device {self.device.type}")
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.out / "checkpoint.pt"
@@ -109,6 +111,11 @@ class Run:
         return self.done == self.cfg.steps
 
     def finish(self) -> None:
+        """Leave the process group, once every rank is seen to hold the same weights: each
+        rank steps its own copy with all-reduced gradients, so a rank that trained without
+        them would drift, and the saved model would be rank 0's alone."""
+        if self.world > 1:
+            check_ranks_agree(self.model)
         finish_distributed()
 
 
@@ -188,6 +195,16 @@ def init_distributed() -> tuple[int, int]:
     if torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def check_ranks_agree(model: torch.nn.Module) -> None:
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    mine = torch.stack([flat.sum(), (flat * flat).sum(), flat[::7].sum()])
+    every = [torch.empty_like(mine) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(every, mine)
+    if not all(torch.allclose(e, every[0], rtol=1e-6, atol=1e-9) for e in every):
+        raise RuntimeError(f"DDP ranks hold different weights after training (fingerprints "
+                           f"{[e.tolist() for e in every]}): gradients were not all-reduced")
 
 
 def finish_distributed() -> None:
