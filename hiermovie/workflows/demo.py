@@ -22,6 +22,9 @@ class DemoConfig:
     workdir: str = opt("runs/demo", "where the benchmark, store, models and reports go")
     train: int = opt(240, "synthetic training clips")
     valid: int = opt(80, "synthetic validation clips")
+    pool: int = opt(2400, "unlabelled clips of the same world, the contextualizer's "
+                    "pretraining data (the role MovieClips plays in the paper; 0 = pretrain on "
+                    "the labelled training clips instead)")
     backbone: str = opt("tiny3d", "backbone name (random weights unless a path is given)")
     weights: str = opt("", "backbone weights")
     ctx_steps: int = opt(1500, "contextualizer pretraining steps")
@@ -62,15 +65,17 @@ def run_demo(cfg: DemoConfig) -> int:
 
     def level2(backbone: str, weights: str, sub: Path) -> dict:
         """extract -> pretrain-ctx -> probe for one backbone; returns the probe's results."""
-        store = str(sub / "features.zarr")
-        step("extract", run_extract, from_dict(ExtractConfig, {
-            "input": f"vidsitu:{data}", "store": store,
-            "backbone": {"name": backbone, "weights": weights}}))
+        store, pool = str(sub / "features.zarr"), str(sub / "pool.zarr")
+        for src, dst in ((f"vidsitu:{data}", store), (str(data / "pool"), pool))[
+                :2 if cfg.pool else 1]:
+            step("extract", run_extract, from_dict(ExtractConfig, {
+                "input": src, "store": dst, "backbone": {"name": backbone, "weights": weights}}))
+        labelled = {"store": [store], "data": f"vidsitu:{data}", "videos": "split:train"}
         shape = {"width": 256, "ffn": 512, "heads": 4}
-        for name, objective in (("ctx", "mask"), ("ctx-control", "supervised")):
+        for name, objective, src in (("ctx", "mask", {"store": [pool]} if cfg.pool else labelled),
+                                     ("ctx-control", "supervised", labelled)):
             step(f"pretrain-ctx ({objective})", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
-                "store": store, "data": f"vidsitu:{data}", "videos": "split:train",
-                "objective": objective, "out": str(sub / name), "steps": cfg.ctx_steps,
+                **src, "objective": objective, "out": str(sub / name), "steps": cfg.ctx_steps,
                 "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": shape}))
         step("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
             "data": f"vidsitu:{data}", "store": store, "seeds": cfg.seeds,
@@ -82,6 +87,9 @@ def run_demo(cfg: DemoConfig) -> int:
 
     if not (data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").exists():
         step("synth", run_synth, SynthConfig(out=str(data), train=cfg.train, valid=cfg.valid))
+    if cfg.pool and not (data / "pool" / f"pool{cfg.pool - 1:06d}.mp4").exists():
+        step("synth (pool)", run_synth, SynthConfig(out=str(data), train=0, valid=0,
+                                                     pool=cfg.pool))
     runs = {f"{cfg.backbone} ({'given weights' if cfg.weights else 'random init'})":
             level2(cfg.backbone, cfg.weights, work)}
     if cfg.pretrain_backbone:
@@ -91,8 +99,8 @@ def run_demo(cfg: DemoConfig) -> int:
             "init_weights": cfg.weights, "steps": cfg.backbone_steps, "resume": True,
             **BACKBONE_RECIPE}))
         runs[f"{cfg.backbone} (pretrain-backbone)"] = level2(f"trained/{bb}", "", work / "trained")
-    report = (f"# hiermovie demo\n\n{table(runs)}\n" + "".join(
-        f"Contextualizer on {name}: mask-prediction loss on held-out training clips "
+    report = (f"# hiermovie demo\n\n{table(runs, cfg.pool)}\n" + "".join(
+        f"Contextualizer on {name}: mask-prediction loss on held-out pretraining clips "
         f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting the "
         f"mean feature; clip share of its outputs' variance "
         f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
@@ -112,7 +120,7 @@ def identity(summary: dict) -> str:
             f"{summary['identity_chance']:.0%})")
 
 
-def table(runs: dict[str, dict]) -> str:
+def table(runs: dict[str, dict], pool: int) -> str:
     """One Markdown table: a row per (backbone, probe row), mean +- std over seeds."""
     from hiermovie.workflows.probe.report import by_row, metric_table
     from hiermovie.workflows.probe.rows import ROWS
@@ -126,7 +134,11 @@ def table(runs: dict[str, dict]) -> str:
             merged[f"{name}/{row}"] = metrics
             names[f"{name}/{row}"] = [name, ROWS[row][0]]
     return (f"Synthetic VidSitu validation clips ({first['coverage']['valid']['available']}); "
-            f"heads trained on {top} labelled training clips; contextualizers pretrained on "
-            f"the training clips only (never the validation clips); "
+            f"heads trained on {top} labelled training clips; the mask-prediction "
+            f"contextualizer pretrained on "
+            + (f"{pool} unlabelled clips of the same world (the paper's regime: "
+               "MovieClips)" if pool else "the labelled training clips")
+            + ", the positive control on the training clips' labels (never the validation "
+            f"clips); "
             f"{spread(first['config']['seeds'])}.\n\n"
             + metric_table(merged, ["Backbone", "Row"], names) + "\n")
