@@ -66,6 +66,26 @@ def test_every_row_with_its_mode_tables_and_prediction_files(bench, tmp_path):
     preds = read_predictions(str(tmp_path / "pred_relation_backbone_n24_seed0.json"))
     assert len(preds) == 9 and len(preds[0]["pred_evrels_ev"]) == 4
     assert all(len(p) == 3 for p in preds[0]["pred_evrels_ev"])
+    # the official metrics of a row's prediction file (on the clips it covers: the scorer
+    # refuses a partial file) are that row's cell for that seed, and the Markdown table shows
+    # the cell (a file of another row or seed, or a table of other numbers, fails here)
+    from hiermovie.heads import vidsitu_metrics as vm
+    from hiermovie.workflows.tables import cell as shown
+
+    valid = VidSitu(root, "valid")
+    for row in ("backbone", "scratch", "positive_control"):
+        for s in (0, 1):
+            verb = read_predictions(str(tmp_path / f"pred_verb_{row}_n24_seed{s}.json"))
+            clips = [valid.clips[p["ann_idx"]] for p in verb]
+            got = vm.verb_metrics([p["pred_vbs_ev"] for p in verb],
+                                  [valid.verb_votes(c) for c in clips])
+            assert got["Per_Ev_Top_1"] == pytest.approx(cell[24, row, "verb/Per_Ev_Top_1"][s])
+            rel = read_predictions(str(tmp_path / f"pred_relation_{row}_n24_seed{s}.json"))
+            got = vm.relation_metrics([p["pred_evrels_ev"] for p in rel],
+                                      [valid.relations(c, records=3) for c in clips])
+            assert got["Macro_Top_1"] == pytest.approx(cell[24, row, "relation/Macro_Top_1"][s])
+        line = next(t for t in table.splitlines() if t.startswith(f"| {ROWS[row][0]} |"))
+        assert shown(cell[24, row, "verb/Per_Ev_Top_1"]) in line, line
 
 
 def test_roles_of_a_finetuned_row_come_from_its_chosen_run(bench, tmp_path):
