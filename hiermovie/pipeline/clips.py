@@ -44,13 +44,13 @@ class ClipConfig:
 
     def __post_init__(self) -> None:
         if self.clips < 2:
-            raise ValueError("clip.clips: need at least 2 clips per video for positive pairs")
+            raise ValueError("clips: need at least 2 clips per video for positive pairs")
         if self.num_frames < 1 or self.sampling_rate < 1 or not self.target_fps > 0:
-            raise ValueError("clip.num_frames, sampling_rate, target_fps: must be positive")
+            raise ValueError("num_frames, sampling_rate, target_fps: must be positive")
         if self.max_gap_s < 0 or self.per_video < 1:
-            raise ValueError("clip.max_gap_s and clip.per_video: must be >= 0 and >= 1")
+            raise ValueError("max_gap_s and per_video: must be >= 0 and >= 1")
         if not 0 < self.min_crop_area <= 1:
-            raise ValueError("clip.min_crop_area: must be in (0, 1]")
+            raise ValueError("min_crop_area: must be in (0, 1]")
 
     @property
     def window_s(self) -> float:
