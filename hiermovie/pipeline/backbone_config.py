@@ -12,9 +12,17 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass
-class BackboneConfig:
+class BackboneSource:
+    """Which backbone, spelt the same in every job: `--backbone.name`, `--backbone.weights`."""
+
     name: str = opt("tiny3d", "registry name (see docs/backbones.md)")
     weights: str = opt("", "local checkpoint/directory or hub id; empty = random init")
+
+
+@dataclass
+class BackboneConfig(BackboneSource):
+    """A backbone as extract runs it."""
+
     tokens: list[int] = opt([1, 1, 1], "pooled token grid (t, h, w) per segment; K = t*h*w")
     input_size: int = opt(0, "square input size in pixels; 0 = the backbone's default")
     precision: Precision = opt("auto", "auto = bf16 on GPU and on CPUs with AVX-512 BF16")

@@ -95,8 +95,9 @@ def run_demo(cfg: DemoConfig) -> int:
     if cfg.pretrain_backbone:
         bb = work / "backbone"
         step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
-            "input": f"vidsitu:{data}", "out": str(bb), "backbone": cfg.backbone,
-            "init_weights": cfg.weights, "steps": cfg.backbone_steps, "resume": True,
+            "input": f"vidsitu:{data}", "out": str(bb),
+            "backbone": {"name": cfg.backbone, "weights": cfg.weights},
+            "steps": cfg.backbone_steps, "resume": True,
             **BACKBONE_RECIPE}))
         runs[f"{cfg.backbone} (pretrain-backbone)"] = level2(f"trained/{bb}", "", work / "trained")
     report = (f"# hiermovie demo\n\n{table(runs, cfg.pool)}\n" + "".join(

@@ -21,6 +21,7 @@ import torch
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import load_input
+from hiermovie.pipeline.backbone_config import BackboneSource
 from hiermovie.pipeline.backbones import (
     ARCHITECTURE_KEY,
     ORIGIN_KEY,
@@ -38,8 +39,7 @@ class PretrainBackboneConfig(TrainingConfig):
     input: str = opt("", "unlabelled videos: folder, .csv/.jsonl manifest, vidsitu:ROOT, lvu:ROOT")
     split: str = opt("train", "with vidsitu:ROOT, train on this split only (empty = all splits)")
     out: str = opt("runs/backbone", "output folder: checkpoints, metrics, backbone.safetensors")
-    backbone: str = opt("tiny3d", "architecture from the backbone registry (docs/backbones.md)")
-    init_weights: str = opt("", "start from these weights (empty = random initialisation)")
+    backbone: BackboneSource = opt(default_factory=BackboneSource)  # weights: start from these
     input_size: int = opt(0, "crop size in pixels (0 = the backbone's default)")
     objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives) or rho_byol (no negatives)")
     clip: ClipConfig = opt(default_factory=ClipConfig)
@@ -102,7 +102,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
-    backbone = load_backbone(BackboneConfig(name=cfg.backbone, weights=cfg.init_weights,
+    backbone = load_backbone(BackboneConfig(**vars(cfg.backbone),
                                             input_size=cfg.input_size, seed=cfg.seed))
     backbone.requires_grad_(True).train()
     size = backbone.input_size
@@ -156,7 +156,7 @@ def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: 
     }
     state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
     tmp = out / "backbone.safetensors.tmp"
-    save_file(state, str(tmp), metadata={ARCHITECTURE_KEY: cfg.backbone,
+    save_file(state, str(tmp), metadata={ARCHITECTURE_KEY: cfg.backbone.name,
                                          ORIGIN_KEY: json.dumps(origin)})
     tmp.replace(out / "backbone.safetensors")  # a complete file or none
     summary = {**origin, "step_seconds": step_s, "data_wait_fraction": wait_fraction,
