@@ -103,6 +103,8 @@ def test_torchscript_file(tmp_path):
     path = tmp_path / "net.pt"
     torch.jit.script(Net()).save(str(path))
     m = load_backbone(BackboneConfig(name="torchscript", weights=str(path)))
+    assert m.dim == 6  # measured when loaded, before any segment is encoded
+    assert encode(m, _frames(0, 8, 32), BackboneConfig(precision="fp32")).shape == (0, 1, 6)
     assert encode(m, _frames(2, 8, 32), BackboneConfig(precision="fp32")).shape == (2, 1, 6)
 
 

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from hiermovie.config import ConfigError
-from hiermovie.pipeline.backbones import Backbone, BackboneConfig, load_state_dict, register
+from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbones.registry import Backbone, register
+from hiermovie.pipeline.backbones.weights import load_state_dict
 
 # (blocks, inner width, output width, spatial stride, temporal kernel of branch2.a)
 SLOW_R50 = ((3, 64, 256, 1, 1), (4, 128, 512, 2, 1), (6, 256, 1024, 2, 3),

@@ -14,7 +14,8 @@ import torch
 
 from hiermovie._compat import ensure_torchvision_importable
 from hiermovie.config import ConfigError
-from hiermovie.pipeline.backbones import Backbone, BackboneConfig, register
+from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbones.registry import Backbone, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

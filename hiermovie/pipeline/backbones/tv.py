@@ -6,7 +6,9 @@ import torch
 
 from hiermovie._compat import ensure_torchvision_importable
 from hiermovie.config import ConfigError
-from hiermovie.pipeline.backbones import Backbone, BackboneConfig, load_state_dict, register
+from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbones.registry import Backbone, register
+from hiermovie.pipeline.backbones.weights import load_state_dict
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
