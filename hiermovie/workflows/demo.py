@@ -66,8 +66,8 @@ def run_demo(cfg: DemoConfig) -> int:
     def level2(backbone: str, weights: str, sub: Path) -> dict:
         """extract -> pretrain-ctx -> probe for one backbone; returns the probe's results."""
         store, pool = str(sub / "features.zarr"), str(sub / "pool.zarr")
-        for src, dst in ((f"vidsitu:{data}", store), (str(data / "pool"), pool))[
-                :2 if cfg.pool else 1]:
+        sources = [(f"vidsitu:{data}", store)] + ([(str(data / "pool"), pool)] if cfg.pool else [])
+        for src, dst in sources:
             step("extract", run_extract, from_dict(ExtractConfig, {
                 "input": src, "store": dst, "backbone": {"name": backbone, "weights": weights}}))
         labelled = {"store": [store], "data": f"vidsitu:{data}", "videos": "split:train"}

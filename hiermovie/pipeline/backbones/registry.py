@@ -10,6 +10,7 @@ from torch import nn
 
 from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbones.weights import weights_origin
 
 
 class Backbone(nn.Module):
@@ -50,8 +51,6 @@ def factory(prefix: str) -> Callable[[BackboneConfig, str], Backbone] | None:
 
 def load_backbone(cfg: BackboneConfig) -> Backbone:
     """Build the named backbone, load its weights, freeze it and put it in eval mode."""
-    from hiermovie.pipeline.backbones.weights import weights_origin
-
     prefix, _, arg = cfg.name.partition("/")
     build = factory(prefix)
     if build is None:
