@@ -72,7 +72,10 @@ def test_lvu_probe_on_synthetic_labels(tmp_path):
                                      "rows": ["backbone", "random_frozen"], "window": 10,
                                      "model": {"width": 16, "ffn": 32, "heads": 2,
                                                "layers": 1},
-                                     "out": str(tmp_path / "out"), "progress": False})
+                                     "out": str(tmp_path / "out"), "progress": False,
+                                     # fp32: under bf16 autocast one seed scored 0.73-0.80
+                                     # from run to run (a clean-clone CI run failed at 0.73)
+                                     "precision": "fp32"})
     assert run_lvu(cfg) == 0
     table = (tmp_path / "out" / "results.md").read_text()
     assert "view_count (MSE)" in table and "Mean rank" in table
