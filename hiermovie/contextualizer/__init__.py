@@ -4,9 +4,10 @@ from hiermovie.contextualizer.masking import random_mask
 from hiermovie.contextualizer.model import (
     Contextualizer,
     ContextualizerConfig,
+    ContextualizerShape,
     load_contextualizer,
 )
 from hiermovie.contextualizer.objectives import mask_loss, targets
 
-__all__ = ["Contextualizer", "ContextualizerConfig", "load_contextualizer", "mask_loss",
-           "random_mask", "targets"]
+__all__ = ["Contextualizer", "ContextualizerConfig", "ContextualizerShape",
+           "load_contextualizer", "mask_loss", "random_mask", "targets"]

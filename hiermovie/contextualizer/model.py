@@ -8,31 +8,57 @@ post-LN, sinusoidal positions, input MLP D -> width -> width). It is a transform
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import nn
 
 from hiermovie._compat import ensure_torchvision_importable
+from hiermovie.config import from_dict, opt
 
 ensure_torchvision_importable()
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel  # noqa: E402
 
 
+@dataclass
+class ContextualizerShape:
+    """The contextualizer's shape: the fields a job reads as --model.*, defined only here."""
+
+    width: int = opt(1024, "transformer width")
+    layers: int = opt(3, "encoder layers")
+    heads: int = opt(8, "attention heads")
+    ffn: int = opt(2048, "feed-forward width")
+    dropout: float = opt(0.1, "dropout")
+    token_mode: Literal["pool", "flatten"] = opt(
+        "pool", "K tokens per segment: pool them, or flatten into the sequence")
+    position: Literal["index", "time"] = opt(
+        "index", "positions from segment order (index) or start time (time)")
+    time_scale: float = opt(1.0, "with position=time: positions are start_s / time_scale")
+
+    def __post_init__(self) -> None:
+        if self.width % self.heads or self.width % 2:
+            raise ValueError("width: must be even and divisible by heads")
+        if self.time_scale <= 0:
+            raise ValueError("time_scale: must be > 0")
+
+
+SHAPE_FIELDS = tuple(f.name for f in fields(ContextualizerShape))
+
+
 class ContextualizerConfig(PretrainedConfig):
+    """A `ContextualizerShape` plus what it reads (in_dim-d features, K tokens per segment),
+    as a transformers config, so a saved folder reloads by itself."""
+
     model_type = "hiermovie-contextualizer"
 
-    def __init__(self, in_dim: int = 2304, tokens_per_segment: int = 1, width: int = 1024,
-                 layers: int = 3, heads: int = 8, ffn: int = 2048, dropout: float = 0.1,
-                 token_mode: str = "pool", position: str = "index", time_scale: float = 1.0,
-                 **kwargs) -> None:
-        if token_mode not in ("pool", "flatten"):
-            raise ValueError("token_mode: must be 'pool' or 'flatten'")
-        if position not in ("index", "time"):
-            raise ValueError("position: must be 'index' or 'time'")
+    def __init__(self, in_dim: int = 2304, tokens_per_segment: int = 1, **kwargs) -> None:
+        # from_dict checks the choices and __post_init__ the rest, for saved configs too
+        shape = from_dict(ContextualizerShape,
+                          {k: kwargs.pop(k) for k in SHAPE_FIELDS if k in kwargs})
         self.in_dim, self.tokens_per_segment = in_dim, tokens_per_segment
-        self.width, self.layers, self.heads, self.ffn = width, layers, heads, ffn
-        self.dropout, self.token_mode, self.position = dropout, token_mode, position
-        self.time_scale = time_scale  # positions in "time" mode are start_s / time_scale
+        for k in SHAPE_FIELDS:
+            setattr(self, k, getattr(shape, k))
         super().__init__(**kwargs)
 
 

@@ -17,23 +17,22 @@ from hiermovie.config import opt
 from hiermovie.pipeline.decode import (
     decode_size,
     decoder_errors,
+    frame_times,
     get_frames,
     open_video,
     readable,
 )
-from hiermovie.pipeline.plans import BadVideo, frames_at
+from hiermovie.pipeline.plans import BadVideo, FrameSampling, frames_at
 
 
 @dataclass
-class ClipConfig:
+class ClipConfig(FrameSampling):
     clips: int = opt(2, "clips per sample, the positives of each other (CVRL: 2; rho-BYOL: rho)")
     max_gap_s: float = opt(0.0, "positives start at most this far apart (0 = anywhere in the "
                            "video, as CVRL)")
     per_video: int = opt(1, "samples of each video per batch, at different times; > 1 makes a "
                          "video's other moments negatives, so features must tell them apart")
     num_frames: int = opt(8, "frames per clip")
-    sampling_rate: int = opt(4, "spacing of those frames, in frames at target_fps")
-    target_fps: float = opt(30.0, "frame rate the sampling is defined at")
     static_negative: bool = opt(False, "add a still clip (the first frame held, same "
                                 "augmentation) as a negative: appearance alone cannot tell it "
                                 "from its video, so features must encode motion")
@@ -43,18 +42,13 @@ class ClipConfig:
     blur: float = opt(0.5, "probability of Gaussian blur")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.clips < 2:
             raise ValueError("clips: need at least 2 clips per video for positive pairs")
-        if self.num_frames < 1 or self.sampling_rate < 1 or not self.target_fps > 0:
-            raise ValueError("num_frames, sampling_rate, target_fps: must be positive")
         if self.max_gap_s < 0 or self.per_video < 1:
             raise ValueError("max_gap_s and per_video: must be >= 0 and >= 1")
         if not 0 < self.min_crop_area <= 1:
             raise ValueError("min_crop_area: must be in (0, 1]")
-
-    @property
-    def window_s(self) -> float:
-        return self.num_frames * self.sampling_rate / self.target_fps
 
 
 def clip_starts(rng: np.random.Generator, span: tuple[float, float], n: int,
@@ -146,27 +140,24 @@ class MultiClipDataset(torch.utils.data.Dataset):
                                             "short_side_crop", name=path)
                 vr = open_video(source, width, height, name=path)
                 try:
-                    stamps = vr.get_frame_timestamp(np.arange(len(vr)))
+                    times, duration = frame_times(vr, path)
                 except decoder_errors() as e:
                     raise BadVideo(f"{path}: cannot read frame times: {e}") from None
                 del vr
-            if len(stamps) == 0:
-                raise BadVideo(f"{path}: video has no frames")
-            self._meta[v] = ((width, height), stamps[:, 0].astype(np.float64),
-                             float(stamps[-1, 1]))
+            self._meta[v] = ((width, height), times, duration)
         return self._meta[v]
 
     def _sample(self, i: int, v: int) -> dict:
         cfg, path = self.cfg, self.paths[v]
         (width, height), frame_times, duration = self._probe(v)
         rng = np.random.default_rng([self.seed, i])
-        span = duration - cfg.window_s
+        span = duration - cfg.span_s
         if span <= 0:
-            raise BadVideo(f"{path}: video is {duration:.2f} s; clips of {cfg.window_s:.2f} s "
+            raise BadVideo(f"{path}: video is {duration:.2f} s; clips of {cfg.span_s:.2f} s "
                            "need a longer one")
         k, part = i % cfg.per_video, span / cfg.per_video
         starts = clip_starts(rng, (k * part, (k + 1) * part), cfg.clips, cfg.max_gap_s)
-        offsets = np.arange(cfg.num_frames) * cfg.sampling_rate / cfg.target_fps
+        offsets = cfg.steps / cfg.target_fps
         idx = frames_at(frame_times, (starts[:, None] + offsets).ravel())
         unique, inverse = np.unique(idx, return_inverse=True)
         try:

@@ -162,6 +162,20 @@ def get_frames(vr, path: str, indices: list[int], width: int, height: int, *,
     return frames
 
 
+def frame_times(vr, path: str) -> tuple[np.ndarray, float]:
+    """Each frame's start time and the video's duration in seconds: the last frame's end, or
+    one frame interval past its start where the container gives it no length."""
+    stamps = vr.get_frame_timestamp(np.arange(len(vr)))
+    if len(stamps) == 0:
+        raise BadVideo(f"{path}: video has no frames")
+    if not (np.isfinite(stamps).all() and stamps[0, 0] > -1.0 and stamps[-1, 1] < 1e6):
+        raise BadVideo(f"{path}: the container's frame times are invalid (from "
+                       f"{stamps[0, 0]:.3g} s to {stamps[-1, 1]:.3g} s)")
+    duration = float(stamps[-1, 1]) if stamps[-1, 1] > stamps[-1, 0] else float(
+        stamps[-1, 0] + 1.0 / max(vr.get_avg_fps(), 1e-6))
+    return stamps[:, 0].astype(np.float64), duration
+
+
 def check_complete(path: str, readable: int) -> None:
     """Refuse a file whose index promises more frames than can be read.
 
@@ -202,16 +216,9 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
             raise BadVideo(f"{path}: video has no frames")
         check_complete(path, n)
         try:
-            stamps = vr.get_frame_timestamp(np.arange(n))
-            if not (np.isfinite(stamps).all() and stamps[0, 0] > -1.0
-                    and stamps[-1, 1] < 1e6):
-                raise BadVideo(f"{path}: the container's frame times are invalid (from "
-                               f"{stamps[0, 0]:.3g} s to {stamps[-1, 1]:.3g} s)")
-            duration = float(stamps[-1, 1]) if stamps[-1, 1] > stamps[-1, 0] else float(
-                stamps[-1, 0] + 1.0 / max(vr.get_avg_fps(), 1e-6))
+            starts, duration = frame_times(vr, path)
             try:
-                segments = plan_segments(plan, stamps[:, 0].astype(np.float64), duration,
-                                         explicit, strict)
+                segments = plan_segments(plan, starts, duration, explicit, strict)
             except BadVideo as e:
                 raise BadVideo(f"{path}: {e}") from None
             wanted = np.concatenate([s.frame_indices for s in segments])

@@ -25,12 +25,35 @@ class BadVideo(Exception):
 
 
 @dataclass
-class PlanConfig:
-    kind: PlanKind = opt("vidsitu", "vidsitu: 5 events of 2 s; sliding: windows over the whole "
-                         "video; explicit: start/end times from the manifest")
+class FrameSampling:
+    """`num_frames` frames `sampling_rate / target_fps` seconds apart: how both a segment
+    (extract) and a training clip (pretrain-backbone) read a video."""
+
     num_frames: int = opt(16, "frames read per segment")
     sampling_rate: int = opt(4, "spacing of those frames, in frames at target_fps")
     target_fps: float = opt(30.0, "frame rate the sampling is defined at (VidSitu: 30)")
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "sampling_rate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1")
+        if not self.target_fps > 0:
+            raise ValueError("target_fps: must be > 0")
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Each frame's offset from the first, in frames at target_fps."""
+        return np.arange(self.num_frames) * self.sampling_rate
+
+    @property
+    def span_s(self) -> float:
+        return self.num_frames * self.sampling_rate / self.target_fps
+
+
+@dataclass
+class PlanConfig(FrameSampling):
+    kind: PlanKind = opt("vidsitu", "vidsitu: 5 events of 2 s; sliding: windows over the whole "
+                         "video; explicit: start/end times from the manifest")
     events: int = opt(5, "vidsitu: events per clip")
     event_s: float = opt(2.0, "vidsitu: event length in seconds")
     window_s: float = opt(2.0, "sliding: segment length in seconds")
@@ -44,10 +67,11 @@ class PlanConfig:
                                                "features, or keep each clip's as tokens")
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "sampling_rate", "events", "clips_per_segment"):
+        super().__post_init__()
+        for name in ("events", "clips_per_segment"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
-        for name in ("target_fps", "event_s", "window_s", "stride_s"):
+        for name in ("event_s", "window_s", "stride_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0")
         if self.clips_per_segment > 1 and self.coverage != "spread":
@@ -112,9 +136,7 @@ def sample_times(cfg: PlanConfig, start_s: float, end_s: float) -> np.ndarray:
         parts = zip(edges[:-1], edges[1:], strict=True)
         return np.concatenate([a + steps * (b - a) for a, b in parts])
     centre = (start_s + end_s) / 2
-    offsets = (np.arange(cfg.num_frames) * cfg.sampling_rate
-               - cfg.num_frames * cfg.sampling_rate // 2)
-    return centre + offsets / cfg.target_fps
+    return centre + (cfg.steps - cfg.num_frames * cfg.sampling_rate // 2) / cfg.target_fps
 
 
 def frames_at(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:

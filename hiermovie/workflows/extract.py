@@ -258,8 +258,9 @@ def _check_same_settings(cfg: ExtractConfig, so: dict | None) -> None:
 
 def _sampling(cfg: ExtractConfig) -> dict[str, Any]:
     """The plan as provenance. The coverage fields are recorded only when they differ from the
-    default centred clip, so stores written before they existed keep their identity."""
-    plan = asdict(cfg.plan)
+    default centred clip, so stores written before they existed keep their identity (and
+    `kind` first, their key order)."""
+    plan = {"kind": cfg.plan.kind, **asdict(cfg.plan)}
     if cfg.plan.coverage == "centre":
         for k in ("coverage", "clips_per_segment", "clip_pool"):
             plan.pop(k)

@@ -22,9 +22,9 @@ from hiermovie.contextualizer import (
     ContextualizerConfig,
     targets,
 )
+from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.objectives import Loss
 from hiermovie.feature_store import FeatureStore
-from hiermovie.workflows.ctx_config import CtxModelConfig
 from hiermovie.workflows.ctx_data import Batches, select_videos, sequences, split_videos
 from hiermovie.workflows.ctx_objectives import (
     LabelPredictor,
@@ -48,7 +48,7 @@ class PretrainCtxConfig(TrainingConfig):
     videos: str = opt("", "which videos: empty = every video of the stores, split:NAME = "
                       "--data's split NAME, or a file of ids (one per line)")
     out: str = opt("runs/ctx", "output folder: checkpoints, metrics, the trained model")
-    model: CtxModelConfig = opt(default_factory=CtxModelConfig)
+    model: ContextualizerShape = opt(default_factory=ContextualizerShape)
     loss: Loss = opt("l2", "l2 on normalised targets, cosine, or infonce")
     temperature: float = opt(0.1, "infonce temperature")
     mask_ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hiermovie.config import opt
-from hiermovie.workflows.ctx_config import CtxModelConfig
+from hiermovie.contextualizer.model import ContextualizerShape
 
 Row = Literal["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
               "pretrained", "positive_control"]
@@ -63,7 +63,7 @@ class RowsConfig(Selection):
                               "the pretrained rows, and the shape of the random ones")
     positive_control: str = opt("", "folder of a contextualizer trained with labels "
                                 "(pretrain-ctx --objective supervised): the positive_control row")
-    model: CtxModelConfig = opt(default_factory=CtxModelConfig)
+    model: ContextualizerShape = opt(default_factory=ContextualizerShape)
     head: Literal["mlp", "linear"] = opt("mlp", "VidSitu-style MLP heads or linear probes")
     seeds: int = opt(3, "seeds per row (each its own heads, data order and label subset)")
     batch_size: int = opt(64, "batch size of the heads")
