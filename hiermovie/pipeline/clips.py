@@ -149,7 +149,7 @@ class MultiClipDataset(torch.utils.data.Dataset):
 
     def _sample(self, i: int, v: int) -> dict:
         cfg, path = self.cfg, self.paths[v]
-        (width, height), frame_times, duration = self._probe(v)
+        (width, height), times, duration = self._probe(v)
         rng = np.random.default_rng([self.seed, i])
         span = duration - cfg.span_s
         if span <= 0:
@@ -158,7 +158,7 @@ class MultiClipDataset(torch.utils.data.Dataset):
         k, part = i % cfg.per_video, span / cfg.per_video
         starts = clip_starts(rng, (k * part, (k + 1) * part), cfg.clips, cfg.max_gap_s)
         offsets = cfg.steps / cfg.target_fps
-        idx = frames_at(frame_times, (starts[:, None] + offsets).ravel())
+        idx = frames_at(times, (starts[:, None] + offsets).ravel())
         unique, inverse = np.unique(idx, return_inverse=True)
         try:
             with readable(path) as source:
