@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hiermovie.config import from_dict
-from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, random_mask
+from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, random_mask, targets
 from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.training import load_checkpoint
@@ -89,13 +89,15 @@ def _losses(out):
     return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resume_matches_uninterrupted(store, tmp_path):
-    assert run_pretrain_ctx(_cfg(store, tmp_path / "full")) == 0
+@pytest.mark.parametrize("target", ["feature", "ema"])  # ema: the teacher resumes too
+def test_resume_matches_uninterrupted(store, tmp_path, target):
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "full", target=target)) == 0
     full = _losses(tmp_path / "full")
     assert len(full) == 30
-    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", stop_at=17)) == 0  # "killed" at 17
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", stop_at=17,
+                                 target=target)) == 0  # "killed" at 17
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 10
-    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", resume=True)) == 0
+    assert run_pretrain_ctx(_cfg(store, tmp_path / "cut", resume=True, target=target)) == 0
     resumed = _losses(tmp_path / "cut")
     # steps 11..17 ran twice (before the kill and after the resume); the log keeps each once
     assert resumed == full
@@ -178,7 +180,6 @@ def test_ddp_two_processes(store, tmp_path):
 
 
 def test_centered_targets_drop_what_the_clip_shares():
-    from hiermovie.contextualizer import targets
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 1, 8, generator=g)
@@ -192,6 +193,34 @@ def test_centered_targets_drop_what_the_clip_shares():
     padded[1, 3:] = 1e3
     assert torch.allclose(targets(padded, valid, True)[1, :3], targets(x, valid, True)[1, :3],
                           atol=1e-4)
+
+
+def test_ema_targets_carry_context_and_the_teacher_follows_the_student():
+    from hiermovie.contextualizer.objectives import ema_momentum
+    from hiermovie.workflows.ctx_objectives import MaskPredictor
+
+    torch.manual_seed(0)
+    model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=2,
+                                                              heads=4, ffn=64)), 16,
+                          ema_layers=2)
+    feats, valid = torch.randn(2, 5, 1, 16), torch.ones(2, 5, dtype=torch.bool)
+    other = feats.clone()
+    other[:, 4] = torch.randn(2, 1, 16)  # only the last segment changes
+    t, t2 = model.targets(feats, valid, None), model.targets(other, valid, None)
+    assert t.shape == (2, 5, 32) and not t.requires_grad
+    assert not torch.allclose(t[:, 0], t2[:, 0], atol=1e-4)  # segment 0's target sees segment 4
+    assert torch.allclose(targets(feats, valid)[:, 0], targets(other, valid)[:, 0])  # feature
+    with torch.no_grad():
+        for p in model.ctx.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in model.teacher.parameters()]
+    model.ema_update(0.75)
+    for b, p, s in zip(before, model.teacher.parameters(), model.ctx.parameters(),
+                       strict=True):
+        assert torch.allclose(p, 0.75 * b + 0.25 * s)
+    assert ema_momentum(0, 100, 0.99) == pytest.approx(0.99)
+    assert ema_momentum(100, 100, 0.99) == pytest.approx(1.0)
+    assert "teacher.proj.0.weight" in model.state_dict()  # checkpointed with the student
 
 
 def test_visible_weight_trains_the_visible_outputs(store, tmp_path):

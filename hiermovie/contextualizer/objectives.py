@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 Loss = Literal["l2", "cosine", "infonce"]
+Target = Literal["feature", "centered", "ema"]
 
 
 def targets(features: torch.Tensor, valid: torch.Tensor | None = None,
@@ -22,6 +24,19 @@ def targets(features: torch.Tensor, valid: torch.Tensor | None = None,
         w = w[..., None]
         t = t - (t * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
     return F.layer_norm(t, t.shape[-1:])
+
+
+def teacher_targets(layers: list[torch.Tensor], top: int) -> torch.Tensor:
+    """data2vec's targets: the mean of a teacher's top `top` layer outputs [B, S, W], each
+    normalised first so no layer dominates, then normalised per segment. The teacher sees the
+    whole clip, so a target is the segment *in its context*, not only its own pixels."""
+    t = torch.stack([F.layer_norm(h.float(), h.shape[-1:]) for h in layers[-top:]]).mean(0)
+    return F.layer_norm(t, t.shape[-1:]).detach()
+
+
+def ema_momentum(step: int, steps: int, start: float) -> float:
+    """The teacher's EMA momentum at `step`: `start` rising to 1 on a cosine (BYOL)."""
+    return 1 - (1 - start) * (math.cos(math.pi * step / max(steps, 1)) + 1) / 2
 
 
 def mask_loss(pred: torch.Tensor, target: torch.Tensor, kind: Loss = "l2",

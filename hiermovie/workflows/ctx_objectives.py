@@ -3,6 +3,7 @@ method) and, as the probe's positive control, verb and relation labels."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -10,15 +11,35 @@ import torch
 from torch import nn
 
 from hiermovie.contextualizer import Contextualizer, mask_loss, random_mask, targets
+from hiermovie.contextualizer.objectives import teacher_targets
 
 
 class MaskPredictor(nn.Module):
-    """The contextualizer plus the small head that predicts masked segments' features."""
+    """The contextualizer plus the small head that predicts masked segments' targets: their
+    features (`feature`, `centered`), or with `ema_layers` > 0 an EMA teacher's outputs
+    (data2vec), the teacher part of the state dict so checkpoints resume it exactly."""
 
-    def __init__(self, ctx: Contextualizer, dim: int) -> None:
+    def __init__(self, ctx: Contextualizer, dim: int, ema_layers: int = 0) -> None:
         super().__init__()
         self.ctx = ctx
-        self.head = nn.Linear(ctx.config.width, dim)
+        self.ema_layers = ema_layers
+        self.teacher = copy.deepcopy(ctx).requires_grad_(False) if ema_layers else None
+        self.head = nn.Linear(ctx.config.width, ctx.config.width if ema_layers else dim)
+
+    @torch.no_grad()
+    def targets(self, feats: torch.Tensor, valid: torch.Tensor, start_s: torch.Tensor | None,
+                centered: bool = False) -> torch.Tensor:
+        """Every segment's target [B, S, D]."""
+        if self.teacher is None:
+            return targets(feats, valid, centered)
+        self.teacher.eval()
+        return teacher_targets(self.teacher(feats, valid, None, start_s, layers=True),
+                               self.ema_layers)
+
+    @torch.no_grad()
+    def ema_update(self, momentum: float) -> None:
+        for t, s in zip(self.teacher.parameters(), self.ctx.parameters(), strict=True):
+            t.lerp_(s, 1 - momentum)
 
     def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
                 start_s: torch.Tensor | None = None, visible: bool = False
@@ -65,7 +86,8 @@ def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.
             return loss, len(feats)
         masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count,
                              span=cfg.mask_span, generator=generator)
-        tgt = targets(feats, valid, cfg.target == "centered")
+        tgt = getattr(model, "module", model).targets(feats, valid, start,
+                                                        cfg.target == "centered")
         if mean_target is not None:
             pred = mean_target.expand_as(tgt[masked])
             return mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature), int(masked.sum())

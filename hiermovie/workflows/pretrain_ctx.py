@@ -20,10 +20,9 @@ from hiermovie.config import opt
 from hiermovie.contextualizer import (
     Contextualizer,
     ContextualizerConfig,
-    targets,
 )
 from hiermovie.contextualizer.model import ContextualizerShape
-from hiermovie.contextualizer.objectives import Loss
+from hiermovie.contextualizer.objectives import Loss, Target, ema_momentum
 from hiermovie.feature_store import FeatureStore
 from hiermovie.workflows.ctx_data import Batches, select_videos, sequences, split_videos
 from hiermovie.workflows.ctx_objectives import (
@@ -54,9 +53,12 @@ class PretrainCtxConfig(TrainingConfig):
     mask_ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")
     mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
     mask_span: int = opt(1, "mask contiguous runs of this many segments")
-    target: Literal["feature", "centered"] = opt(
-        "feature", "what a masked segment predicts: its feature, or its feature less its "
-        "clip's mean (the part its clip-mates do not share)")
+    target: Target = opt(
+        "feature", "what a masked segment predicts: its feature, its feature less its clip's "
+        "mean (the part its clip-mates do not share), or ema: an EMA teacher's output on the "
+        "whole clip (data2vec)")
+    ema_layers: int = opt(2, "ema: the teacher's top layers averaged into the target")
+    ema_momentum: float = opt(0.996, "ema: the teacher's momentum at the start (cosine to 1)")
     visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
                                 "this weight (0 = masked segments only)")
     window: int = opt(0, "train on windows of this many segments (0 = whole videos)")
@@ -75,6 +77,10 @@ class PretrainCtxConfig(TrainingConfig):
         for name in ("val_every", "mask_span"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
+        if not 1 <= self.ema_layers <= self.model.layers:
+            raise ValueError(f"ema_layers: must be in [1, model.layers={self.model.layers}]")
+        if not 0 < self.ema_momentum < 1:
+            raise ValueError("ema_momentum: must be in (0, 1)")
         if self.visible_weight < 0:
             raise ValueError("visible_weight: must be >= 0")
         if not 0 < self.val_fraction < 1:
@@ -114,7 +120,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     mcfg = ContextualizerConfig(in_dim=prov.dim, tokens_per_segment=prov.tokens_per_segment,
                                 **asdict(cfg.model))
     model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
-             else MaskPredictor(Contextualizer(mcfg), prov.dim)).to(device)
+             else MaskPredictor(Contextualizer(mcfg), prov.dim,
+                                cfg.ema_layers if cfg.target == "ema" else 0)).to(device)
     opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
@@ -126,11 +133,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     if run.start == 0:  # on the same validation masks: an untrained model, the mean target
         baselines = {"untrained": evaluate(model, val_ds, collate, cfg, device)}
         if not classes:
-            mean_target = torch.stack([targets(train_ds[i]["features"].float()[None],
-                                               centered=cfg.target == "centered")[0].mean(0)
-                                       for i in range(min(len(train_ds), 512))]).mean(0)
-            baselines["mean_feature"] = evaluate(model, val_ds, collate, cfg, device,
-                                                 mean_target.to(device))
+            baselines["mean_feature"] = mean_baseline(model, train_ds, val_ds, collate, cfg,
+                                                      device)
 
     last_val = float("nan")
     t0, waited = time.time(), 0.0
@@ -145,6 +149,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         loss = batch_loss(ddp_model, batch, cfg, device, g,
                           visible_weight=cfg.visible_weight)[0]
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
+        if cfg.target == "ema":
+            model.ema_update(ema_momentum(step, cfg.steps, cfg.ema_momentum))
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
         if done % cfg.val_every == 0 or done == cfg.steps:
@@ -164,6 +170,9 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         model.load_state_dict(load_file(str(best_file)))
         last_val = best["val_loss"]
     if rank == 0 and run.finished:
+        if cfg.target == "ema":  # the targets moved with the teacher: re-measure the baseline
+            baselines["mean_feature"] = mean_baseline(model, train_ds, val_ds, collate, cfg,
+                                                      device)
         sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
                  "train_sequences": len(train_ds), "val_sequences": len(val_ds),
                  "kept_step": best["step"] if cfg.keep == "best" and best["step"] else done}
@@ -172,6 +181,17 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
                 (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
     run.finish()
     return 0
+
+
+def mean_baseline(model: torch.nn.Module, train_ds: Any, val_ds: Any, collate: Any,
+                  cfg: PretrainCtxConfig, device: torch.device) -> float:
+    """Validation loss of predicting the training clips' mean target everywhere."""
+    def mean_of(i: int) -> torch.Tensor:
+        x = collate([train_ds[i]])
+        return model.targets(x["features"].to(device), x["mask"].to(device),
+                             x["start_s"].to(device), cfg.target == "centered")[0].mean(0)
+    mean = torch.stack([mean_of(i) for i in range(min(len(train_ds), 512))]).mean(0)
+    return evaluate(model, val_ds, collate, cfg, device, mean)
 
 
 def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
