@@ -195,7 +195,7 @@ def long_labels(events: list[Event], cast: list[str], year: int,
     return {
         "relationship": int(np.argmax(group_counts)),
         "way_speaking": int(np.argmax(verb_counts[:10]) % 5),
-        "scene": SCENES.index(max(set(scenes), key=scenes.count)),
+        "scene": SCENES.index(max(scenes, key=scenes.count)),  # ties: the first seen
         "director": (colour_idx + 6 * (shape_idx % 2)) % 10,
         "writer": int(np.argmax(verb_counts)) % 10,
         "year": year,

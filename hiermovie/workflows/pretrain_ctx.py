@@ -77,7 +77,7 @@ class PretrainCtxConfig(TrainingConfig):
         for name in ("val_every", "mask_span"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
-        if not 1 <= self.ema_layers <= self.model.layers:
+        if self.target == "ema" and not 1 <= self.ema_layers <= self.model.layers:
             raise ValueError(f"ema_layers: must be in [1, model.layers={self.model.layers}]")
         if not 0 < self.ema_momentum < 1:
             raise ValueError("ema_momentum: must be in (0, 1)")
