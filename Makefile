@@ -10,7 +10,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check hiermovie tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal  # two workers for the 2-core CI machine
 
 lint:
 	.venv/bin/ruff check hiermovie tests benchmarks

@@ -43,6 +43,12 @@ def pytest_addoption(parser):
 _outcomes = {"passed": 0, "failed": 0}
 
 
+def pytest_configure(config):
+    if config.getoption("--reliability-report") and config.getoption("numprocesses", None):
+        # the records live in the process that ran each test: xdist workers would lose them
+        raise pytest.UsageError("--reliability-report needs one process: run it without -n")
+
+
 def pytest_runtest_logreport(report):
     from tests import reliability
 
