@@ -87,6 +87,12 @@ def test_two_node_cluster_survives_node_loss(many_clips, tmp_path, monkeypatch):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     worker = cluster.add_node(num_cpus=2)
     try:
+        # without an address extract starts its own Ray; a bare ray.init() would join this one
+        own = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "extract",
+                              "--input", str(many_clips), "--store", str(tmp_path / "own.zarr"),
+                              *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+        assert own.returncode == 0, own.stderr[-2000:]
         cfg = _cfg_from_args(many_clips, tmp_path / "two.zarr")
         cfg.model_workers = 2
         with monkeypatch.context() as env:
