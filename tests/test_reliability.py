@@ -318,6 +318,7 @@ def test_pretrain_ctx_killed_and_resumed_follows_the_same_curve(reference, tmp_p
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "hiermovie.workflows.cli", *map(str, args), "--out", str(out),
            "--resume", "true"]
+
     def last_step() -> int:  # the job's own log: a kill lands mid-run however fast the CPU
         path = out / "metrics.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
