@@ -1,6 +1,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -227,8 +229,6 @@ def test_synth_pool_is_unlabelled_video_of_the_same_world(tmp_path):
 
 def test_synth_lvu_labels_do_not_depend_on_the_hash_seed(tmp_path):
     # a label tie once went by set order, so two runs of the same seed disagreed
-    import subprocess
-    import sys
     code = ("import sys; from hiermovie.datasets.synth import write_lvu; "
             "write_lvu(sys.argv[1], 60, seed=0, render=False)")
     for hash_seed in ("0", "1"):

@@ -23,6 +23,12 @@ ARGS = ["--videos_per_shard", "2", "--backbone.name", "tiny3d/8", "--backbone.pr
         "fp32", "--plan.num_frames", "4", "--progress", "false", "--num_cpus", "2"]
 
 
+def extract_cmd(inp, store, *extra: str) -> list[str]:
+    """`hiermovie extract` as a subprocess, with the tests' tiny settings."""
+    return [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(inp),
+            "--store", str(store), *ARGS, *extra]
+
+
 def _cfg_from_args(inp, store):
     pairs = dict(zip(ARGS[::2], ARGS[1::2], strict=True))
     data = {"input": str(inp), "store": str(store)}
@@ -38,8 +44,7 @@ def _cfg_from_args(inp, store):
 def kill_and_resume(inp, store, kills, seed=0):
     """SIGKILL `hiermovie extract` at random moments `kills` times, then let it finish."""
     rng = random.Random(seed)
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(inp),
-           "--store", str(store), *ARGS]
+    cmd = extract_cmd(inp, store)
     for _ in range(kills):
         proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,9 +93,8 @@ def test_two_node_cluster_survives_node_loss(many_clips, tmp_path, monkeypatch):
     worker = cluster.add_node(num_cpus=2)
     try:
         # without an address extract starts its own Ray; a bare ray.init() would join this one
-        own = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "extract",
-                              "--input", str(many_clips), "--store", str(tmp_path / "own.zarr"),
-                              *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        own = subprocess.run(extract_cmd(many_clips, tmp_path / "own.zarr"), cwd=ROOT,
+                             capture_output=True, text=True, timeout=300,
                              env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
         assert own.returncode == 0, own.stderr[-2000:]
         cfg = _cfg_from_args(many_clips, tmp_path / "two.zarr")
@@ -136,8 +140,7 @@ def test_second_job_on_the_same_store_refuses(many_clips, tmp_path):
     (store / ".hiermovie-writer.json").write_text(json.dumps(
         {"id": "other", "host": socket.gethostname(), "pid": holder.pid, "since": time.time(),
          "refreshed": time.time()}))
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
-           str(many_clips), "--store", str(store), *ARGS]
+    cmd = extract_cmd(many_clips, store)
     try:
         second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert second.returncode == 2
@@ -191,9 +194,8 @@ def test_a_decode_that_never_returns_is_killed_and_the_job_goes_on(many_clips, t
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
     store = tmp_path / "s.zarr"
     t = time.time()
-    r = subprocess.run([sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
-                        str(clips), "--store", str(store), *ARGS, "--decode_timeout_s", "5",
-                        "--decode_timeout_per_s", "0.5"], cwd=ROOT, env=env,
+    r = subprocess.run(extract_cmd(clips, store, "--decode_timeout_s", "5",
+                                   "--decode_timeout_per_s", "0.5"), cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     took = time.time() - t
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -212,16 +214,15 @@ def test_exit_codes_for_nothing_stored_and_empty_input(many_clips, tmp_path):
     (bad / "a.mp4").write_bytes(b"not a video")
     (bad / "b.mp4").write_bytes(b"")
     (bad / "notes.txt").write_text("hello")
-    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract"]
-    r = subprocess.run([*cli, "--input", str(bad), "--store", str(tmp_path / "s.zarr"), *ARGS],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(extract_cmd(bad, tmp_path / "s.zarr"), cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "nothing was stored" in r.stdout and "notes.txt" in r.stdout, r.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.md").write_text("x")
-    r2 = subprocess.run([*cli, "--input", str(empty), "--store", str(tmp_path / "e.zarr"),
-                         *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r2 = subprocess.run(extract_cmd(empty, tmp_path / "e.zarr"), cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
     assert r2.returncode == 2 and str(empty) in r2.stderr and "no videos" in r2.stderr
     assert len(r2.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.zarr").exists()
     record("Bad inputs (extract; job goes on, exit 0)", "every video of the run fails", 1,
@@ -237,8 +238,7 @@ def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips,
         (clips / f"{name}.mp4").write_bytes((many_clips / f"{name}.mp4").read_bytes())
     (clips / "later.mp4").write_bytes(b"still downloading")
     store = tmp_path / "s.zarr"
-    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(clips),
-           "--store", str(store), *ARGS]
+    cli = extract_cmd(clips, store)
     first = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0 and "3 ok, 1 failed" in first.stdout, first.stdout
     # a rerun with nothing left ends before starting Ray
@@ -261,8 +261,7 @@ def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips,
 
 def test_rerun_with_other_settings_is_refused_before_ray(many_clips, tmp_path):
     store = tmp_path / "s.zarr"
-    cli = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input",
-           str(many_clips), "--store", str(store), *ARGS]
+    cli = extract_cmd(many_clips, store)
     assert subprocess.run(cli, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
     r = subprocess.run([*cli, "--plan.num_frames", "6"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
