@@ -225,3 +225,26 @@ def test_explicit_segments_spread_over_the_segment_and_clamped_at_the_end(ray_se
     record("Bad inputs (extract; job goes on, exit 0)", "explicit segment 15-25 s on a 20-s "
            "video", 2, "cut at 20 s and counted in the report; refused naming the file under "
            "--strict (exit 3)")
+
+
+def test_shard_writes_retry_a_transient_error_but_not_a_full_disk(monkeypatch):
+    import errno
+
+    from hiermovie.workflows import extract
+
+    calls = []
+
+    def write_shard(url, records, storage_options=None):
+        calls.append(url)
+        if len(calls) == 1 or url == "full":
+            code = errno.ENOSPC if url == "full" else errno.EIO
+            raise OSError(code, os.strerror(code))
+        return "shard"
+
+    monkeypatch.setattr(extract, "write_shard", write_shard)
+    monkeypatch.setattr(extract.time, "sleep", lambda s: None)
+    assert extract._write("flaky", [], None) == "shard" and calls == ["flaky", "flaky"]
+    calls.clear()
+    with pytest.raises(OSError, match="No space left"):
+        extract._write("full", [], None)
+    assert calls == ["full"]  # no retry: waiting does not free space

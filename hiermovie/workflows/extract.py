@@ -11,6 +11,7 @@ rerun ends at once. Exit codes: `extract_report`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -288,11 +289,11 @@ def _provenance(cfg: ExtractConfig, d: dict[str, Any]) -> Provenance:
 def _write(url: str, records: list[VideoRecord], so: dict | None, tries: int = 3) -> str:
     """One shard, written by the driver's writer thread: a local store needs no access from
     other machines, and the write (~0.1 s) overlaps the next videos' work."""
-    for attempt in range(tries):
+    for attempt in range(tries - 1):
         try:
             return write_shard(url, records, storage_options=so)
-        except OSError:
-            if attempt == tries - 1:
+        except OSError as e:  # a retry may outlast a network blip, never a full disk
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
                 raise
             time.sleep(2**attempt)
-    raise AssertionError("unreachable")
+    return write_shard(url, records, storage_options=so)
