@@ -27,10 +27,13 @@ TINY = ["--backbone.name", "tiny3d/8", "--backbone.precision", "fp32", "--plan.n
 SLIDING = ["--plan.kind", "sliding", "--plan.window_s", "2", "--plan.stride_s", "2"]
 
 
+def _cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "hiermovie.workflows.cli", *map(str, args)]
+
+
 def _cli(*args, timeout=300, **kw):
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", *map(str, args)]
     kw.setdefault("cwd", ROOT)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(_cmd(*args), capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def _main(capsys, *args) -> tuple[int, str]:
@@ -219,11 +222,9 @@ def test_bad_store_urls_are_refused(many_clips, tmp_path, capsys, kind):
     (["probe", "--rows", "nonsense"], "rows"),
 ])
 def test_bad_config_values_are_refused(args, words, capsys):
-    from hiermovie.workflows.cli import main
-
     # in-process (the CLI imports only the job it runs): exit 2 and one line naming the field
-    assert main(args) == 2
-    err = capsys.readouterr().err
+    rc, err = _main(capsys, *args)
+    assert rc == 2
     assert words in err and "Traceback" not in err, err
     record("Bad manifests, stores and configs (exit 2, one line)",
            f"`hiermovie {' '.join(args)}`", 1,
@@ -261,8 +262,7 @@ def _ray_workers(name: str, parent: int) -> list:
     ("ray::ModelWorker", signal.SIGKILL, "the model actor's process is killed (SIGKILL)")])
 def test_ray_worker_killed_mid_task_is_retried(many_clips, reference, tmp_path, target, sig, what):
     store = tmp_path / "s.zarr"
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", "extract", "--input", str(many_clips),
-           "--store", str(store), "--videos_per_shard", "2", *TINY]
+    cmd = _cmd("extract", "--input", many_clips, "--store", store, "--videos_per_shard", "2", *TINY)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     killed = None
@@ -292,9 +292,8 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, referen
     full = tmp_path / "full"
     full.mkdir()
     copy = tmp_path / "copy.zarr"
-    extract = " ".join([sys.executable, "-m", "hiermovie.workflows.cli", "extract",
-                        "--input", str(many_clips), "--store", f"{full}/s.zarr",
-                        "--videos_per_shard", "2", *TINY])
+    extract = " ".join(_cmd("extract", "--input", many_clips, "--store", f"{full}/s.zarr",
+                            "--videos_per_shard", "2", *TINY))
     script = (f"mount -t tmpfs -o size=160k none {full} && cd {ROOT} && "
               f"({extract}; echo rc=$? >&2); cp -r {full}/s.zarr {copy}")
     r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
@@ -325,8 +324,7 @@ def test_pretrain_ctx_killed_and_resumed_follows_the_same_curve(reference, tmp_p
     ref = _cli(*args, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "hiermovie.workflows.cli", *map(str, args), "--out", str(out),
-           "--resume", "true"]
+    cmd = _cmd(*args, "--out", out, "--resume", "true")
 
     def last_step() -> int:  # the job's own log: a kill lands mid-run however fast the CPU
         path = out / "metrics.jsonl"
