@@ -197,11 +197,20 @@ def init_distributed() -> tuple[int, int]:
     return 0, 1
 
 
+# Collectives whose tensors were made in Python, kept until the process exits. A gloo worker
+# thread may hold the last reference to such a work when the group is torn down; freeing its
+# Python tensors there needs the GIL, which the thread tearing down the group holds while it
+# joins that worker: a hang at exit after the job's last line (2 runs in 50 on a loaded CPU).
+_KEEP_WORK: list[Any] = []
+
+
 def check_ranks_agree(model: torch.nn.Module) -> None:
     flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
     mine = torch.stack([flat.sum(), (flat * flat).sum(), flat[::7].sum()])
     every = [torch.empty_like(mine) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(every, mine)
+    work = torch.distributed.all_gather(every, mine, async_op=True)
+    work.wait()
+    _KEEP_WORK.append(work)
     if not all(torch.allclose(e, every[0], rtol=1e-6, atol=1e-9) for e in every):
         raise RuntimeError(f"DDP ranks hold different weights after training (fingerprints "
                            f"{[e.tolist() for e in every]}): gradients were not all-reduced")
