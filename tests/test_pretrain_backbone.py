@@ -154,3 +154,46 @@ def test_ddp_two_processes(videos, tmp_path):
     assert "2 processes (DDP)" in r.stdout
     assert len(_losses(out)) == 4
     assert (out / "backbone.safetensors").exists()
+
+
+def test_verb_share_by_hand():
+    from hiermovie.diagnostics import verb_share
+
+    # two clips of verbs (a, b), 1-d features [1, 3] and [0, 4]: within-clip residuals
+    # [-1, 1] and [-2, 2] (sum of squares 10); verb means -1.5 / 1.5 leave 0.5 each (sum 1)
+    assert verb_share(np.array([[[1.0], [3.0]], [[0.0], [4.0]]]),
+                      np.array([["a", "b"], ["a", "b"]])) == pytest.approx(0.9)
+    # a clip offset alone is not about the verb
+    assert verb_share(np.array([[[5.0], [5.0]], [[1.0], [1.0]]]),
+                      np.array([["a", "b"], ["b", "a"]])) == 0.0
+
+
+def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
+    """pretrain-backbone's verb share (before and after training) is the one computed from the
+    features `extract` stores with the trained backbone: the same frames, the same model."""
+    from hiermovie.datasets.synth import write_vidsitu
+    from hiermovie.datasets.vidsitu import VidSitu
+    from hiermovie.diagnostics import verb_share
+    from hiermovie.feature_store import FeatureStore
+    from hiermovie.workflows.extract import ExtractConfig, run_extract
+
+    root = tmp_path / "synth"
+    write_vidsitu(root, 4, 6, seed=0, size=32, workers=1)
+    out = tmp_path / "bb"
+    rc = run_pretrain_backbone(from_dict(PretrainBackboneConfig, {
+        "input": f"vidsitu:{root}", "out": str(out), "input_size": 32, "steps": 4,
+        "batch_size": 4, "workers": 0, "progress": False, "warmup": 1, "hidden": 32,
+        "proj_dim": 16, "clip": {"num_frames": 4, "sampling_rate": 2, "per_video": 2},
+        "labelled": f"vidsitu:{root}", "labelled_clips": 6}))
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["verb_share_at_start"] <= 1 and 0 <= summary["verb_share"] <= 1
+    store = str(tmp_path / "f.zarr")
+    assert run_extract(from_dict(ExtractConfig, {
+        "input": f"vidsitu:{root}", "store": store, "progress": False,
+        "backbone": {"name": f"trained/{out}"}})) == 0
+    fs, valid = FeatureStore(store), VidSitu(root, "valid")
+    x = np.stack([fs.get(c).astype(np.float32).mean(1) for c in valid.clips])
+    expected = verb_share(x, np.array([valid.majority_verbs(c) for c in valid.clips]))
+    # measured 4e-5 apart (bf16 model, float16 store); decoding 8 frames instead: 0.02 apart
+    assert summary["verb_share"] == pytest.approx(expected, abs=0.005)

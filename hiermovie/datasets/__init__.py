@@ -1,6 +1,17 @@
 """Where videos and labels come from: manifests, VidSitu, LVU and the synthetic benchmark."""
 
+from hiermovie.config import ConfigError
 from hiermovie.datasets.manifest import ManifestError, VideoItem, load_videos
+
+
+def data_root(data: str, kind: str) -> str:
+    """ROOT of a `kind:ROOT` data set (a bare ROOT is taken as `kind`'s), one line if not."""
+    prefix, sep, root = data.partition(":")
+    if not sep:
+        prefix, root = kind, data
+    if prefix != kind or not root:
+        raise ConfigError(f"data: expected {kind}:ROOT, got {data!r}")
+    return root
 
 
 def load_input(source: str, split: str = "") -> list[VideoItem]:
@@ -20,4 +31,4 @@ def load_input(source: str, split: str = "") -> list[VideoItem]:
     return load_videos(source)
 
 
-__all__ = ["ManifestError", "VideoItem", "load_input", "load_videos"]
+__all__ = ["ManifestError", "VideoItem", "data_root", "load_input", "load_videos"]

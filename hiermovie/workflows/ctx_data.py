@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from hiermovie.datasets import data_root
 from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
 
 
@@ -36,9 +37,7 @@ def select_videos(cfg: Any, have: list[str]) -> tuple[list[str], dict]:
             raise ConfigError(f"videos: cannot read {cfg.videos}: {e.strerror}") from None
         chosen = [v for v in chosen if v in wanted - {""}]
     if cfg.data:
-        kind, _, root = cfg.data.partition(":")
-        if kind != "vidsitu" or not root:
-            raise ConfigError(f"data: expected vidsitu:ROOT, got {cfg.data!r}")
+        root = data_root(cfg.data, "vidsitu")
         if cfg.videos.startswith("split:"):
             keep = set(VidSitu(root, cfg.videos[6:]).clips)
             chosen = [v for v in chosen if v in keep]
@@ -85,7 +84,7 @@ def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]
         if cfg.objective == "supervised":
             from hiermovie.datasets.labelled import VidSituSequences
 
-            ds = VidSituSequences(st, cfg.data.partition(":")[2], "train")
+            ds = VidSituSequences(st, data_root(cfg.data, "vidsitu"), "train")
             keep = set(mine)
             ds.items = [it for it in ds.items if it[0] in keep]
         else:

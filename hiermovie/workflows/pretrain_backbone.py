@@ -17,10 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from hiermovie.config import ConfigError, opt
-from hiermovie.datasets import load_input
+from hiermovie.datasets import data_root, load_input
+from hiermovie.datasets.vidsitu import VidSitu
+from hiermovie.diagnostics import verb_share
 from hiermovie.pipeline.backbone_config import BackboneSource
 from hiermovie.pipeline.backbones import (
     ARCHITECTURE_KEY,
@@ -29,7 +32,10 @@ from hiermovie.pipeline.backbones import (
     BackboneConfig,
     load_backbone,
 )
+from hiermovie.pipeline.backbones.inference import encode
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
+from hiermovie.pipeline.decode import decode_video
+from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
 from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
 
@@ -52,6 +58,10 @@ class PretrainBackboneConfig(TrainingConfig):
     lr: float = opt(1e-3, "peak learning rate (AdamW)")
     warmup: int = opt(50, "linear warm-up steps before the cosine decay")
     ckpt_every: int = opt(200, "checkpoint every N steps")
+    labelled: str = opt("", "vidsitu:ROOT: before and after training, the verb's share of the "
+                        "features' within-clip variance on its validation clips (summary.json "
+                        "verb_share_at_start / verb_share): whether level 1 is about actions")
+    labelled_clips: int = opt(200, "labelled: the first N validation clips")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +76,8 @@ class PretrainBackboneConfig(TrainingConfig):
             raise ValueError("momentum: must be in [0, 1)")
         if self.workers < 0:
             raise ValueError("workers: must be >= 0")
+        if self.labelled_clips < 2:
+            raise ValueError("labelled_clips: must be >= 2")
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -116,6 +128,9 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
                              weight_decay=cfg.weight_decay)
     ddp_model = run.wrap(model)
     run.resume(model, opt_)
+    shares = {}
+    if cfg.labelled and run.rank == 0 and run.start == 0:
+        shares["verb_share_at_start"] = backbone_verb_share(backbone, cfg, device)
 
     data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed)
     loader = torch.utils.data.DataLoader(
@@ -139,14 +154,36 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         tw = time.time()
     if run.rank == 0 and run.finished:
         steps_run = max(1, run.done - run.start)
+        if cfg.labelled:
+            shares["verb_share"] = backbone_verb_share(backbone, cfg, device)
         _finish(cfg, run.out, backbone, len(items), (time.time() - t0) / steps_run,
-                waited / max(time.time() - t0, 1e-9), loss_value)
+                waited / max(time.time() - t0, 1e-9), loss_value, shares)
     run.finish()
     return 0
 
 
+@torch.no_grad()
+def backbone_verb_share(backbone: Backbone, cfg: PretrainBackboneConfig,
+                        device: torch.device) -> float:
+    """`verb_share` of the backbone's features of `cfg.labelled`'s validation clips, each
+    decoded as extract's default plan reads it (5 events, their majority verbs)."""
+    root = data_root(cfg.labelled, "vidsitu")
+    ds = VidSitu(root, "valid")
+    clips = [c for c in ds.clips if ds.video_path(c).exists()][:cfg.labelled_clips]
+    if len(clips) < 2:
+        raise ConfigError(f"labelled: {root}: fewer than 2 validation clips with videos")
+    was_training = backbone.training
+    backbone.eval()
+    run_as = BackboneConfig(name=cfg.backbone.name, input_size=backbone.input_size)
+    size = (backbone.input_size, backbone.input_size)
+    feats = [encode(backbone, decode_video(str(ds.video_path(c)), PlanConfig(), size).frames,
+                    run_as, device).mean(1) for c in clips]
+    backbone.train(was_training)
+    return verb_share(np.stack(feats), np.array([ds.majority_verbs(c) for c in clips]))
+
+
 def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
-            step_s: float, wait_fraction: float, loss: float) -> None:
+            step_s: float, wait_fraction: float, loss: float, shares: dict) -> None:
     from safetensors.torch import save_file
 
     origin: dict[str, Any] = {
@@ -159,10 +196,15 @@ def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: 
     save_file(state, str(tmp), metadata={ARCHITECTURE_KEY: cfg.backbone.name,
                                          ORIGIN_KEY: json.dumps(origin)})
     tmp.replace(out / "backbone.safetensors")  # a complete file or none
-    summary = {**origin, "step_seconds": step_s, "data_wait_fraction": wait_fraction,
-               "config": asdict(cfg)}
+    summary = {**origin, **shares, "step_seconds": step_s,
+               "data_wait_fraction": wait_fraction, "config": asdict(cfg)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_curve(out, f"{cfg.objective} loss")
     print(f"pretrain-backbone: final loss {loss:.4f} after {cfg.steps} steps "
           f"({step_s:.2f} s/step, {100 * wait_fraction:.1f}% waiting for data); "
           f"extract with --backbone.name trained/{out}")
+    if "verb_share" in shares:
+        print(f"pretrain-backbone: the verb's share of the features' within-clip variance "
+              f"{shares['verb_share']:.3f} (untrained: "
+              f"{shares.get('verb_share_at_start', float('nan')):.3f}; a backbone about "
+              "actions scores high, one about appearance near 0)")

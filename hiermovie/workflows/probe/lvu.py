@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets import lvu
+from hiermovie.datasets import data_root, lvu
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit, resolve_precision
@@ -24,7 +24,6 @@ from hiermovie.progress import progress
 from hiermovie.workflows.probe.config import LvuProbeConfig
 from hiermovie.workflows.probe.report import markdown
 from hiermovie.workflows.probe.rows import ROWS, Row, build_rows
-from hiermovie.workflows.probe.vidsitu import data_root
 from hiermovie.workflows.tables import cell, spread
 
 

@@ -33,9 +33,9 @@ def read_predictions(path: str) -> list[dict[str, Any]]:
 
 def run_score(cfg: ScoreConfig) -> int:
     """Print the official metrics of one prediction file on the validation clips."""
+    from hiermovie.datasets import data_root
     from hiermovie.datasets.vidsitu import VidSitu
     from hiermovie.heads import vidsitu_metrics as vm
-    from hiermovie.workflows.probe.vidsitu import data_root
 
     if not cfg.predictions:
         raise ConfigError("predictions: required (a .json or .pkl prediction file)")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
+from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore
@@ -35,15 +36,6 @@ from hiermovie.workflows.probe.train import (
     fit_frozen,
     frozen_with,
 )
-
-
-def data_root(data: str, kind: str) -> str:
-    prefix, sep, root = data.partition(":")
-    if not sep:
-        prefix, root = kind, data
-    if prefix != kind or not root:
-        raise ConfigError(f"data: expected {kind}:ROOT, got {data!r}")
-    return root
 
 
 def raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
