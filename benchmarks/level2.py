@@ -3,16 +3,20 @@ on unlabelled movie video beat backbone features alone, a random one and one tra
 scratch with the heads?
 
     .venv/bin/python benchmarks/level2.py --work DIR --seed S --pool N --labels 30,60,240 --seeds 3
+    .venv/bin/python benchmarks/level2.py --work DIR \
+        --world '{"p_context": 0, "p_follow": 1, "p_turn": 1}'
 
-The story world (docs/synthetic-benchmark.md; fixed before any objective was measured on it),
-world seed S: an unlabelled pool of N clips (the MovieClips role) and a labelled VidSitu-layout
-set. pretrain-backbone trains tiny3d on the pool (no labels); extract writes the pool's and the
-labelled clips' features with it; pretrain-ctx trains the mask-prediction contextualizer on the
-pool store only and the positive control (`--objective supervised`) on labelled training
-clips of its own (as many as the labelled set's, another seed of the same world: never the
-clips the probe trains on); probe vidsitu evaluates every row at each label count. Every step
-caches its output in DIR, so a rerun resumes and a second world reuses nothing by accident (all
-paths are in DIR).
+The story world (docs/synthetic-benchmark.md; fixed before any objective was measured on it), or
+with `--world` the story world with those parameters changed (e.g. the determined world of
+benchmarks/level2_oracle.py), world seed S: an unlabelled pool of N clips (the MovieClips role)
+and a labelled VidSitu-layout set. pretrain-backbone trains tiny3d on the pool (no labels; its
+summary gives the verb's share of the features, before and after); extract writes the pool's and
+the labelled clips' features with it; pretrain-ctx trains the mask-prediction contextualizer on
+the pool store only and the positive control (`--objective supervised`) on labelled training
+clips of its own (as many as the labelled set's, another seed of the same world: never the clips
+the probe trains on); probe vidsitu evaluates every row at each label count. Every step caches
+its output in DIR, so a rerun resumes and a second world reuses nothing by accident (all paths
+are in DIR).
 
 Objective candidates (`--ctx '{"visible_weight": 1}'`, and `--rows` to probe fewer rows)
 reuse the world, the backbone and the stores and write DIR/level2-<options>.json etc.
@@ -27,6 +31,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hiermovie.config import from_dict
@@ -68,6 +73,8 @@ def main() -> None:
     ap.add_argument("--probe", default="{}", help="probe vidsitu options as JSON, e.g. "
                     "'{\"finetune\": {\"readout\": \"infill\"}}'")
     ap.add_argument("--rows", default=",".join(ROWS), help="probe rows")
+    ap.add_argument("--world", default="{}", help="the world: the story world's parameters "
+                    "changed as JSON, e.g. '{\"p_context\": 0, \"p_follow\": 1, \"p_turn\": 1}'")
     a = ap.parse_args()
     variant, probe_opts = json.loads(a.ctx), json.loads(a.probe)
     tag = "".join(f"-{k}={v}" for k, v in sorted(variant.items()))
@@ -90,7 +97,7 @@ def main() -> None:
             raise SystemExit(f"{name} failed")
         seconds[name] = round(time.time() - t, 1)
 
-    world = w.STORY
+    world = replace(w.STORY, **json.loads(a.world))
     ann = data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json"
     step("render labelled clips", ann, lambda: write_vidsitu(
         data, train, a.valid, seed=a.seed, size=a.size, world=world))
@@ -107,7 +114,7 @@ def main() -> None:
     step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
          from_dict(PretrainBackboneConfig, {"input": str(pool), "out": str(bb),
                                             "steps": a.backbone_steps, "resume": True,
-                                            **BACKBONE_RECIPE}))
+                                            "labelled": f"vidsitu:{data}", **BACKBONE_RECIPE}))
     stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr"),
               "pool": (str(pool), work / "pool.zarr"),
               "control": (f"vidsitu:{control}", work / "control.zarr")}
@@ -143,6 +150,7 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
     rows = [{"labels": c["labels"], "row": c["row"], "metric": name, "values": c["values"]}
             for c in res["cells"] for name, key in METRICS.items() if c["metric"] == key]
     summary = json.loads((ctx / "summary.json").read_text())
+    level1 = json.loads((work / "backbone" / "summary.json").read_text())
     collapse = {k: summary.get(k) for k in ("clip_share_backbone", "clip_share_contextualizer",
                                             "identity_readout", "identity_chance",
                                             "ratio_to_mean_feature")}
@@ -151,7 +159,9 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
     (work / f"{name}.json").write_text(json.dumps({
         "world": {"seed": a.seed, "pool": a.pool, **vars(world)}, "ctx": json.loads(a.ctx),
         "rows": rows,
-        "ceiling": ceiling, "collapse": collapse, "seconds": seconds}, indent=2))
+        "ceiling": ceiling, "collapse": collapse, "seconds": seconds,
+        "verb_share": {k: level1.get(k) for k in ("verb_share_at_start", "verb_share")}},
+        indent=2))
     text = [f"# Level 2{probe.name[len('probe'):]}: world seed {a.seed}, pool {a.pool} clips, "
             f"labels "
             f"{', '.join(map(str, labels))}, {a.seeds} probe seeds\n",
@@ -159,6 +169,9 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
             "the adjacent ones: " + "; ".join(
                 f"{g} {100 * ceiling['own'][g]:.0f} / {100 * ceiling['with_neighbours'][g]:.0f}"
                 for g in ceiling["own"]) + ".\n",
+            "Level 1: the verb's share of the features' within-clip variance "
+            f"{level1.get('verb_share', float('nan')):.3f} (untrained "
+            f"{level1.get('verb_share_at_start', float('nan')):.3f}).\n",
             "Collapse check of the pool-pretrained contextualizer (on held-out pool clips): "
             f"clip share {collapse['clip_share_contextualizer']:.2f} (backbone features "
             f"{collapse['clip_share_backbone']:.2f}), identity read-out "
