@@ -22,14 +22,18 @@ def test_windows_cover_the_video():
     assert mask.sum(1).tolist() == [4, 4, 4, 2]
 
 
-def test_video_aggregation_as_lvu():
-    class Fixed(torch.nn.Module):
-        def __init__(self, out):
-            super().__init__()
-            self.out = out
+class Fixed(torch.nn.Module):
+    """A head that returns fixed window outputs."""
 
-        def forward(self, x, mask):
-            return self.out
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x, mask):
+        return self.out
+
+
+def test_video_aggregation_as_lvu():
     # video 0: windows vote (0.6, 0.4) and (0.0, 1.0) -> summed softmax picks class 1
     logits = torch.log(torch.tensor([[0.6, 0.4], [1e-9, 1.0], [0.9, 0.1]]))
     owner = torch.tensor([0, 0, 1])
@@ -39,6 +43,23 @@ def test_video_aggregation_as_lvu():
                                None)
     assert reg.tolist() == [2.0, 5.0]
     assert lh.task_score(np.array([1.0, 2.0]), np.array([0.0, 2.0]), None) == 0.5
+
+
+def test_official_lvu_scores_by_hand():
+    """chaoyuaw/lvu's evaluate: video-level top-1 of the summed window softmax (`agg`), the
+    window-level top-1 (`long_term_top1`), and for regression the MSE of the mean window
+    prediction (`agg`) and the window-level `clip_mse`."""
+    # video 0 (label 1): windows argmax 0 and 1, summed softmax class 1; video 1 (label 1):
+    # one window, argmax 0 -> videos right 1 of 2, windows right 1 of 3
+    logits = torch.log(torch.tensor([[0.6, 0.4], [1e-9, 1.0], [0.9, 0.1]]))
+    owner = torch.tensor([0, 0, 1])
+    got = lh.official_scores(Fixed(logits), None, None, owner, np.array([1, 1]), 2)
+    assert got == {"agg": 0.5, "count": 2.0, "long_term_top1": pytest.approx(1 / 3)}
+    # regression: windows 1, 3 (video 0, target 0) and 5 (video 1, target 4): video means 2, 5
+    # -> MSE (4 + 1) / 2; windows (1 + 9 + 1) / 3
+    reg = lh.official_scores(Fixed(torch.tensor([[1.0], [3.0], [5.0]])), None, None, owner,
+                             np.array([0.0, 4.0]), None)
+    assert reg == {"agg": 2.5, "count": 2.0, "clip_mse": pytest.approx(11 / 3)}
 
 
 def test_rank_summary_ranks_mse_ascending():

@@ -76,9 +76,10 @@ BAD_INPUTS = {
     "corrupt_middle": ("random bytes over the middle 20% of the file", "failed",
                        "decoding failed (corrupt or truncated data)"),
     "audio": ("audio-only mp4", "failed", "audio-only"),
-    "one_frame": ("a single-frame video", "failed", "shorter than half a segment"),
+    "one_frame": ("a single-frame video", "failed",
+                  "the sliding plan (windows of 2 s every 2 s) needs"),
     "short": ("0.5 s clip, shorter than one 2 s segment", "failed",
-              "shorter than half a segment"),
+              "needs at least 1 s (half the smaller of --plan.window_s"),
     "missing": ("a file named in the manifest that does not exist", "failed", "file not found"),
     "vfr": ("variable frame rate (gaps of 1/30 s and 1/10 s)", "ok", ""),
     "rotated": ("rotated 90 degrees by a display matrix", "ok", ""),
@@ -364,7 +365,7 @@ def test_nan_features_from_an_imported_file_are_refused(tmp_path):
     bad = np.ones((3, 8), np.float32)
     bad[1, 2] = np.nan
     np.save(folder / "bad_feats.npy", bad)
-    with pytest.raises(ValueError, match="bad_feats.npy: features of 'bad' contain NaN") as e:
+    with pytest.raises(ValueError, match="bad_feats.npy: features of 'bad' contain 1 NaN/Inf") as e:
         import_npy_folder(str(folder), str(tmp_path / "s.zarr"))
     assert not (tmp_path / "s.zarr").exists()
     record("Faults", "NaN in features of an imported .npy file", 1,

@@ -59,62 +59,123 @@ def _time(value: object, where: str) -> float:
     return t
 
 
+def _text(path: Path) -> str:
+    """The manifest's text: UTF-8, a byte-order mark (as spreadsheets write) dropped."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as "
+                            "UTF-8 (spreadsheets: 'CSV UTF-8')") from None
+
+
+def _dialect(header: str) -> type[csv.Dialect] | csv.Dialect:
+    """Commas, or the semicolons and tabs that spreadsheets in many locales write."""
+    if "," in header or not any(d in header for d in ";\t"):
+        return csv.excel
+    return csv.Sniffer().sniff(header, delimiters=";\t")
+
+
 def from_csv(path: str | Path) -> list[VideoItem]:
-    """Columns video_id, path [, start_s, end_s]; one row per segment when times are given."""
+    """Columns video_id, path [, start_s, end_s]; one row per segment when times are given.
+    Every malformed row is refused naming its line: a missing or extra field, an empty id or
+    path, a bad time."""
     path = Path(path)
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        cols = set(reader.fieldnames or [])
-        missing = {"video_id", "path"} - cols
-        if missing:
-            raise ManifestError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        timed = {"start_s", "end_s"} <= cols
-        order: list[str] = []
-        paths: dict[str, str] = {}
-        segs: dict[str, list[tuple[float, float]]] = {}
-        for n, row in enumerate(reader, start=2):
-            vid, p = row["video_id"], row["path"]
-            if vid in paths and (not timed or paths[vid] != p):
-                raise ManifestError(f"{path}:{n}: duplicate video id {vid!r}")
-            if vid not in paths:
-                order.append(vid)
-                paths[vid] = p
-            if timed:
-                start = _time(row["start_s"], f"{path}:{n}")
-                end = _time(row["end_s"], f"{path}:{n}")
-                if end <= start:
-                    raise ManifestError(f"{path}:{n}: end_s {end} <= start_s {start}")
-                segs.setdefault(vid, []).append((start, end))
+    lines = _text(path).splitlines()
+    if not lines or not lines[0].strip():
+        raise ManifestError(f"{path}: empty file (expected a header: video_id,path"
+                            "[,start_s,end_s])")
+    reader = csv.reader(lines, _dialect(lines[0]))
+    header = [h.strip() for h in next(reader)]
+    missing = {"video_id", "path"} - set(header)
+    if missing:
+        raise ManifestError(f"{path}:1: missing column(s) {', '.join(sorted(missing))} (header "
+                            f"{header})")
+    timed = {"start_s", "end_s"} <= set(header)
+    order: list[str] = []
+    paths: dict[str, str] = {}
+    segs: dict[str, list[tuple[float, float]]] = {}
+    for fields in reader:
+        n = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue  # a blank line
+        if len(fields) != len(header):
+            raise ManifestError(f"{path}:{n}: {len(fields)} fields, the header has "
+                                f"{len(header)}" + (" (a comma inside a path must be quoted)"
+                                                    if len(fields) > len(header) else ""))
+        row = dict(zip(header, (f.strip() for f in fields), strict=True))
+        vid, p = row["video_id"], row["path"]
+        if not vid or not p:
+            raise ManifestError(f"{path}:{n}: empty {'video_id' if not vid else 'path'}")
+        if vid in paths and (not timed or paths[vid] != p):
+            raise ManifestError(f"{path}:{n}: duplicate video id {vid!r}")
+        if vid not in paths:
+            order.append(vid)
+            paths[vid] = p
+        if timed:
+            start = _time(row["start_s"], f"{path}:{n}")
+            end = _time(row["end_s"], f"{path}:{n}")
+            if end <= start:
+                raise ManifestError(f"{path}:{n}: end_s {end} <= start_s {start}")
+            segs.setdefault(vid, []).append((start, end))
+    if not order:
+        raise ManifestError(f"{path}: no rows after the header (a manifest lists one video, "
+                            "or one segment, per row)")
     base = path.parent
     return _check_ids([VideoItem(v, str(base / paths[v]), tuple(segs[v]) if timed else None)
                        for v in order], str(path))
 
 
+def _segments(value: object, where: str) -> tuple[tuple[float, float], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ManifestError(f"{where}: segments must be a list of [start_s, end_s] pairs")
+    out = []
+    for s in value:
+        if not isinstance(s, list) or len(s) != 2:
+            raise ManifestError(f"{where}: segments must be [start_s, end_s] pairs, got {s!r}")
+        start, end = _time(s[0], where), _time(s[1], where)
+        if end <= start:
+            raise ManifestError(f"{where}: end {end} <= start {start}")
+        out.append((start, end))
+    return tuple(out)
+
+
 def from_jsonl(path: str | Path) -> list[VideoItem]:
-    """One object a line: {"video_id", "path", optional "segments": [[start_s, end_s], ...]}."""
+    """One object a line: {"video_id", "path", optional "segments": [[start_s, end_s], ...]};
+    a .json file may hold one array of such objects instead."""
     path = Path(path)
-    items = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    text = _text(path)
+    if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
-            row = json.loads(line)
-            vid, p = str(row["video_id"]), str(row["path"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ManifestError(f"{path}:{n}: needs an object with video_id and path "
-                                f"({e})") from None
-        segs = None
-        if row.get("segments") is not None:
-            segs = []
-            for s in row["segments"]:
-                if not isinstance(s, list | tuple) or len(s) != 2:
-                    raise ManifestError(f"{path}:{n}: segments must be [start_s, end_s] pairs")
-                start, end = _time(s[0], f"{path}:{n}"), _time(s[1], f"{path}:{n}")
-                if end <= start:
-                    raise ManifestError(f"{path}:{n}: end {end} <= start {start}")
-                segs.append((start, end))
-            segs = tuple(segs)
-        items.append(VideoItem(vid, str(path.parent / p), segs))
+            rows = list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        label = "item"
+    else:
+        rows, label = [], "line"
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    items = []
+    for n, row in rows:
+        where = f"{path}:{n}" if label == "line" else f"{path}: item {n}"
+        if not isinstance(row, dict):
+            raise ManifestError(f"{where}: expected an object with video_id and path, got "
+                                f"{type(row).__name__}")
+        vid, p = row.get("video_id"), row.get("path")
+        if isinstance(vid, bool) or not isinstance(vid, str | int) or not str(vid).strip():
+            raise ManifestError(f"{where}: video_id must be a non-empty string, got {vid!r}")
+        if not isinstance(p, str) or not p.strip():
+            raise ManifestError(f"{where}: path must be a non-empty string, got {p!r}")
+        items.append(VideoItem(str(vid).strip(), str(path.parent / p.strip()),
+                               _segments(row.get("segments"), where)))
+    if not items:
+        raise ManifestError(f"{path}: no videos listed")
     return _check_ids(items, str(path))
 
 

@@ -14,15 +14,19 @@ import numpy as np
 
 from hiermovie.feature_store.reader import FeatureStore
 from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
-from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
+from hiermovie.feature_store.writer import (
+    StoreError,
+    complete_shards,
+    create_store,
+    unstorable,
+    write_shard,
+)
 
 NPY_SUFFIX = "_feats.npy"
 VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip
 
 
 def _as_record(video_id: str, feats: np.ndarray, segment_s: float, source: str) -> VideoRecord:
-    if not np.isfinite(feats).all():  # checked before anything is written
-        raise StoreError(f"{source}: features of {video_id!r} contain NaN/Inf; nothing imported")
     if feats.ndim == 2:
         feats = feats[:, None, :]
     if feats.ndim != 3:
@@ -42,8 +46,9 @@ def _dtype(records: list[VideoRecord], dtype: str | None) -> str:
     return "float16" if kinds == {np.dtype("float16")} else "float32"
 
 
-def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str | None,
-           videos_per_shard: int, segment_s: float, provenance: dict | None = None) -> int:
+def _write(records: list[VideoRecord], sources: list[str], url: str, backbone: str,
+           dtype: str | None, videos_per_shard: int, segment_s: float,
+           provenance: dict | None = None) -> int:
     if not records:
         raise StoreError(f"no features found to import into {url}")
     k, d = records[0].features.shape[1:]
@@ -53,6 +58,9 @@ def _write(records: list[VideoRecord], url: str, backbone: str, dtype: str | Non
         prov = Provenance(backbone=backbone, dim=int(d), tokens_per_segment=int(k),
                           dtype=_dtype(records, dtype),
                           sampling={"imported": True, "segment_s": segment_s})
+    for r, source in zip(records, sources, strict=True):  # as stored, before any write
+        if problem := unstorable(r.features, prov.dtype):
+            raise StoreError(f"{source}: features of {r.video_id!r} {problem}; nothing imported")
     create_store(url, prov)
     records.sort(key=lambda r: r.video_id)
     done = set(complete_shards(url))
@@ -73,13 +81,14 @@ def import_npy_folder(folder: str | Path, url: str, *, backbone: str = "imported
     returns the count. A folder written by `export_npy_folder` keeps its provenance and times."""
     folder = Path(folder)
     index = json.loads((folder / INDEX).read_text()) if (folder / INDEX).exists() else {}
-    records = []
+    records, sources = [], []
     for f in sorted(folder.glob(f"*{NPY_SUFFIX}")):
         vid = unquote(f.name[: -len(NPY_SUFFIX)])
         rec = _as_record(vid, np.load(f, allow_pickle=False), segment_s, str(f))
         _restore(rec, index.get("videos", {}).get(vid))
         records.append(rec)
-    return _write(records, url, backbone, dtype, videos_per_shard, segment_s,
+        sources.append(str(f))
+    return _write(records, sources, url, backbone, dtype, videos_per_shard, segment_s,
                   index.get("provenance"))
 
 
@@ -89,6 +98,7 @@ def import_hdf5(path: str | Path, url: str, *, backbone: str = "imported-hdf5",
     """Import an HDF5 file with one dataset per video ([S, D] or [S, K, D]), at any depth;
     a file written by `export_hdf5` keeps its provenance and times."""
     records: list[VideoRecord] = []
+    sources: list[str] = []
     with h5py.File(path, "r") as f:
         provenance = json.loads(f.attrs["provenance"]) if "provenance" in f.attrs else None
 
@@ -98,8 +108,10 @@ def import_hdf5(path: str | Path, url: str, *, backbone: str = "imported-hdf5",
                 rec = _as_record(vid, obj[()], segment_s, f"{path}:{name}")
                 _restore(rec, {k: obj.attrs[k] for k in obj.attrs})
                 records.append(rec)
+                sources.append(f"{path}:{name}")
         f.visititems(visit)
-    return _write(records, url, backbone, dtype, videos_per_shard, segment_s, provenance)
+    return _write(records, sources, url, backbone, dtype, videos_per_shard, segment_s,
+                  provenance)
 
 
 def _video_meta(store: FeatureStore, vid: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 
 from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
-from hiermovie.feature_store.writer import StoreError, read_root_attrs
+from hiermovie.feature_store.writer import StoreError, read_root_attrs, unstorable
 
 
 def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:
@@ -159,6 +159,13 @@ class FeatureStore:
                 whole = self._shards[shard]["features"][...]
             for e in entries:
                 yield e.video_id, whole[e.first_segment:e.first_segment + e.num_segments]
+
+    def unusable(self) -> dict[str, str]:
+        """Ok videos that no trainer should read, and why: no segment, or NaN/Inf features
+        (a store from an older version or another tool; this version's writers refuse them).
+        One pass over the features."""
+        return {vid: problem for vid, f in self.iter_videos()
+                if (problem := unstorable(f, self.provenance.dtype))}
 
     def info(self) -> dict[str, Any]:
         """Provenance, sizes and counts, as `hiermovie store info` prints them."""

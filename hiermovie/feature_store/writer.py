@@ -170,8 +170,23 @@ def _check(url: str, record: VideoRecord, prov: Provenance) -> None:
         if len(getattr(record, name)) != n:
             raise StoreError(f"{url}: video {record.video_id!r}: {name} has "
                              f"{len(getattr(record, name))} rows for {n} segments")
-    if n and not np.isfinite(f).all():
-        raise StoreError(f"{url}: video {record.video_id!r} has NaN/Inf features")
+    if record.status == "ok" and (problem := unstorable(f, prov.dtype)):
+        raise StoreError(f"{url}: features of video {record.video_id!r} {problem}")
+
+
+def unstorable(features: np.ndarray, dtype: str) -> str:
+    """Why a video's features cannot be stored as an ok video in `dtype` ("" if they can): no
+    segment, or values that are not finite *as stored* (a float32 above 65504 is Inf in
+    float16), so every writer checks what a reader will get."""
+    if features.shape[0] == 0:
+        return "have no segments"
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is what is reported
+        stored = np.asarray(features).astype(dtype, copy=False)
+    bad = int(stored.size - np.isfinite(stored).sum())
+    if bad:
+        return (f"contain {bad} NaN/Inf values as stored in {dtype} ({dtype} holds |x| <= "
+                f"{float(np.finfo(dtype).max):g})")
+    return ""
 
 
 def write_shard(

@@ -62,6 +62,23 @@ def video_predictions(head: WindowHead, x: torch.Tensor, mask: torch.Tensor,
     return (total / torch.bincount(owner, minlength=videos).clamp(min=1)).numpy()
 
 
+@torch.no_grad()
+def official_scores(head: WindowHead, x: torch.Tensor, mask: torch.Tensor, owner: torch.Tensor,
+                    target: np.ndarray, classes: int | None) -> dict[str, float]:
+    """What chaoyuaw/lvu's `evaluate` reports for one split (src/run.py): `agg` the video-level
+    score (classification: top-1 of the summed window softmax; regression: MSE of the mean
+    window prediction), `count` its videos, and the window-level `long_term_top1` (each
+    window's argmax against its video's label) or `clip_mse`. The official `agg_test` prints
+    accuracy in percent ("acc correct count"); here every accuracy is a fraction."""
+    videos = len(target)
+    agg = task_score(video_predictions(head, x, mask, owner, videos, classes), target, classes)
+    out = head(x, mask)
+    per_window = torch.as_tensor(target)[owner]
+    window = ({"long_term_top1": float((out.argmax(-1) == per_window).float().mean())}
+              if classes else {"clip_mse": float(((out[:, 0] - per_window) ** 2).mean())})
+    return {"agg": agg, "count": float(videos), **window}
+
+
 def task_score(pred: np.ndarray, target: np.ndarray, classes: int | None) -> float:
     """Top-1 accuracy for classification, MSE (lower is better) for regression."""
     if classes:

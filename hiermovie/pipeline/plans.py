@@ -103,9 +103,12 @@ def spans(cfg: PlanConfig, duration_s: float,
                            f"{last_centre:.2f} s (the centre of event {cfg.events})")
         return [(i * cfg.event_s, (i + 1) * cfg.event_s) for i in range(cfg.events)]
     if cfg.kind == "sliding":
-        if duration_s < min(cfg.window_s, cfg.stride_s) / 2:
-            raise BadVideo(f"video is {duration_s:.2f} s, shorter than half a segment "
-                           f"({cfg.window_s} s)")
+        need = min(cfg.window_s, cfg.stride_s) / 2
+        if duration_s < need:
+            raise BadVideo(f"video is {duration_s:.2f} s; the sliding plan (windows of "
+                           f"{cfg.window_s:g} s every {cfg.stride_s:g} s) needs at least "
+                           f"{need:g} s (half the smaller of --plan.window_s and "
+                           "--plan.stride_s)")
         starts = np.arange(0.0, duration_s, cfg.stride_s)
         # a tail shorter than half a window is dropped, except when it is the only segment
         keep = [s for s in starts if duration_s - s >= cfg.window_s / 2] or [0.0]

@@ -191,7 +191,7 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         run = ExtractRun(shards, _tokens(cfg), d0["dim"], cfg.plan.num_frames * cfg.plan.clips,
-                         summary["report_path"], cfg.plan.clips, cfg.plan.clip_pool)
+                         summary["report_path"], cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
         decode = ray.remote(num_returns=2, max_retries=2)(decode_item).options(
             num_cpus=1 if res.gpus else 0.5)
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")

@@ -17,6 +17,7 @@ import numpy as np
 
 from hiermovie.datasets import VideoItem
 from hiermovie.feature_store import VideoRecord
+from hiermovie.feature_store.writer import unstorable
 
 EXIT_OK, EXIT_FAULTS, EXIT_VIDEOS_FAILED = 0, 1, 3
 
@@ -28,8 +29,10 @@ class ExtractRun:
     """
 
     def __init__(self, shards: list[list[str]], tokens: int, dim: int, frames: int,
-                 report_path: Path, clips: int = 1, clip_pool: str = "mean") -> None:
+                 report_path: Path, clips: int = 1, clip_pool: str = "mean",
+                 dtype: str = "float16") -> None:
         self.shards, self.tokens, self.dim, self.frames = shards, tokens, dim, frames
+        self.dtype = dtype
         self.clips, self.clip_pool = clips, clip_pool
         self.clamped: dict[str, int] = {}  # video -> segments cut at the video's end
         self.report_path = report_path
@@ -55,6 +58,10 @@ class ExtractRun:
         if meta["status"] == "ok" and feats is not None and not np.isfinite(feats).all():
             meta = {**meta, "status": "failed", "fault": True,
                     "error": f"{item.path}: backbone produced NaN/Inf features"}
+        elif meta["status"] == "ok" and feats is not None and (
+                problem := unstorable(feats, self.dtype)):  # the video's own: no rerun
+            meta = {**meta, "status": "failed", "error": f"{item.path}: features {problem}"
+                    + (" (--dtype float32 stores them)" if "Inf" in problem else "")}
         if meta["status"] == "ok" and feats is not None:
             rec = VideoRecord(video_id=item.video_id, features=feats, start_s=meta["start_s"],
                               end_s=meta["end_s"], frame_indices=meta["frame_indices"],

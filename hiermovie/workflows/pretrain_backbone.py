@@ -146,6 +146,9 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         x = normalise(batch["clips"], backbone, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = ddp_model(x, batch["groups"].to(device))
+        if not run.loss_is_finite(loss, step):
+            run.finish()
+            return 1
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
         model.update_target(momentum_at(step + 1, cfg.steps, cfg.momentum))
         loss_value = loss.item()

@@ -24,7 +24,13 @@ from hiermovie.contextualizer import (
 from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.objectives import Loss, Target, ema_momentum
 from hiermovie.feature_store import FeatureStore
-from hiermovie.workflows.ctx_data import Batches, select_videos, sequences, split_videos
+from hiermovie.workflows.ctx_data import (
+    Batches,
+    select_videos,
+    sequences,
+    split_videos,
+    usable_videos,
+)
 from hiermovie.workflows.ctx_objectives import (
     LabelPredictor,
     MaskPredictor,
@@ -107,8 +113,9 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
             raise ConfigError(f"store: {st.url} holds K={st.provenance.tokens_per_segment} "
                               f"D={st.provenance.dim} features, {stores[0].url} "
                               f"K={prov.tokens_per_segment} D={prov.dim}")
-    have = list(dict.fromkeys(v for st in stores for v in st.videos()))
+    have, unusable = usable_videos(stores, "pretrain-ctx")
     chosen, selection = select_videos(cfg, have)
+    selection["skipped_unusable"] = unusable
     train_ids, val_ids = split_videos(chosen, cfg.val_fraction)
     if not train_ids:
         raise ConfigError(f"{','.join(cfg.store)}: one video left after holding out the "
@@ -148,6 +155,9 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = batch_loss(ddp_model, batch, cfg, device, g,
                           visible_weight=cfg.visible_weight)[0]
+        if not run.loss_is_finite(loss, step):
+            run.finish()
+            return 1
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
         if cfg.target == "ema":
             model.ema_update(ema_momentum(step, cfg.steps, cfg.ema_momentum))

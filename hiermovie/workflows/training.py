@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,7 +58,7 @@ class Run:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.out / "checkpoint.pt"
-        self.start = self.done = 0
+        self.start = self.done = self.saved = 0  # saved: the step of the last checkpoint
 
     def resume(self, model: torch.nn.Module, opt_: torch.optim.Optimizer) -> dict[str, Any]:
         """With --resume, the latest checkpoint into `model` and `opt_` (its whole state is
@@ -67,7 +68,7 @@ class Run:
             state = load_checkpoint(self.ckpt)
             model.load_state_dict(state["model"])
             opt_.load_state_dict(state["optimizer"])
-            self.start = self.done = int(state["step"])
+            self.start = self.done = self.saved = int(state["step"])
             return state
         if self.cfg.resume and self.rank == 0:
             print(f"{self.name}: no checkpoint in {self.out}; starting from scratch")
@@ -105,6 +106,30 @@ class Run:
             save_checkpoint(self.ckpt, {"model": self.model.state_dict(),
                                         "optimizer": self.opt.state_dict(), "step": self.done,
                                         **(extra or {})})
+            self.saved = self.done
+
+    def loss_is_finite(self, loss: torch.Tensor, step: int) -> bool:
+        """False, having said so, when the step's loss is NaN/Inf on any rank: the job then
+        stops before that update (Keras' TerminateOnNaN, Lightning's check_finite), so the
+        last checkpoint written holds the last good weights, and exits non-zero. No rank
+        steps alone: the verdict is all-reduced."""
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        if self.world > 1:
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if not bad.item():
+            return True
+        if self.rank == 0:
+            kept = (f"{self.ckpt} (step {self.saved}) holds the last good weights"
+                    if self.saved else "no checkpoint had been written yet")
+            print(f"{self.name}: training loss is {loss.item()} at step {step + 1}; stopped "
+                  f"before that update, nothing published; {kept}. Check the data (store "
+                  "info) or lower --lr, then rerun (--resume true continues from it)",
+                  file=sys.stderr)
+            if self.log:
+                self.log.write(json.dumps({"step": step + 1, "loss": None,
+                                           "stopped": "non-finite loss"}) + "\n")
+                self.log.flush()
+        return False
 
     @property
     def finished(self) -> bool:

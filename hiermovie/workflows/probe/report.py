@@ -25,6 +25,18 @@ COLUMNS = {  # metric key -> column title, in the paper's order
     "roles/MacroArg_cider": "CIDEr-arg", "roles/rouge": "ROUGE-L", "roles/lea": "LEA",
 }
 HEADLINE = ("verb/Per_Ev_Top_1", "relation/Macro_Top_1", "roles/cider")  # label-efficiency
+ROLE_TITLES = {"cider": "CIDEr", "rouge": "ROUGE-L"}
+
+
+def breakdown_title(metric: str) -> str | None:
+    """The second table's column for an official per-class or per-role key, else None."""
+    if metric.startswith("relation/Macro_Top_Dct/"):
+        return f"Rel acc {metric.rsplit('/', 1)[1]}"
+    role, _, kind = metric.removeprefix("roles/").partition("_")
+    if metric.startswith("roles/") and role in ("Arg0", "Arg1", "Arg2", "ALoc", "AScn") \
+            and kind in ROLE_TITLES:
+        return f"{role} {ROLE_TITLES[kind]}"
+    return None
 
 
 def markdown(header: list[str], body: list[list[str]]) -> str:
@@ -41,12 +53,15 @@ def by_row(cells: list[dict], labels: int) -> dict[str, dict[str, list[float]]]:
 
 
 def metric_table(rows: dict[str, dict[str, list[float]]], first: list[str] | None = None,
-                 names: dict[str, list[str]] | None = None) -> str:
-    """A row per (row name), a column per metric present, cells mean +- std over seeds."""
-    cols = [c for c in COLUMNS if any(c in m for m in rows.values())]
-    body = [(names[r] if names else [ROWS[r][0]]) + [cell(m[c]) if c in m else "-" for c in cols]
-            for r, m in rows.items()]
-    return markdown((first or ["Row"]) + [COLUMNS[c] for c in cols], body)
+                 names: dict[str, list[str]] | None = None, breakdown: bool = False) -> str:
+    """A row per (row name), a column per metric present, cells mean +- std over seeds: the
+    leaderboard's metrics, or with `breakdown` the per-class and per-role ones."""
+    present = list(dict.fromkeys(k for m in rows.values() for k in m))
+    titles = ({c: t for c in sorted(present) if (t := breakdown_title(c))} if breakdown
+              else {c: COLUMNS[c] for c in COLUMNS if c in present})
+    body = [(names[r] if names else [ROWS[r][0]]) + [cell(m[c]) if c in m else "-"
+                                                      for c in titles] for r, m in rows.items()]
+    return markdown((first or ["Row"]) + list(titles.values()), body)
 
 
 def vidsitu_caption(cfg: Any, coverage: dict, backbone: str, selection: int, hidden: int) -> str:
@@ -63,6 +78,10 @@ def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: di
     counts = sorted({c["labels"] for c in cells})
     top = counts[-1]
     text = (f"{caption}\n\nAt {top} labelled clips:\n\n{metric_table(by_row(cells, top))}\n")
+    if any(breakdown_title(c["metric"]) for c in cells):
+        text += ("\nPer relation class and per role (the official evaluator's breakdown; every "
+                 "official key is in results.json):\n\n"
+                 f"{metric_table(by_row(cells, top), breakdown=True)}\n")
     if edges := grid_edges(cfg, chosen):
         text += ("\nChosen at the edge of the search (a wider `--lrs` or more `--epochs` may "
                  f"do better): {'; '.join(edges)}.\n")

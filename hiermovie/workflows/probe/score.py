@@ -13,6 +13,10 @@ from hiermovie.config import ConfigError
 from hiermovie.workflows.probe.config import ScoreConfig
 
 
+class RefusedPickle(pickle.UnpicklingError, ConfigError):
+    """A pickle that asks for anything but plain data."""
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Leaderboard files are pickled lists of dicts: allow nothing that could run code."""
 
@@ -20,15 +24,23 @@ class _PlainUnpickler(pickle.Unpickler):
         if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") and name in (
                 "scalar", "dtype", "_reconstruct", "ndarray"):
             return getattr(np if module == "numpy" else np.core.multiarray, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a prediction file")
+        raise RefusedPickle(f"refusing to load {module}.{name} from a prediction file")
 
 
 def read_predictions(path: str) -> list[dict[str, Any]]:
     p = Path(path)
-    if p.suffix == ".json":
-        return json.loads(p.read_text())
-    with open(p, "rb") as f:
-        return _PlainUnpickler(f).load()
+    try:
+        if p.suffix == ".json":
+            return json.loads(p.read_text())
+        with open(p, "rb") as f:
+            return _PlainUnpickler(f).load()
+    except RefusedPickle:
+        raise
+    except FileNotFoundError:
+        raise ConfigError(f"predictions: {path}: no such file") from None
+    except (ValueError, pickle.UnpicklingError, EOFError) as e:  # JSONDecodeError is one
+        raise ConfigError(f"predictions: {path}: not a JSON or pickled prediction file "
+                          f"({str(e)[:120]})") from None
 
 
 def run_score(cfg: ScoreConfig) -> int:
@@ -42,12 +54,9 @@ def run_score(cfg: ScoreConfig) -> int:
     ds = VidSitu(data_root(cfg.data, "vidsitu"), "valid")
     preds = read_predictions(cfg.predictions)
     try:
+        vm.check_predictions(preds, cfg.task, len(ds))
         result = vm.SCORERS[cfg.task](preds, ds)
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ConfigError(f"predictions: {cfg.predictions}: not a {cfg.task} prediction file "
-                          f"(its entries lack {e}); --task picks verb, relation or roles"
-                          ) from None
-    except ValueError as e:
+    except ValueError as e:  # ConfigError is one
         raise ConfigError(f"predictions: {cfg.predictions}: {e}") from None
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    print(json.dumps(result, indent=2))  # every key the official evaluator writes
     return 0

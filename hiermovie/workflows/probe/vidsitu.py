@@ -25,6 +25,7 @@ from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.fit import resolve_precision
 from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
+from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import build_rows, ctx_width
@@ -103,6 +104,7 @@ def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tens
         per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in relation.tolist()]
         res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va])
         metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
+        metrics |= {f"relation/Macro_Top_Dct/{k}": v for k, v in res["Macro_Top_Dct"].items()}
         preds["relation"] = [{"ann_idx": a, "pred_evrels_ev": p}
                              for a, p in zip(ann, per_clip, strict=True)]
     return metrics, preds
@@ -134,7 +136,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
     groups = event_groups(root)
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
-    have = set(store.videos())
+    have = set(usable_videos([store], "probe")[0])
     tr_all = [c for c in train.clips if c in have and c in train.records]
     va = [c for c in valid.clips if c in have and c in valid.records]
     coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}

@@ -1,0 +1,143 @@
+"""Nothing non-finite is stored or trained on: every write path checks the values as stored, a
+video without segments is never ok, training readers skip what an older store holds, and a
+loss that turns non-finite stops the job before the update."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from hiermovie.config import from_dict
+from hiermovie.feature_store import FeatureStore, Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store.writer import StoreError
+from hiermovie.workflows.cli import main
+from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
+from tests.reliability import record
+
+
+def _rec(vid: str, feats: np.ndarray) -> VideoRecord:
+    n = len(feats)
+    start = np.arange(n) * 2.0
+    return VideoRecord(vid, feats[:, None], start, start + 2, np.zeros((n, 0), np.int64))
+
+
+def _clips(n: int = 24, seed: int = 0, scale: float = 1.0) -> list[VideoRecord]:
+    rng = np.random.default_rng(seed)
+    return [_rec(f"v{i:02d}", (scale * (rng.standard_normal(8) + 0.3 * rng.standard_normal(
+        (5, 8)))).astype(np.float32)) for i in range(n)]
+
+
+def test_import_checks_values_as_stored(tmp_path, capsys):
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "ok_feats.npy", np.ones((3, 8), np.float32))
+    big = np.ones((3, 8), np.float32)
+    big[0, 0] = 1e5  # finite in float32, Inf in float16
+    np.save(folder / "big_feats.npy", big)
+    url = str(tmp_path / "s.zarr")
+    assert main(["store", "import", str(folder), url, "--dtype", "float16"]) == 2
+    err = capsys.readouterr().err
+    assert "big_feats.npy: features of 'big' contain 1 NaN/Inf values as stored in float16" in err
+    assert not Path(url).exists()  # nothing imported
+    assert main(["store", "import", str(folder), url, "--dtype", "float32"]) == 0
+    np.testing.assert_array_equal(FeatureStore(url).get("big")[:, 0], big)
+    record("Non-finite values", "`store import --dtype float16` of a value beyond float16's "
+           "range", 1, "exit 2 naming the file and the overflow, nothing written; float32 "
+           "imports it")
+
+
+def test_import_refuses_a_video_without_segments(tmp_path, capsys):
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "empty_feats.npy", np.zeros((0, 8), np.float32))
+    assert main(["store", "import", str(folder), str(tmp_path / "s.zarr")]) == 2
+    assert "features of 'empty' have no segments" in capsys.readouterr().err
+    record("Non-finite values", "`store import` of an array of zero segments", 1,
+           "exit 2: 'have no segments', never an ok video")
+
+
+def test_writer_refuses_ok_videos_not_storable(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=8, dtype="float16"))
+    with pytest.raises(StoreError, match="'a' contain 8 NaN/Inf values as stored in float16"):
+        write_shard(url, [_rec("a", np.full((1, 8), 7e4, np.float32))])
+    with pytest.raises(StoreError, match="'b' have no segments"):
+        write_shard(url, [_rec("b", np.zeros((0, 8), np.float32))])
+    write_shard(url, [VideoRecord.failed("c", "bad file", tokens=1, dim=8)])  # failed: fine
+    assert FeatureStore(url).videos(status=None) == ["c"]
+
+
+def test_extract_fails_a_video_whose_features_overflow_the_stored_dtype(tmp_path):
+    from hiermovie.datasets import VideoItem
+    from hiermovie.workflows.extract_report import ExtractRun
+
+    run = ExtractRun([["a", "b"]], tokens=1, dim=8, frames=0,
+                     report_path=tmp_path / "report.md", dtype="float16")
+    meta = {"status": "ok", "error": "", "start_s": np.zeros(1), "end_s": np.ones(1),
+            "frame_indices": np.zeros((1, 0), np.int64), "duration_s": 2.0, "fps": 30.0,
+            "num_frames": 60}
+    run.finish(0, VideoItem("a", "a.mp4"), meta, np.full((1, 1, 8), 1e5, np.float32))
+    run.finish(0, VideoItem("b", "b.mp4"), meta, np.ones((1, 1, 8), np.float32))
+    run.close()
+    a, b = run.records[0]["a"], run.records[0]["b"]
+    assert a.status == "failed" and "as stored in float16" in a.error and "a.mp4" in a.error
+    assert b.status == "ok" and run.ok == 1 and "a" in run.failures
+    record("Non-finite values", "extract: finite backbone features beyond float16's range",
+           1, "the video is failed with the reason (not a fault to retry), never ok")
+
+
+def test_training_readers_skip_what_an_older_store_holds(tmp_path, capsys):
+    """A store written before these checks (or by another tool) may hold NaN features and ok
+    videos of zero segments: pretrain-ctx skips them, naming them, and trains finite."""
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
+    write_shard(url, _clips())
+    shard = next(iter(zarr.open_group(url, mode="r")["shards"].group_keys()))
+    arr = zarr.open_group(url, mode="a")[f"shards/{shard}/features"]
+    arr[0, 0, 3] = np.nan  # video v00's first segment, as an older writer could store it
+    assert FeatureStore(url).unusable() == {
+        "v00": "contain 1 NaN/Inf values as stored in float32 (float32 holds |x| <= 3.40282e+38)"}
+    out = tmp_path / "ctx"
+    assert run_pretrain_ctx(from_dict(PretrainCtxConfig, {
+        "store": [url], "out": str(out), "steps": 6, "batch_size": 4, "val_every": 3,
+        "progress": False, "model": {"width": 16, "ffn": 32, "heads": 2, "layers": 1}})) == 0
+    assert "skipping 1 video(s) whose stored features are unusable: v00" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert np.isfinite(summary["val_loss"]) and "v00" in summary["selection"]["skipped_unusable"]
+    losses = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(losses))
+    record("Non-finite values", "pretrain-ctx on a store holding a NaN video (older writer)", 1,
+           "the video is skipped and named; every loss finite")
+
+
+def test_a_non_finite_loss_stops_training_before_the_update(tmp_path, capsys):
+    """Finite features so large that the forward pass overflows: the first loss is NaN; the job
+    exits 1 at that step, publishes nothing, and an earlier checkpoint stays as it was."""
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
+    write_shard(url, _clips())
+    huge = str(tmp_path / "huge.zarr")
+    create_store(huge, Provenance(backbone="t", dim=8, dtype="float32"))
+    write_shard(huge, _clips(scale=1e37))
+    out = tmp_path / "ctx"
+    kw = {"out": str(out), "steps": 8, "batch_size": 4, "val_every": 4, "ckpt_every": 2,
+          "progress": False, "model": {"width": 16, "ffn": 32, "heads": 2, "layers": 1}}
+    assert run_pretrain_ctx(from_dict(PretrainCtxConfig, {
+        **kw, "store": [url], "stop_at": 4})) == 0  # a good checkpoint at step 4
+    good = (out / "checkpoint.pt").read_bytes()
+    assert main(["pretrain-ctx", "--store", huge, "--out", str(out), "--steps", "8",
+                 "--batch_size", "4", "--val_every", "4", "--ckpt_every", "2", "--resume",
+                 "true", "--progress", "false", "--model.width", "16", "--model.ffn", "32",
+                 "--model.heads", "2", "--model.layers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "training loss is nan at step 5; stopped before that update" in err
+    assert "(step 4) holds the last good weights" in err
+    assert (out / "checkpoint.pt").read_bytes() == good
+    assert not (out / "summary.json").exists() and not (out / "contextualizer").exists()
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last == {"step": 5, "loss": None, "stopped": "non-finite loss"}
+    record("Non-finite values", "pretrain-ctx whose loss turns NaN (finite features of 1e37)",
+           1, "exit 1 at that step, before the update; the last checkpoint unchanged, "
+           "nothing published")

@@ -1,0 +1,108 @@
+"""Malformed manifests and prediction files: exit 2, one line naming the file, the line (or
+entry) and what is wrong, in the user's terms; never a traceback, never accepted with wrong ids,
+never scored."""
+
+import json
+
+import pytest
+
+from hiermovie.datasets.manifest import load_videos
+from hiermovie.workflows.cli import main
+from tests.reliability import record
+
+CSV_CASES = [  # (what, bytes, words the one line must hold)
+    ("header only", b"video_id,path\n", "no rows after the header"),
+    ("empty file", b"", "empty file"),
+    ("a row with too few fields", b"video_id,path\na,a.mp4\nb\n", ":3: 1 fields, the header has 2"),
+    ("an unquoted comma in a path", b"video_id,path\na,my,clip.mp4\n",
+     ":2: 3 fields, the header has 2 (a comma inside a path must be quoted)"),
+    ("an empty path", b"video_id,path\na,\n", ":2: empty path"),
+    ("an empty id", b"video_id,path\n,a.mp4\n", ":2: empty video_id"),
+    ("Latin-1 bytes (a spreadsheet's legacy export)", b"video_id,path\nca\xe9,a.mp4\n",
+     "not UTF-8 text"),
+    ("a bad time", b"video_id,path,start_s,end_s\na,a.mp4,0,soon\n", ":2: bad time 'soon'"),
+]
+JSONL_CASES = [
+    ("an array on a line", b'["a", "a.mp4"]\n', ":1: expected an object"),
+    ("a null path", b'{"video_id": "a", "path": null}\n', ":1: path must be a non-empty string"),
+    ("a null id", b'{"video_id": null, "path": "a.mp4"}\n', ":1: video_id must be a non-empty"),
+    ("truncated JSON", b'{"video_id": "a", "path": "a.mp4"}\n{"video_id": "b",\n',
+     ":2: not valid JSON"),
+    ("segments as a string", b'{"video_id": "a", "path": "a.mp4", "segments": "0-2"}\n',
+     ":1: segments must be a list"),
+    ("no rows", b"\n\n", "no videos listed"),
+]
+
+
+@pytest.mark.parametrize("what,data,words", CSV_CASES + JSONL_CASES,
+                         ids=[c[0] for c in CSV_CASES + JSONL_CASES])
+def test_malformed_manifest_is_one_line_naming_the_line(tmp_path, capsys, what, data, words):
+    suffix = ".csv" if (what, data, words) in CSV_CASES else ".jsonl"
+    path = tmp_path / f"manifest{suffix}"
+    path.write_bytes(data)
+    assert main(["extract", "--input", str(path), "--store", str(tmp_path / "s.zarr"),
+                 "--progress", "false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and words in err, err
+    assert not (tmp_path / "s.zarr").exists()
+    record("Malformed manifests", f"{suffix} manifest: {what}", 1, f"exit 2: `{words}`")
+
+
+def test_spreadsheet_csvs_are_read_as_meant(tmp_path):
+    """A byte-order mark, semicolons (many locales' CSV), spaces around fields and a quoted
+    comma: the ids and paths the user wrote."""
+    path = tmp_path / "m.csv"
+    path.write_bytes('\ufeffvideo_id; path\r\n a ; clip one.mp4\r\n"b;c";"x,y.mp4"\r\n'.encode())
+    items = load_videos(str(path))
+    assert [(i.video_id, i.path) for i in items] == [
+        ("a", str(tmp_path / "clip one.mp4")), ("b;c", str(tmp_path / "x,y.mp4"))]
+    arr = tmp_path / "m.json"
+    arr.write_text(json.dumps([{"video_id": 7, "path": "seven.mp4"}]))
+    assert [(i.video_id, i.path) for i in load_videos(str(arr))] == [
+        ("7", str(tmp_path / "seven.mp4"))]
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    from hiermovie.datasets.synth import write_vidsitu
+
+    root = tmp_path_factory.mktemp("ann")
+    write_vidsitu(root, 2, 3, seed=0, render=False)
+    return root
+
+
+def _verbs(n=3):
+    return [{"ann_idx": i, "pred_vbs_ev": [["jump.01"] * 5] * 5} for i in range(n)]
+
+
+PRED_CASES = [  # (what, task, entries, words)
+    ("four events instead of five", "verb",
+     [{**p, "pred_vbs_ev": p["pred_vbs_ev"][:4]} for p in _verbs()],
+     "entry 0 (ann_idx 0): pred_vbs_ev must hold 5 events, got 4"),
+    ("a verb event that is a bare string", "verb",
+     [{**p, "pred_vbs_ev": ["jump.01"] * 5} for p in _verbs()],
+     "event 1 of pred_vbs_ev must be a list of ranked verb ids"),
+    ("an ann_idx past the split", "verb", _verbs() + [{**_verbs(1)[0], "ann_idx": 99}],
+     "entry 3: ann_idx 99 is not an index of the 3 clips"),
+    ("relations with 2 labels per pair", "relation",
+     [{"ann_idx": i, "pred_evrels_ev": [["Causes", "Causes"]] * 4} for i in range(3)],
+     "event 1 of pred_evrels_ev must be a list of 3 relation labels"),
+    ("roles whose phrases are lists", "roles",
+     [{"ann_idx": i, "vb_output": {"Ev1": {"Arg0": ["a"]}}} for i in range(3)],
+     "vb_output must map Ev1..Ev5 to an object of role -> phrase"),
+    ("not a list", "verb", {"ann_idx": 0}, "expected a non-empty list of prediction entries"),
+]
+
+
+@pytest.mark.parametrize("what,task,entries,words", PRED_CASES, ids=[c[0] for c in PRED_CASES])
+def test_malformed_prediction_file_is_refused_not_scored(annotations, tmp_path, capsys, what,
+                                                         task, entries, words):
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(entries))
+    assert main(["probe", "score", "--data", f"vidsitu:{annotations}", "--predictions",
+                 str(path), "--task", task]) == 2
+    out, err = capsys.readouterr()
+    assert not out.strip()  # nothing scored
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and words in err, err
+    record("Malformed prediction files", f"`probe score` of a {task} file: {what}", 1,
+           f"exit 2, nothing scored: `{words}`")
