@@ -19,6 +19,8 @@ class SynthConfig:
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
+    p_context: float = opt(0.35, "VidSitu and pool clips: chance that an event is a look-alike "
+                           "verb whose label only its neighbours decide")
     p_follow: float = opt(0.0, "VidSitu and pool clips: chance that a plain verb is one of "
                           "its predecessor's two successors (0 = independent events)")
     p_hidden: float = opt(0.0, "VidSitu and pool clips: chance that a plain event is hidden "
@@ -35,7 +37,7 @@ class SynthConfig:
             raise ValueError("size: must be an even number >= 32")
         if self.workers < 1:
             raise ValueError("workers: must be >= 1")
-        for name in ("p_follow", "p_hidden", "p_turn"):
+        for name in ("p_context", "p_follow", "p_hidden", "p_turn"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be in [0, 1]")
 
@@ -48,7 +50,8 @@ def run_synth(cfg: SynthConfig) -> int:
     from hiermovie.datasets.synth_world import World
 
     t0 = time.time()
-    world = World(p_follow=cfg.p_follow, p_hidden=cfg.p_hidden, p_turn=cfg.p_turn)
+    world = World(p_context=cfg.p_context, p_follow=cfg.p_follow, p_hidden=cfg.p_hidden,
+                  p_turn=cfg.p_turn)
     if cfg.train or cfg.valid:
         write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
                       workers=cfg.workers, world=world)
