@@ -141,3 +141,45 @@ def test_a_non_finite_loss_stops_training_before_the_update(tmp_path, capsys):
     record("Non-finite values", "pretrain-ctx whose loss turns NaN (finite features of 1e37)",
            1, "exit 1 at that step, before the update; the last checkpoint unchanged, "
            "nothing published")
+
+
+def test_every_entry_of_an_input_folder_is_accounted_for(tmp_path, capsys):
+    """Stored, failed with a reason, or listed as skipped with a reason: never silently
+    dropped (a folder named like a video, a broken link, a pipe, a link loop, hidden and
+    suffix-less files)."""
+    import os
+
+    from hiermovie.datasets.manifest import scan_folder
+    from tests.videos import make_video
+
+    d = tmp_path / "in"
+    (d / "sub.mp4").mkdir(parents=True)  # a folder named like a video: its contents count
+    make_video(d / "sub.mp4" / "inner.mp4", 4.0, size=(48, 64))
+    make_video(d / "a.mp4", 4.0, size=(48, 64))
+    (d / "notes.txt").write_text("x")
+    (d / "README").write_text("x")
+    (d / ".DS_Store").write_bytes(b"\0")
+    (d / "bad.mp4").write_bytes(b"not a video")
+    os.symlink(tmp_path / "nowhere.mp4", d / "gone.mp4")
+    os.mkfifo(d / "pipe.mp4")
+    os.symlink(d, d / "sub.mp4" / "loop")
+    items, skipped = scan_folder(d)
+    assert [i.video_id for i in items] == ["a", "bad", "sub.mp4/inner"]
+    assert skipped == {
+        ".DS_Store": "a hidden file", "README": "not a video by its suffix (none)",
+        "gone.mp4": "a link to nothing", "notes.txt": "not a video by its suffix (.txt)",
+        "pipe.mp4": "a named pipe, not a file",
+        "sub.mp4/loop": "a link back to a folder already scanned (not followed)"}
+    report = tmp_path / "report.json"
+    assert main(["extract", "--input", str(d), "--store", str(tmp_path / "s.zarr"),
+                 "--report", str(report), "--progress", "false", "--plan.kind", "sliding",
+                 "--backbone.input_size", "32"]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["skipped_files"] == skipped and set(rep["failures"]) == {"bad"}
+    assert FeatureStore(str(tmp_path / "s.zarr")).videos() == ["a", "sub.mp4/inner"]
+    out = capsys.readouterr().out
+    assert "skipped 6 entries that are not videos: .DS_Store (a hidden file)" in out
+    record("Inputs accounted for", "a folder with a video-named folder, a broken link, a "
+           "pipe, a link loop, hidden and suffix-less files and a corrupt video", 1,
+           "every entry stored, failed with its reason or listed as skipped with its reason "
+           "(summary and report)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,20 +35,64 @@ def _check_ids(items: list[VideoItem], source: str) -> list[VideoItem]:
     return items
 
 
-def non_videos(folder: str | Path) -> list[str]:
-    """Files under `folder` that `from_folder` leaves out (by suffix; hidden files aside)."""
+def scan_folder(folder: str | Path) -> tuple[list[VideoItem], dict[str, str]]:
+    """Every entry under `folder`: the videos (by suffix; the id is the relative path without
+    the suffix), and every other entry with why it is not one (not a video by its suffix, a
+    hidden file, a link to nothing, a pipe or device, a folder that cannot be read, a link
+    back to a folder already scanned). Links to folders are followed."""
     root = Path(folder)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-                  and p.suffix.lower() not in VIDEO_SUFFIXES and not p.name.startswith("."))
+    found: list[Path] = []
+    skipped: dict[str, str] = {}
+    seen: set[str] = set()
+
+    def unreadable(e: OSError) -> None:
+        skipped[_rel(e.filename, root)] = f"a folder that cannot be read ({e.strerror})"
+
+    for here, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        seen.add(os.path.realpath(here))
+        for d in list(dirs):
+            if os.path.realpath(os.path.join(here, d)) in seen:
+                dirs.remove(d)
+                skipped[_rel(os.path.join(here, d), root)] = ("a link back to a folder already "
+                                                              "scanned (not followed)")
+        for name in files:
+            path = Path(here) / name
+            why = _not_a_video(path)
+            if why:
+                skipped[_rel(path, root)] = why
+            else:
+                found.append(path)
+    items = [VideoItem(str(p.relative_to(root).with_suffix("")), str(p)) for p in sorted(found)]
+    return _check_ids(items, str(root)), dict(sorted(skipped.items()))
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def _not_a_video(path: Path) -> str:
+    """Why a directory entry that is not a folder is not taken as a video ("" if it is)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to nothing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
+                 stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+        return next((f"{k}, not a file" for test, k in kinds.items() if test(mode)),
+                    "not a regular file")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return ""
+    if path.name.startswith("."):
+        return "a hidden file"
+    return f"not a video by its suffix ({path.suffix or 'none'})"
 
 
 def from_folder(folder: str | Path) -> list[VideoItem]:
-    """Every video file under `folder`; the id is its relative path without the suffix."""
-    root = Path(folder)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES
-                   and p.is_file())
-    items = [VideoItem(str(p.relative_to(root).with_suffix("")), str(p)) for p in files]
-    return _check_ids(items, str(root))
+    """Every video file under `folder` (`scan_folder`'s videos)."""
+    return scan_folder(folder)[0]
 
 
 def _time(value: object, where: str) -> float:

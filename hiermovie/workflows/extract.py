@@ -23,7 +23,7 @@ import numpy as np
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import VideoItem, load_input
-from hiermovie.datasets.manifest import non_videos
+from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import (
     Provenance,
     StoreError,
@@ -129,9 +129,10 @@ def run_extract(cfg: ExtractConfig) -> int:
     if not cfg.store:
         raise ConfigError("store: required (a path or URL for the Zarr store)")
     items = load_input(cfg.input)
-    skipped_files = non_videos(cfg.input) if os.path.isdir(cfg.input) else []
+    skipped_files = scan_folder(cfg.input)[1] if os.path.isdir(cfg.input) else {}
     if not items:
-        others = f"; other files: {', '.join(skipped_files[:3])}" if skipped_files else ""
+        others = (f"; other entries: {', '.join(list(skipped_files)[:3])}" if skipped_files
+                  else "")
         raise ConfigError(f"input: {cfg.input}: no videos found (suffixes: README, "
                           f"'Inputs'){others}")
     if cfg.limit:

@@ -115,7 +115,7 @@ class ExtractRun:
 
 
 def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int,
-           earlier_failures: dict[str, str], skipped_files: list[str], strict: bool,
+           earlier_failures: dict[str, str], skipped_files: dict[str, str], strict: bool,
            report_path: Path) -> int:
     """Write the JSON report, print the summary, return the exit code. `run` is None when
     nothing was left to do."""
@@ -147,8 +147,9 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
               "video's end and were cut there (listed in the report; --strict true refuses "
               "them)")
     if skipped_files:
-        print(f"  skipped {len(skipped_files)} file(s) that are not videos by their suffix: "
-              f"{', '.join(skipped_files[:5])}{' ...' if len(skipped_files) > 5 else ''}")
+        shown = "; ".join(f"{p} ({why})" for p, why in list(skipped_files.items())[:5])
+        print(f"  skipped {len(skipped_files)} entries that are not videos: {shown}"
+              f"{' ...' if len(skipped_files) > 5 else ''} (all in the report)")
     if earlier_failures:
         print(f"  {len(earlier_failures)} video(s) of this input failed in earlier runs "
               "(listed in the report; --retry_failed true tries them again)")
