@@ -305,6 +305,9 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, referen
     assert "Traceback" not in r.stdout + r.stderr
     seen = FeatureStore(str(copy))  # still opens; only complete shards are visible
     assert len(seen.shard_names) == len(complete_shards(str(copy))) < 4
+    summary = next(ln for ln in r.stdout.splitlines() if ln.startswith("extract: "))
+    assert summary.startswith(f"extract: {len(seen.videos())} ok,"), summary  # committed only
+    assert "finished video(s) not stored" in r.stdout
     rerun = _cli("extract", "--input", many_clips, "--store", copy, "--videos_per_shard", "2",
                  *TINY)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -199,7 +199,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
 
         def done() -> None:
             bar.update()
-            bar.set_postfix(seg_s=f"{run.segments / (time.time() - run.t0):.1f}", refresh=False)
+            bar.set_postfix(seg_s=f"{run.decoded_segments / (time.time() - run.t0):.1f}",
+                            refresh=False)
 
         def write(records: list[VideoRecord]) -> str:
             return _write(cfg.store, records, so)

@@ -39,8 +39,9 @@ class ExtractRun:
         self.t0 = time.time()
         self.records: dict[int, dict[str, VideoRecord]] = {}
         self.poisoned: set[int] = set()  # shards left unwritten for a rerun to redo
-        self.segments = 0
-        self.ok = 0
+        self.segments = self.ok = 0  # what committed shards hold: the summary counts only that
+        self.decoded_segments = 0  # the progress bar's rate
+        self.unwritten = 0  # finished videos whose shard write failed
         self.failures: dict[str, str] = {}
         self.faults: list[str] = []
         log = report_path.with_suffix(".jsonl")
@@ -67,8 +68,7 @@ class ExtractRun:
                               end_s=meta["end_s"], frame_indices=meta["frame_indices"],
                               duration_s=meta["duration_s"], fps=meta["fps"],
                               num_frames=meta["num_frames"])
-            self.ok += 1
-            self.segments += rec.num_segments
+            self.decoded_segments += rec.num_segments
         else:
             rec = VideoRecord.failed(item.video_id, meta["error"], tokens=self.tokens,
                                      dim=self.dim, frames=self.frames)
@@ -101,6 +101,12 @@ class ExtractRun:
                 del self.records[s]
         return [s for s in full if s not in self.poisoned]
 
+    def committed(self, records: list[VideoRecord]) -> None:
+        """A shard holding `records` is committed: its ok videos count as stored."""
+        stored = [r for r in records if r.status == "ok"]
+        self.ok += len(stored)
+        self.segments += sum(r.num_segments for r in stored)
+
     def take(self, shard: int) -> list[VideoRecord]:
         recs = self.records.pop(shard)
         return [recs[v] for v in self.shards[shard]]
@@ -126,7 +132,8 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
     secs = time.time() - run.t0 if run else 0.0
     rep = {
         "store": store, "videos": total, "skipped_already_stored": stored_before,
-        "ok": ok, "failed": len(failures), "segments": segments, "seconds": round(secs, 2),
+        "ok": ok, "failed": len(failures), "not_written": run.unwritten if run else 0,
+        "segments": segments, "seconds": round(secs, 2),
         "videos_per_s": round((ok + len(failures)) / max(secs, 1e-9), 3),
         "segments_per_s": round(segments / max(secs, 1e-9), 3),
         "faults": faults, "failures": failures, "failed_in_earlier_runs": earlier_failures,
@@ -146,6 +153,9 @@ def report(run: ExtractRun | None, *, store: str, total: int, stored_before: int
         print(f"  {sum(clamped.values())} segment(s) of {len(clamped)} video(s) ended past the "
               "video's end and were cut there (listed in the report; --strict true refuses "
               "them)")
+    if run and run.unwritten:
+        print(f"  {run.unwritten} finished video(s) not stored: their shards could not be "
+              "written (faults below); rerun the same command")
     if skipped_files:
         shown = "; ".join(f"{p} ({why})" for p, why in list(skipped_files.items())[:5])
         print(f"  skipped {len(skipped_files)} entries that are not videos: {shown}"

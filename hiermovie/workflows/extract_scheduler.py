@@ -60,7 +60,7 @@ class Scheduler:
         self.ready: deque[Pending] = deque()
         self.forwarding: dict[Any, tuple[int, list[Pending]]] = {}
         self.load = [0] * len(workers)
-        self.writing: dict[Future, int] = {}
+        self.writing: dict[Future, tuple[int, list]] = {}  # -> (shard, its records)
 
     def run_all(self, todo: list[tuple[int, VideoItem]], writer: ThreadPoolExecutor) -> None:
         self.queue.extend(Pending(s, it) for s, it in todo)
@@ -76,7 +76,8 @@ class Scheduler:
             self._expire_decodes()
             self._collect_writes()
             for s in self.run.full_shards():
-                self.writing[writer.submit(self.write, self.run.take(s))] = s
+                records = self.run.take(s)
+                self.writing[writer.submit(self.write, records)] = (s, records)
 
     def _start_decodes(self) -> None:
         while (self.queue and len(self.decoding) < self.res.decoders
@@ -142,9 +143,12 @@ class Scheduler:
 
     def _collect_writes(self) -> None:
         for fut in [f for f in self.writing if f.done()]:
-            s = self.writing.pop(fut)
+            s, records = self.writing.pop(fut)
             if fut.exception() is not None:
                 self.run.faults.append(f"shard {s}: write failed: {fut.exception()}")
+                self.run.unwritten += len(records)
+            else:
+                self.run.committed(records)
 
     def _finish(self, p: Pending, feats: Any) -> None:
         self.run.finish(p.shard, p.item, p.meta, feats)
