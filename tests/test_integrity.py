@@ -186,3 +186,48 @@ def test_every_entry_of_an_input_folder_is_accounted_for(tmp_path, capsys):
            "pipe, a link loop, hidden and suffix-less files and a corrupt video", 1,
            "every entry stored, failed with its reason or listed as skipped with its reason "
            "(summary and report)")
+
+
+def test_a_read_only_store_location_is_one_line_before_any_work(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.videos import make_video
+
+    if not shutil.which("unshare"):
+        pytest.skip("needs util-linux `unshare` to mount a private read-only tmpfs")
+    make_video(tmp_path / "in" / "a.mp4", 4.0, size=(48, 64))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    cmd = (f"mount -t tmpfs -o ro none {ro} || exit 99; {sys.executable} -m "
+           f"hiermovie.workflows.cli extract --input {tmp_path / 'in'} --store {ro}/s.zarr "
+           "--progress false --plan.kind sliding")
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode == 99:
+        pytest.skip(f"cannot mount a private tmpfs here: {r.stderr[:200]}")
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [f"hiermovie extract: error: {ro}/s.zarr: cannot write the store there "
+                     "(Read-only file system); give a writable location"], r.stderr[-2000:]
+    assert "Started a local Ray" not in r.stdout + r.stderr  # refused before any work
+    record("Store location", "extract into a read-only file system", 1,
+           "exit 2 before Ray starts, one line naming the store and the reason")
+
+
+def test_a_store_location_that_goes_away_does_not_break_the_lease(tmp_path):
+    import shutil
+
+    from hiermovie.feature_store.lease import Lease
+
+    url = tmp_path / "s.zarr"
+    url.mkdir()
+    lease = Lease(str(url)).acquire()
+    shutil.rmtree(url)  # the location goes away mid-job
+    lease.refresh(force=True)  # the job's own writes report it (exit 1), not the lease
+    lease.release()  # and the exit is not a traceback
+    with pytest.raises(StoreError, match="cannot write here"):
+        Lease(str(tmp_path / "gone" / "s.zarr")).acquire()  # before any work: refused
+    record("Store location", "the store's folder deleted while the job holds its lease", 1,
+           "refresh and release at exit stay quiet; the shard writes fail as faults (exit 1)")

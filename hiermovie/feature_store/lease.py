@@ -67,16 +67,28 @@ class Lease:
         return self
 
     def refresh(self, force: bool = False) -> None:
-        """Cheap to call often: writes at most every ttl/4 seconds."""
+        """Cheap to call often: writes at most every ttl/4 seconds. Once the job holds the
+        lease, a location that stops taking writes is not the lease's to report: the job's
+        own writes fail there and say so (exit 1)."""
         now = time.time()
         if force or now - self.last > self.ttl / 4:
-            self.fs.pipe_file(self.path, json.dumps({**self.me, "refreshed": now}).encode())
+            try:
+                self.fs.pipe_file(self.path, json.dumps({**self.me, "refreshed": now}).encode())
+            except OSError as e:
+                if not self.last:  # acquiring: nothing has been done yet
+                    raise StoreError(f"{self.url}: cannot write here ({e.strerror or e})"
+                                     ) from None
             self.last = now
 
     def release(self) -> None:
-        other = self._read()
-        if other and other["id"] == self.me["id"]:
-            self.fs.rm_file(self.path)
+        """Remove the lease if it is ours; a location gone or read-only by now keeps it (a
+        later job takes over a dead job's lease)."""
+        try:
+            other = self._read()
+            if other and other["id"] == self.me["id"]:
+                self.fs.rm_file(self.path)
+        except OSError:
+            pass
 
     def __enter__(self) -> Lease:
         return self.acquire()

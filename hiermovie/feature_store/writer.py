@@ -10,8 +10,10 @@ by an older version's multi-write commit) as not committed, so a rerun rewrites 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
+import fsspec
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
@@ -106,6 +108,27 @@ def create_store(
         root.update_attributes(meta)
     root.require_group(SHARDS)
     _remove_partials(url, storage_options)
+
+
+def check_writable(url: str, storage_options: dict | None = None) -> None:
+    """Refuse, before any work, a store location that does not take writes (read-only, full,
+    denied, or gone): one small file written and removed there (a store not yet created: its
+    folder is made for the test and removed again)."""
+    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    root = root.rstrip("/")
+    made = False
+    try:
+        if not fs.exists(root):
+            fs.makedirs(root, exist_ok=True)
+            made = True
+        probe = f"{root}/.hiermovie-write-check-{uuid.uuid4().hex}"
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+        if made:
+            fs.rmdir(root)
+    except OSError as e:
+        raise StoreError(f"{url}: cannot write the store there ({e.strerror or e}); give a "
+                         "writable location") from None
 
 
 def _remove_partials(url: str, storage_options: dict | None) -> None:

@@ -32,7 +32,7 @@ from hiermovie.feature_store import (
     write_shard,
 )
 from hiermovie.feature_store.lease import Lease
-from hiermovie.feature_store.writer import uncommit_shard
+from hiermovie.feature_store.writer import check_writable, uncommit_shard
 from hiermovie.pipeline.backbone_config import BackboneConfig
 from hiermovie.pipeline.decode import Resize, decode_item, probe
 from hiermovie.pipeline.plans import PlanConfig
@@ -154,6 +154,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         _check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
+    check_writable(cfg.store, so)  # a read-only or vanished location: exit 2 before Ray
     return _extract(cfg, by_id, summary)
 
 
