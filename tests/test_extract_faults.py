@@ -266,3 +266,41 @@ def test_rerun_with_other_settings_is_refused_before_ray(many_clips, tmp_path):
     r = subprocess.run([*cli, "--plan.num_frames", "6"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "sampling" in r.stderr and "num_frames" in r.stderr, r.stderr
+
+
+def test_ray_processes_go_with_a_killed_driver(many_clips, tmp_path):
+    """kill -9 of the driver alone (not its process group, as a scheduler's OOM killer does):
+    the Ray processes it started are gone within seconds, not minutes."""
+    import psutil
+
+    proc = subprocess.Popen(extract_cmd(many_clips, tmp_path / "s.zarr"), cwd=ROOT,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    driver = psutil.Process(proc.pid)
+    tree: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not any(
+                "ray::" in " ".join(p.cmdline()) for p in tree.values() if p.is_running()):
+            for p in driver.children(recursive=True):
+                if "ray_reaper" not in " ".join(p.cmdline()):
+                    tree[p.pid] = p
+            time.sleep(0.2)
+        assert proc.poll() is None, "the job ended before its Ray workers were seen"
+        tree.update({p.pid: p for p in driver.children(recursive=True)
+                     if "ray_reaper" not in " ".join(p.cmdline())})
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed = time.time()
+        while any(p.is_running() for p in tree.values()) and time.time() - killed < 20:
+            time.sleep(0.1)
+        left = [" ".join(p.cmdline())[:80] for p in tree.values() if p.is_running()]
+        gone_s = time.time() - killed
+    finally:
+        for p in tree.values():
+            with __import__("contextlib").suppress(psutil.NoSuchProcess):
+                p.kill()
+    assert len(tree) >= 3 and not left, (len(tree), left)
+    record("Processes left behind", "the driver alone SIGKILLed mid-run (its Ray processes "
+           "not signalled)", 1, f"all {len(tree)} Ray processes it started were gone "
+           f"{gone_s:.1f} s after the kill")

@@ -102,9 +102,17 @@ def start_local_ray(num_cpus: int = 0) -> None:
     # 1 s idle); on CPU-only machines the model actors reserve half of them, so half the decode
     # workers would be killed between videos and restarted, at ~1 CPU-s of imports each taken
     # from the model. One idle worker per core keeps every decode task's process warm.
+    global _REAPER
+    if _REAPER is None or _REAPER.poll() is not None:  # one per driver, watching before Ray starts
+        from hiermovie.workflows.ray_reaper import start_reaper
+
+        _REAPER = start_reaper()
     # "local": our own instance even if `ray start` left one here (a bare init would join it)
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=1 << 30,
              log_to_driver=False, _system_config={"num_workers_soft_limit": cpus})
+
+
+_REAPER = None  # the process that kills this driver's Ray processes if it is killed
 
 
 def _init_ray(cfg: ExtractConfig) -> bool:
