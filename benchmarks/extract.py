@@ -37,6 +37,7 @@ from hiermovie.pipeline.decode import decode_item
 from hiermovie.pipeline.plans import plan_segments
 from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
+from hiermovie.workflows.extract_scheduler import part_segments
 
 SIZE = 112  # both regimes' backbones take 112x112 frames
 
@@ -115,22 +116,28 @@ def pipeline(cfg: ExtractConfig) -> float:
 
 
 def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, list]:
+    """Segments/s of the decode tasks alone, as the pipeline streams them; returns the parts."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    task = ray.remote(num_returns=2)(decode_item).options(num_cpus=1 if gpus else 0.5)
+    task = ray.remote(decode_item).options(num_returns="streaming",
+                                           num_cpus=1 if gpus else 0.5)
     cpus = os.cpu_count() or 2
     inflight = cpus - gpus if gpus else cpus  # as the pipeline: a decode task per free core
+    args = (cfg.plan, size, cfg.resize, False, part_segments(cfg, size))
     t = time.perf_counter()
-    pending, frames, segs = [], [], 0
+    pending, parts, segs = [], [], 0
+
+    def drain(stream) -> int:
+        refs = list(stream)  # metadata, parts, end
+        parts.extend(refs[1:-1])
+        return len(ray.get(refs[0])["start_s"])
+
     for p in paths:
         if len(pending) >= inflight:
-            (meta, fr), pending = pending[0], pending[1:]
-            segs += len(ray.get(meta)["start_s"])
-            frames.append(fr)
-        pending.append(task.remote(p, None, cfg.plan, size, cfg.resize))
-    for meta, fr in pending:
-        segs += len(ray.get(meta)["start_s"])
-        frames.append(fr)
-    return segs / (time.perf_counter() - t), frames
+            segs += drain(pending.pop(0))
+        pending.append(task.remote(p, None, *args))
+    for stream in pending:
+        segs += drain(stream)
+    return segs / (time.perf_counter() - t), parts
 
 
 def forward_only(cfg: ExtractConfig, frames: list) -> float:

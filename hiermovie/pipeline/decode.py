@@ -202,61 +202,113 @@ def decode_size(path: str, size: tuple[int, int], resize: Resize, *,
     return max(w, round(src_w * scale)), max(h, round(src_h * scale))
 
 
+@dataclass
+class PlannedVideo:
+    """A video open for decoding, its segments planned: frames are read a part at a time."""
+
+    vr: Any
+    source: str  # the file decord reads (a temporary remux for some containers)
+    path: str  # the user's file, named in errors
+    width: int
+    height: int
+    plan: PlanConfig
+    size: tuple[int, int]
+    resize: Resize
+    segments: list[Segment]
+    duration_s: float
+
+    def frames(self, segments: list[Segment]) -> np.ndarray:
+        """uint8 [len(segments) * clips, T, H, W, 3]: one model input per clip."""
+        wanted = np.concatenate([s.frame_indices for s in segments])
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        try:
+            frames = get_frames(self.vr, self.source, unique.tolist(), self.width, self.height,
+                                name=self.path)
+            if len(unique) < len(wanted) or (np.diff(wanted) < 0).any():
+                frames = frames[inverse]  # a copy only where frames repeat or come back
+        except decoder_errors() as e:
+            raise BadVideo(f"{self.path}: decoding failed (corrupt or truncated data): "
+                           f"{_reason(e)}") from None
+        frames = frames.reshape(len(segments) * self.plan.clips, self.plan.num_frames,
+                                *frames.shape[1:])
+        if self.resize == "short_side_crop":
+            h, w = self.size
+            top = (frames.shape[2] - h) // 2
+            left = (frames.shape[3] - w) // 2
+            frames = frames[:, :, top:top + h, left:left + w]
+        return np.ascontiguousarray(frames)
+
+
+@contextlib.contextmanager
+def open_planned(path: str, plan: PlanConfig, size: tuple[int, int], *,
+                 resize: Resize = "squash", explicit: list[tuple[float, float]] | None = None,
+                 strict: bool = False) -> Iterator[PlannedVideo]:
+    """Open `path`, check it and plan its segments; frames are decoded on demand."""
+    with readable(path) as source:
+        width, height = decode_size(source, size, resize, name=path)
+        vr = open_video(source, width, height, name=path)
+        if len(vr) == 0:
+            raise BadVideo(f"{path}: video has no frames")
+        check_complete(path, len(vr))
+        try:
+            starts, duration = frame_times(vr, path)
+        except decoder_errors() as e:
+            raise BadVideo(f"{path}: decoding failed (corrupt or truncated data): "
+                           f"{_reason(e)}") from None
+        try:
+            segments = plan_segments(plan, starts, duration, explicit, strict)
+        except BadVideo as e:
+            raise BadVideo(f"{path}: {e}") from None
+        yield PlannedVideo(vr, source, path, width, height, plan, size, resize, segments,
+                           duration)
+        del vr  # closes the file before a temporary copy is removed
+
+
 def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
                  resize: Resize = "squash",
                  explicit: list[tuple[float, float]] | None = None,
                  strict: bool = False) -> DecodedVideo:
-    """Decode exactly the frames the plan needs, as uint8 [S * clips, T, H, W, 3] at `size`
-    (H, W): one model input per clip, `plan.clips` per segment."""
-    with readable(path) as source:
-        width, height = decode_size(source, size, resize, name=path)
-        vr = open_video(source, width, height, name=path)
-        n = len(vr)
-        if n == 0:
-            raise BadVideo(f"{path}: video has no frames")
-        check_complete(path, n)
-        try:
-            starts, duration = frame_times(vr, path)
-            try:
-                segments = plan_segments(plan, starts, duration, explicit, strict)
-            except BadVideo as e:
-                raise BadVideo(f"{path}: {e}") from None
-            wanted = np.concatenate([s.frame_indices for s in segments])
-            unique, inverse = np.unique(wanted, return_inverse=True)
-            frames = get_frames(vr, source, unique.tolist(), width, height, name=path)[inverse]
-        except decoder_errors() as e:
-            raise BadVideo(f"{path}: decoding failed (corrupt or truncated data): "
-                           f"{_reason(e)}") from None
-        fps = float(vr.get_avg_fps())
-        del vr  # closes the file before a temporary copy is removed
-    frames = frames.reshape(len(segments) * plan.clips, plan.num_frames, *frames.shape[1:])
-    if resize == "short_side_crop":
-        h, w = size
-        top = (frames.shape[2] - h) // 2
-        left = (frames.shape[3] - w) // 2
-        frames = frames[:, :, top:top + h, left:left + w]
-    return DecodedVideo(frames=np.ascontiguousarray(frames), segments=segments,
-                        duration_s=duration, fps=fps, num_frames=n)
+    """Decode all the frames the plan needs at once, as uint8 [S * clips, T, H, W, 3] at `size`
+    (H, W). For short clips; `decode_item` streams a film in bounded parts."""
+    with open_planned(path, plan, size, resize=resize, explicit=explicit, strict=strict) as v:
+        frames = v.frames(v.segments)
+        fps, n = float(v.vr.get_avg_fps()), len(v.vr)
+    return DecodedVideo(frames=frames, segments=v.segments, duration_s=v.duration_s, fps=fps,
+                        num_frames=n)
 
 
 def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
-                size: int, resize: Resize, strict: bool = False
-                ) -> tuple[dict[str, Any], np.ndarray | None]:
-    """(metadata, frames [S * clips, T, H, W, 3]) of one video; a bad video gives (error,
-    None)."""
+                size: int, resize: Resize, strict: bool = False, part_segments: int = 64
+                ) -> Iterator[dict[str, Any] | np.ndarray | None]:
+    """One video as a stream: its metadata (with "parts", their count), then its frames
+    [<= part_segments * clips, T, H, W, 3] part by part, then how it ended ({"status": "ok",
+    "decode_s"} or "failed" with the error). A process holds one part whatever the video's
+    length. The count is always 1 + parts + 1: a part that cannot be decoded and those after
+    it come as None. A video refused before its metadata yields only the failure."""
     t = time.perf_counter()
+    parts: list[list[Segment]] = []
+    done, started = 0, False
     try:
-        d = decode_video(path, plan, (size, size), resize=resize, explicit=explicit,
-                         strict=strict)
+        with open_planned(path, plan, (size, size), resize=resize, explicit=explicit,
+                          strict=strict) as v:
+            segs = v.segments
+            parts = [segs[i:i + part_segments] for i in range(0, len(segs), part_segments)]
+            started = True
+            yield {
+                "status": "ok", "error": "", "parts": len(parts),
+                "duration_s": v.duration_s, "fps": float(v.vr.get_avg_fps()),
+                "num_frames": len(v.vr),
+                "start_s": np.array([s.start_s for s in segs]),
+                "end_s": np.array([s.end_s for s in segs]),
+                "frame_indices": np.stack([s.frame_indices for s in segs]),
+                "clamped": sum(s.clamped for s in segs),
+            }
+            for part in parts:
+                yield v.frames(part)
+                done += 1
     except BadVideo as e:
-        return {"status": "failed", "error": str(e)}, None
-    meta = {
-        "decode_s": time.perf_counter() - t,
-        "status": "ok", "error": "",
-        "duration_s": d.duration_s, "fps": d.fps, "num_frames": d.num_frames,
-        "start_s": np.array([s.start_s for s in d.segments]),
-        "end_s": np.array([s.end_s for s in d.segments]),
-        "frame_indices": np.stack([s.frame_indices for s in d.segments]),
-        "clamped": sum(s.clamped for s in d.segments),
-    }
-    return meta, d.frames
+        for _ in range(len(parts) - done if started else 0):  # keep the count (no `yield
+            yield None  # from`: Ray drives the generator with send(), which lists lack)
+        yield {"status": "failed", "error": str(e)}
+        return
+    yield {"status": "ok", "decode_s": time.perf_counter() - t}

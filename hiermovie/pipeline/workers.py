@@ -35,18 +35,21 @@ class ModelWorker:
         if self.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
 
-    def __call__(self, *videos: np.ndarray) -> list[np.ndarray]:
-        """Features [S, K, D] for each video's frames [S, T, H, W, 3].
+    def __call__(self, *videos: np.ndarray | None) -> list[np.ndarray | None]:
+        """Features [S, K, D] for each video's (or part of a video's) frames [S, T, H, W, 3];
+        None (a part its decoder could not read) gives None.
 
-        On CPU each video is encoded on its own, so results never depend on which videos
-        happened to share a call (bitwise-reproducible stores); on GPU segments of all the
-        videos in a call are batched together.
+        On CPU each one is encoded on its own, so results never depend on which happened to
+        share a call (bitwise-reproducible stores); on GPU their segments are batched together.
         """
         if self.device.type == "cpu":
-            return [encode(self.model, v, self.cfg, self.device) for v in videos]
-        counts = [len(v) for v in videos]
-        feats = encode(self.model, np.concatenate(videos), self.cfg, self.device)
-        return np.split(feats, np.cumsum(counts)[:-1])
+            return [None if v is None else encode(self.model, v, self.cfg, self.device)
+                    for v in videos]
+        given = [v for v in videos if v is not None]
+        counts = [len(v) for v in given]
+        feats = iter(np.split(encode(self.model, np.concatenate(given), self.cfg, self.device),
+                              np.cumsum(counts)[:-1]) if given else [])
+        return [None if v is None else next(feats) for v in videos]
 
     def describe(self, num_frames: int) -> dict[str, Any]:
         """What the store's provenance needs; runs one forward to check the input shape fits."""

@@ -39,7 +39,12 @@ from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.progress import progress
 from hiermovie.workflows.extract_plan import exists, plan_shards, read_resume
 from hiermovie.workflows.extract_report import ExtractRun, report
-from hiermovie.workflows.extract_scheduler import Resources, Scheduler
+from hiermovie.workflows.extract_scheduler import (
+    DECODER_AHEAD,
+    Resources,
+    Scheduler,
+    part_segments,
+)
 
 
 @dataclass
@@ -60,8 +65,10 @@ class ExtractConfig:
     model_workers: int = opt(0, "model actors (0 = one per GPU, else one per CPU)")
     decode_workers: int = opt(0, "concurrent decode tasks (0 = one per CPU not running a GPU "
                                  "actor, at least 1)")
-    decode_inflight: int = opt(0, "videos decoded ahead of the model (0 = 2 per model actor + 2)")
-    videos_per_call: int = opt(0, "videos per model call (0 = 1 on CPU, 8 on GPU)")
+    decode_inflight: int = opt(0, "parts (a short clip, or ~4 MiB of a film's frames) decoded "
+                                  "ahead of the model (0 = 2 per model actor + 2)")
+    videos_per_call: int = opt(0, "parts (a short clip, or ~4 MiB of a film's frames) per model "
+                                  "call (0 = 1 on CPU, 8 on GPU)")
     limit: int = opt(0, "only the first N videos (0 = all)")
     decode_timeout_s: float = opt(120.0, "a video's decode deadline: this many seconds ...")
     decode_timeout_per_s: float = opt(2.0, "... plus this many per second of video (read from "
@@ -102,17 +109,12 @@ def start_local_ray(num_cpus: int = 0) -> None:
     # 1 s idle); on CPU-only machines the model actors reserve half of them, so half the decode
     # workers would be killed between videos and restarted, at ~1 CPU-s of imports each taken
     # from the model. One idle worker per core keeps every decode task's process warm.
-    global _REAPER
-    if _REAPER is None or _REAPER.poll() is not None:  # one per driver, watching before Ray starts
-        from hiermovie.workflows.ray_reaper import start_reaper
+    from hiermovie.workflows.ray_reaper import watch_this_process
 
-        _REAPER = start_reaper()
+    watch_this_process()  # before Ray starts: a kill at any moment leaves nothing behind
     # "local": our own instance even if `ray start` left one here (a bare init would join it)
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=1 << 30,
              log_to_driver=False, _system_config={"num_workers_soft_limit": cpus})
-
-
-_REAPER = None  # the process that kills this driver's Ray processes if it is killed
 
 
 def _init_ray(cfg: ExtractConfig) -> bool:
@@ -178,7 +180,7 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
     run: ExtractRun | None = None
     writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
     try:
-        res = _resources(cfg, ray.cluster_resources())
+        res = Resources.of(cfg, ray.cluster_resources())
         Model = ray.remote(max_restarts=2, max_task_retries=2)(ModelWorker)
         # On CPU-only machines a model actor and a decode task share each core (half a CPU each
         # in Ray's accounting): decoding is a small share of the work there, and decode tasks
@@ -202,7 +204,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         run = ExtractRun(shards, _tokens(cfg), d0["dim"], cfg.plan.num_frames * cfg.plan.clips,
                          summary["report_path"], cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
-        decode = ray.remote(num_returns=2, max_retries=2)(decode_item).options(
+        decode = ray.remote(max_retries=2)(decode_item).options(
+            num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5)
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
 
@@ -219,9 +222,10 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
             return cfg.decode_timeout_s + cfg.decode_timeout_per_s * (
                 (header.duration_s or 0.0) if header else 0.0)
 
-        Scheduler(ray, res, decode, (cfg.plan, d0["input_size"], cfg.resize, cfg.strict),
-                  workers, run,
-                  write, timeout_s, done, lease.refresh).run_all(todo, writer)
+        decode_args = (cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
+                       part_segments(cfg, d0["input_size"]))
+        Scheduler(ray, res, decode, decode_args, workers, run, write, timeout_s, done,
+                  lease.refresh).run_all(todo, writer)
         writer.shutdown(wait=True)
         bar.close()
         return report(run, stored_before=len(by_id) - len(todo),
@@ -237,22 +241,6 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
             lease.release()
         if owns_ray:
             ray.shutdown()
-
-
-def _resources(cfg: ExtractConfig, cluster: dict[str, float]) -> Resources:
-    gpus, cpus = int(cluster.get("GPU", 0)), int(cluster.get("CPU", 1))
-    n = cfg.model_workers or (gpus or max(1, cpus))
-    if (gpus and n > gpus) or (not gpus and n * 0.5 >= cpus):
-        # more actors than the cluster can hold would wait for resources forever
-        raise ConfigError(f"model_workers: {n} model actors do not fit a cluster of {cpus} "
-                          f"CPUs and {gpus} GPUs (one per GPU; on CPU-only clusters at most "
-                          f"{max(1, 2 * cpus - 1)})")
-    return Resources(
-        gpus=gpus, model_workers=n,
-        # each decode task holds a worker process: start no more than there are cores
-        decoders=cfg.decode_workers or max(1, cpus - n if gpus else cpus),
-        inflight=cfg.decode_inflight or 2 * n + 2,
-        per_call=cfg.videos_per_call or (8 if gpus else 1))
 
 
 def _check_same_settings(cfg: ExtractConfig, so: dict | None) -> None:

@@ -21,12 +21,18 @@ import psutil
 POLL_S = 0.2
 
 
-def start_reaper() -> subprocess.Popen:
-    """Watch this process: its Ray processes are killed as soon as it is gone."""
-    return subprocess.Popen([sys.executable, "-m", "hiermovie.workflows.ray_reaper",
-                             str(psutil.Process().pid)], start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+_REAPER: subprocess.Popen | None = None
+
+
+def watch_this_process() -> None:
+    """Start this process's reaper (once): its Ray processes are killed as soon as it is
+    gone."""
+    global _REAPER
+    if _REAPER is None or _REAPER.poll() is not None:
+        _REAPER = subprocess.Popen([sys.executable, "-m", "hiermovie.workflows.ray_reaper",
+                                    str(psutil.Process().pid)], start_new_session=True,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
 
 
 def watch(driver_pid: int) -> int:
