@@ -191,17 +191,17 @@ def test_random_rows_have_the_pretrained_shape_and_frozen_rows_read_it(bench):
     raw = torch.randn(3, 5, 1, 12)
     mean, std = torch.zeros(12), torch.ones(12)
     with torch.no_grad():
-        ev = events(raw, rows["pretrained_frozen"], pre, mean, std, 12)
+        ev = events(raw, None, rows["pretrained_frozen"], pre, mean, std, 12)
         assert torch.allclose(ev[..., 12:], pre(raw, torch.ones(3, 5, dtype=torch.bool)))
         # self-only: an event's features do not move when its neighbours change
         other = raw.clone()
         other[:, 1:] = torch.randn_like(other[:, 1:])
         so = rows["random_selfonly"]
-        assert torch.allclose(events(raw, so, so.ctx, mean, std, 12)[:, 0],
-                              events(other, so, so.ctx, mean, std, 12)[:, 0], atol=1e-6)
+        assert torch.allclose(events(raw, None, so, so.ctx, mean, std, 12)[:, 0],
+                              events(other, None, so, so.ctx, mean, std, 12)[:, 0], atol=1e-6)
         fr = rows["random_frozen"]
-        assert not torch.allclose(events(raw, fr, fr.ctx, mean, std, 12)[:, 0],
-                                  events(other, fr, fr.ctx, mean, std, 12)[:, 0], atol=1e-3)
+        assert not torch.allclose(events(raw, None, fr, fr.ctx, mean, std, 12)[:, 0],
+                                  events(other, None, fr, fr.ctx, mean, std, 12)[:, 0], atol=1e-3)
 
 
 def test_score_reads_leaderboard_files(bench, tmp_path, capsys):
@@ -370,11 +370,38 @@ def test_infill_readout_is_what_the_neighbours_say_of_an_event():
     raw = torch.randn(3, 5, 1, 12)
     z, one = torch.zeros(12), torch.ones(12)
     with torch.no_grad():
-        a = events(raw, row, ctx, z, one, 12, "infill", concat_own=False)
+        a = events(raw, None, row, ctx, z, one, 12, "infill", concat_own=False)
         changed = raw.clone()
         changed[:, 2] += 5.0
-        b = events(changed, row, ctx, z, one, 12, "infill", concat_own=False)
+        b = events(changed, None, row, ctx, z, one, 12, "infill", concat_own=False)
     assert a.shape == (3, 5, 32)
     assert torch.allclose(a[:, 2, 16:], b[:, 2, 16:], atol=1e-5)  # event 2 masked: unseen
     assert not torch.allclose(a[:, 2, :16], b[:, 2, :16], atol=1e-3)  # its plain output sees it
     assert not torch.allclose(a[:, 1, 16:], b[:, 1, 16:], atol=1e-3)  # a neighbour's infill does
+
+
+def test_a_time_position_model_is_read_at_its_stored_times(bench):
+    """pretrain-ctx feeds a `--model.position time` contextualizer the segments' start times;
+    the probe must read it at the same times (it once used index positions, silently)."""
+    from hiermovie.feature_store import FeatureStore
+    from hiermovie.workflows.probe.rows import Row
+    from hiermovie.workflows.probe.train import Context
+    from hiermovie.workflows.probe.vidsitu import load_split
+
+    _, url = bench
+    store = FeatureStore(url)
+    clips = store.videos()[:4]
+    torch.manual_seed(0)
+    ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32,
+                                              position="time")).eval()
+    cfg = from_dict(VidSituProbeConfig, {"progress": False})
+    cx = Context(cfg, torch.zeros(12), torch.ones(12), 12, 8, 3, 4)
+    through = cx.frozen(Row("pretrained_frozen", ctx, "frozen"), load_split(store, clips))
+    feats = torch.stack([torch.from_numpy(store.get(c)) for c in clips])
+    times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
+    valid = torch.ones(feats.shape[:2], dtype=torch.bool)
+    with torch.no_grad():
+        direct = ctx(feats, valid, None, times)  # as pretrain-ctx runs it
+        by_index = ctx(feats, valid, None, None)
+    assert torch.allclose(through[..., 12:], direct, atol=1e-6)
+    assert not torch.allclose(direct, by_index, atol=1e-3)  # the times matter here (0, 2, .. s)

@@ -8,6 +8,7 @@ from hiermovie.contextualizer.model import (
     load_contextualizer,
 )
 from hiermovie.contextualizer.objectives import mask_loss, targets
+from hiermovie.contextualizer.readout import read_out
 
 __all__ = ["Contextualizer", "ContextualizerConfig", "ContextualizerShape",
-           "load_contextualizer", "mask_loss", "random_mask", "targets"]
+           "load_contextualizer", "mask_loss", "random_mask", "read_out", "targets"]

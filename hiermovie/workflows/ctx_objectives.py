@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hiermovie.contextualizer import Contextualizer, mask_loss, random_mask, targets
+from hiermovie.contextualizer import Contextualizer, mask_loss, random_mask, read_out, targets
 from hiermovie.contextualizer.objectives import teacher_targets
 
 
@@ -164,7 +164,7 @@ def collapse_check(model: torch.nn.Module, val: Any, collate: Callable,
     model.eval()
     batch = collate([val[i] for i in range(min(len(val), 256))])
     feats, valid = batch["features"].to(device), batch["mask"].to(device)
-    out = model.ctx(feats, valid, None, batch["start_s"].to(device))
+    out = read_out(model.ctx, feats, batch["start_s"].to(device), valid)
     own = feats.mean(2)
     return {"clip_share_backbone": clip_share(own, valid),
             "clip_share_contextualizer": clip_share(out.float(), valid),

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hiermovie.config import ConfigError
+from hiermovie.contextualizer import read_out
 from hiermovie.datasets import data_root, lvu
 from hiermovie.feature_store import FeatureStore
 from hiermovie.heads import lvu as lh
@@ -39,8 +40,7 @@ def video_sequences(store: FeatureStore, ids: list[str], row: Row, mean: torch.T
         own = (feats.mean(2)[0] - mean) / std
         if row.ctx is not None:
             start = torch.from_numpy(store.times(vid)[0]).float()[None]
-            h = row.ctx(feats, torch.ones(feats.shape[:2], dtype=torch.bool), None, start,
-                        self_only=row.mode == "selfonly")[0]
+            h = read_out(row.ctx, feats, start, self_only=row.mode == "selfonly")[0]
             own = torch.cat([own, h], dim=-1)
         out[vid] = own
     return out

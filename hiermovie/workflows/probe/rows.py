@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from hiermovie.config import ConfigError
+from hiermovie.contextualizer.readout import Readout, read_out
 
 Mode = Literal["frozen", "selfonly", "finetune"]
 
@@ -83,33 +84,16 @@ def ctx_width(rows: list[Row]) -> int:
     return max((r.ctx.config.width for r in rows if r.ctx is not None), default=0)
 
 
-def events(raw: torch.Tensor, row: Row, ctx: torch.nn.Module | None, mean: torch.Tensor,
-           std: torch.Tensor, ctx_dim: int, readout: str = "last", concat_own: bool = True
-           ) -> torch.Tensor:
-    """raw [B, S, K, D] -> event features [B, S, F]: the standardised pooled feature, next to
-    (or, without `concat_own`, replaced by) the contextualizer's output for that event. The
-    contextualizer reads the first `ctx_dim` channels (the rest: a fused store's).
-    `readout="infill"`: the last layer's output and, beside it, the output at the event when
-    the event itself is masked: what a mask-prediction model infers of it from its neighbours
-    (one extra pass per event)."""
+def events(raw: torch.Tensor, start_s: torch.Tensor, row: Row, ctx: torch.nn.Module | None,
+           mean: torch.Tensor, std: torch.Tensor, ctx_dim: int, readout: Readout = "last",
+           concat_own: bool = True) -> torch.Tensor:
+    """raw [B, S, K, D], segment start times [B, S] -> event features [B, S, F]: the
+    standardised pooled feature, next to (or, without `concat_own`, replaced by) the
+    contextualizer's read-out of that event (`contextualizer.read_out`). The contextualizer
+    reads the first `ctx_dim` channels (the rest: a fused store's)."""
     own = (raw.mean(2) - mean) / std
     if ctx is None:
         return own
-    x = raw[..., :ctx_dim]
-    valid = torch.ones(raw.shape[:2], dtype=torch.bool, device=raw.device)
-    layers = ctx(x, valid, self_only=row.mode == "selfonly", layers=True)
-    h = torch.stack(layers).mean(0) if readout == "mean" else layers[-1]
-    if readout == "infill":
-        alone = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
-        filled = [ctx(x, valid, alone[i].expand_as(valid), self_only=row.mode == "selfonly")[:, i]
-                  for i in range(x.shape[1])]
-        h = torch.cat([h, torch.stack(filled, 1)], -1)
+    h = read_out(ctx, raw[..., :ctx_dim], start_s, self_only=row.mode == "selfonly",
+                 readout=readout)
     return torch.cat([own, h], dim=-1) if concat_own else h
-
-
-@torch.no_grad()
-def frozen_events(raw: torch.Tensor, row: Row, mean: torch.Tensor, std: torch.Tensor,
-                  ctx_dim: int, readout: str, concat_own: bool, chunk: int = 512
-                  ) -> torch.Tensor:
-    return torch.cat([events(raw[i:i + chunk], row, row.ctx, mean, std, ctx_dim, readout,
-                             concat_own) for i in range(0, len(raw), chunk)])

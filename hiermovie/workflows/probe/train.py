@@ -19,14 +19,23 @@ from torch import nn
 from hiermovie.heads.fit import fit
 from hiermovie.heads.models import VidSituHeads, head_loss
 from hiermovie.workflows.probe.config import VidSituProbeConfig
-from hiermovie.workflows.probe.rows import Row, events, frozen_events
+from hiermovie.workflows.probe.rows import Row, events
 
 
 @dataclass
 class Split:
     raw: torch.Tensor  # [N, 5, K, D] backbone features
+    start_s: torch.Tensor  # [N, 5] the events' start times (a time-position model reads them)
     verbs: torch.Tensor | None = None  # [N, 5] training verb ids (training splits only)
     relations: torch.Tensor | None = None  # [N, 4] relation ids of Ev1, Ev2, Ev4, Ev5 vs Ev3
+
+    def __getitem__(self, idx: slice | torch.Tensor) -> Split:
+        v, r = self.verbs, self.relations
+        return Split(self.raw[idx], self.start_s[idx], None if v is None else v[idx],
+                     None if r is None else r[idx])
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 @dataclass
@@ -49,14 +58,13 @@ class Context:
     relations: int
     on_epoch: Callable[[str, int, float], None] = lambda desc, epoch, loss: None
 
-    def events(self, row: Row, ctx: nn.Module | None, raw: torch.Tensor) -> torch.Tensor:
+    def events(self, row: Row, ctx: nn.Module | None, clips: Split) -> torch.Tensor:
         f = self.cfg.finetune
-        return events(raw, row, ctx, self.mean, self.std, self.ctx_dim, f.readout, f.concat_own)
+        return events(clips.raw, clips.start_s, row, ctx, self.mean, self.std, self.ctx_dim,
+                      f.readout, f.concat_own)
 
-    def frozen(self, row: Row, raw: torch.Tensor) -> torch.Tensor:
-        f = self.cfg.finetune
-        return frozen_events(raw, row, self.mean, self.std, self.ctx_dim, f.readout,
-                             f.concat_own)
+    def frozen(self, row: Row, clips: Split) -> torch.Tensor:
+        return frozen_with(self, row, row.ctx, clips)
 
     def heads(self, seeds: list[int], in_dim: int) -> VidSituHeads:
         return VidSituHeads(seeds, in_dim, self.hidden, self.verbs, self.relations,
@@ -138,20 +146,20 @@ def fit_finetuned(cx: Context, row: Row, y: Split, subset: torch.Tensor, sel: Sp
                   ) -> Finetuned:
     """One seed: a copy of the row's contextualizer trained with the heads on `subset`."""
     cfg = cx.cfg
-    width = cx.events(row, row.ctx, y.raw[:1]).shape[-1]
+    width = cx.events(row, row.ctx, y[:1]).shape[-1]
     model = Finetuned(copy.deepcopy(row.ctx), cx.heads([seed], width))
 
     def loss(idx: torch.Tensor) -> torch.Tensor:
         clips = subset[idx[0]]
-        vl, rl = model.heads(cx.events(row, model.ctx, y.raw[clips])[None])
+        vl, rl = model.heads(cx.events(row, model.ctx, y[clips])[None])
         return head_loss(vl, rl, y.verbs[clips][None], y.relations[clips][None], cfg.tasks)
 
     def on_epoch(epoch: int, value: float) -> None:
         cx.on_epoch(f"{row.name} lr={lr:g} seed={seed}", epoch, value)
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             with torch.no_grad():
-                vs, rs = model.heads(frozen_with(cx, row, model.ctx, sel.raw)[None])
-                vv, rv = model.heads(frozen_with(cx, row, model.ctx, val.raw)[None])
+                vs, rs = model.heads(frozen_with(cx, row, model.ctx, sel)[None])
+                vv, rv = model.heads(frozen_with(cx, row, model.ctx, val)[None])
             _record(ck, (lr, epoch), vs, rs, vv, rv, sel, cfg.tasks)
 
     steps_per_epoch = -(-len(subset) // cfg.batch_size)
@@ -162,9 +170,10 @@ def fit_finetuned(cx: Context, row: Row, y: Split, subset: torch.Tensor, sel: Sp
 
 
 @torch.no_grad()
-def frozen_with(cx: Context, row: Row, ctx: nn.Module, raw: torch.Tensor,
+def frozen_with(cx: Context, row: Row, ctx: nn.Module | None, clips: Split,
                 chunk: int = 512) -> torch.Tensor:
-    return torch.cat([cx.events(row, ctx, raw[i:i + chunk]) for i in range(0, len(raw), chunk)])
+    return torch.cat([cx.events(row, ctx, clips[i:i + chunk])
+                      for i in range(0, len(clips), chunk)])
 
 
 def choose(ck: dict[tuple[float, int], Checkpoint]) -> tuple[tuple[float, int], Checkpoint]:

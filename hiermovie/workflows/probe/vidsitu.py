@@ -44,6 +44,12 @@ def raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
     return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
 
 
+def load_split(store: FeatureStore, clips: list[str]) -> Split:
+    """The clips' features and their events' start times, as stored."""
+    times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
+    return Split(raw(store, clips), times)
+
+
 def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
     """Append `other`'s per-segment features (pooled over its tokens) to every token."""
     have = set(other.videos())
@@ -156,7 +162,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
         raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
                           "the verb/relation heads; --tasks roles alone trains none")
     vocab = verb_vocab(train)
-    y, sel, val = Split(raw(store, pool)), Split(raw(store, sel_clips)), Split(raw(store, va))
+    y, sel, val = (load_split(store, c) for c in (pool, sel_clips, va))
     if cfg.fuse_store:
         other = FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
         for split, clips in ((y, pool), (sel, sel_clips), (val, va)):
@@ -185,7 +191,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     for row in rows:
         t = time.time()
         if row.mode != "finetune":
-            tr_ev, sel_ev, va_ev = (cx.frozen(row, s.raw) for s in (y, sel, val))
+            tr_ev, sel_ev, va_ev = (cx.frozen(row, s) for s in (y, sel, val))
         timing["data"] += time.time() - t
         for n in counts:
             sub = subsets(len(pool), n, cfg.seeds)
@@ -220,8 +226,8 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                     t = time.time()
                     if row.mode == "finetune":  # the chosen run again (deterministic)
                         model = fit_finetuned(cx, row, y, clips, sel, val, lr, s, {}, epochs)
-                        ev_tr = frozen_with(cx, row, model.ctx, y.raw[clips])
-                        ev_va = frozen_with(cx, row, model.ctx, val.raw)
+                        ev_tr = frozen_with(cx, row, model.ctx, y[clips])
+                        ev_va = frozen_with(cx, row, model.ctx, val)
                         timing["train"] += time.time() - t
                         t = time.time()
                     else:
