@@ -98,18 +98,20 @@ def main() -> None:
         seconds[name] = round(time.time() - t, 1)
 
     world = replace(w.STORY, **json.loads(a.world))
-    ann = data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json"
-    step("render labelled clips", ann, lambda: write_vidsitu(
-        data, train, a.valid, seed=a.seed, size=a.size, world=world))
-    step("render pool", pool / f"pool{a.pool - 1:06d}.mp4", lambda: write_pool(
-        pool, a.pool, seed=a.seed, size=a.size, world=world))
+    # a render's marker is written when it ends (its annotations come first: an interrupted
+    # render had looked done); a rerun renders only the clips not on disk
+    step("render labelled clips", data / "render.done", lambda: write_vidsitu(
+        data, train, a.valid, seed=a.seed, size=a.size, world=world)
+        or (data / "render.done").touch())
+    step("render pool", pool / "render.done", lambda: write_pool(
+        pool, a.pool, seed=a.seed, size=a.size, world=world) or (pool / "render.done").touch())
     # the positive control learns from labelled clips of its own, never the probe's: trained
     # on the probe's clips it had memorised their labels, and heads trusting it generalised
     # worse than backbone features alone (first run, BENCHMARKS.md)
     control = work / "control-synth"
-    step("render the control's labelled clips", control / "vidsitu_annotations" /
-         "vinfo_files" / "vinfo_valid_lb.json", lambda: write_vidsitu(
-             control, train, 5, seed=a.seed + 10_000, size=a.size, world=world))
+    step("render the control's labelled clips", control / "render.done", lambda: write_vidsitu(
+        control, train, 5, seed=a.seed + 10_000, size=a.size, world=world)
+        or (control / "render.done").touch())
     bb = work / "backbone"
     step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
          from_dict(PretrainBackboneConfig, {"input": str(pool), "out": str(bb),

@@ -117,8 +117,8 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
     if render:
         clips = root / "vsitu_video_trimmed_dir"
         jobs = [(str(clips / f"{clip_id(i)}.mp4"), seed, i, size, world)
-                for ids in splits.values() for i in ids]
-        _run(_render_vidsitu_clip, jobs, workers)
+                for ids in splits.values() for i in ids]  # a clip on disk is complete: kept
+        _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
 
 
 # pool clips draw from their own seeds: VidSitu clips use 0.., LVU clips 10**6 + idx
