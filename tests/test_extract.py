@@ -248,3 +248,30 @@ def test_shard_writes_retry_a_transient_error_but_not_a_full_disk(monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         extract._write("full", [], None)
     assert calls == ["full"]  # no retry: waiting does not free space
+
+
+def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp_path):
+    """Memory flat in a film's length: the decoder hands the model whole forward batches of at
+    most PART_BYTES of frames, never the whole video, and the stored features are the whole
+    video's, bitwise (on CPU), as one pass over all its frames gives them."""
+    from hiermovie.pipeline.decode import decode_item
+    from hiermovie.workflows.extract_scheduler import PART_BYTES, part_segments
+
+    make_video(tmp_path / "in" / "film.mp4", 90.0, 10.0, (48, 64), seed=5)
+    cfg = _cfg(tmp_path / "in", tmp_path / "s.zarr",
+               plan={"kind": "sliding", "window_s": 1, "stride_s": 1, "num_frames": 8})
+    per = part_segments(cfg, 112)
+    assert per % cfg.backbone.batch_size == 0 and per * 8 * 112 * 112 * 3 <= PART_BYTES
+    items = list(decode_item(str(tmp_path / "in" / "film.mp4"), None, cfg.plan, 112,
+                             "squash", False, per))
+    meta, parts, end = items[0], items[1:-1], items[-1]
+    whole = decode_video(str(tmp_path / "in" / "film.mp4"), cfg.plan, (112, 112))
+    assert end["status"] == "ok" and meta["parts"] == len(parts) >= 3
+    assert max(len(p) for p in parts) == per
+    np.testing.assert_array_equal(np.concatenate(parts), whole.frames)
+    assert run_extract(cfg) == 0
+    from hiermovie.pipeline.workers import ModelWorker
+
+    direct = ModelWorker(cfg.backbone, "cpu", 1)(whole.frames)[0]  # the actor's model, in one go
+    stored = FeatureStore(str(tmp_path / "s.zarr")).get("film")
+    assert stored.tobytes() == direct.astype(np.float16).tobytes()
