@@ -166,7 +166,7 @@ def test_frames_at_survives_float32_and_millisecond_timestamps():
 
 
 def test_decoder_reasons_carry_no_clock():
-    from hiermovie.pipeline.decode import _reason
+    from hiermovie.pipeline.containers import reason as _reason
 
     e = RuntimeError("[22:45:12] /src/video/video_reader.cc:270: Error reading x.mp4\nmore")
     assert _reason(e) == "/src/video/video_reader.cc:270: Error reading x.mp4"

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from hiermovie.config import opt
+from hiermovie.pipeline.containers import readable
 from hiermovie.pipeline.decode import (
     decode_size,
     decoder_errors,
     frame_times,
     get_frames,
     open_video,
-    readable,
 )
 from hiermovie.pipeline.plans import BadVideo, FrameSampling, frames_at
 

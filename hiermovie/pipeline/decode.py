@@ -1,22 +1,14 @@
-"""Decoding the frames a segment plan needs, with decord, resized inside the decoder.
+"""Decoding the frames a segment plan needs, with decord, resized inside the decoder; files
+decord would index wrongly are first remuxed (`containers.readable`).
 
-decord finds frames by its own index of the container. That index is right for MP4/MOV (and
-3GP) and Matroska/WebM: frame numbers and timestamps equal PyAV's for h264, hevc, vp9, av1,
-mpeg2 and mpeg4 (tests/test_decode_matrix.py). In other containers it is wrong (MPEG-TS comes
-back shifted by ~2 s of frames, MPEG-PS and AVI with B-frames get garbage timestamps and wrong
-frames), so their video stream is first remuxed, packets copied without re-encoding, into a
-temporary Matroska file, which decord then reads correctly; a codec Matroska cannot hold is
-refused naming the file. PyAV reads the container's format first, so the file's content, not
-its name, picks the route.
+A film is decoded part by part (`decode_item`): the process holds one part of its frames,
+whatever its length.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,11 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hiermovie.pipeline.containers import probe, readable, reason
 from hiermovie.pipeline.plans import BadVideo, PlanConfig, Segment, plan_segments
 
 Resize = Literal["squash", "short_side_crop"]
-# PyAV's names of the demuxers whose frames decord indexes correctly
-DECORD_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
 
 
 @dataclass
@@ -46,78 +37,6 @@ def decoder_errors() -> tuple[type[BaseException], ...]:
     return (RuntimeError, IndexError, ValueError, decord.DECORDError)
 
 
-def _reason(e: BaseException) -> str:
-    """The decoder's message without its clock (decord prefixes "[hh:mm:ss] "), so two runs
-    store the same reason."""
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return re.sub(r"\[\d\d:\d\d:\d\d\] ", "", text)[:200]
-
-
-@dataclass(frozen=True)
-class Container:
-    """What a file's header says, as PyAV reads it."""
-
-    format: str  # PyAV's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-    frames: int  # declared by the video stream (0 = not declared)
-    duration_s: float | None
-
-
-def probe(path: str) -> Container | None:
-    """The header of a file with a video stream (None otherwise); read once per decode, as
-    routing and the truncation check share it."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return _probe(path, st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _probe(path: str, mtime_ns: int, size: int) -> Container | None:
-    # keyed by mtime and size too: a file fixed and retried is read afresh
-    import av
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                return None
-            duration = container.duration / 1e6 if container.duration else None
-            return Container(container.format.name, container.streams.video[0].frames,
-                             duration)
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
-        return None
-
-
-@contextlib.contextmanager
-def readable(path: str) -> Iterator[str]:
-    """A path decord reads correctly: `path` itself, or its video stream remuxed into a
-    temporary Matroska file (removed afterwards) for containers decord indexes wrongly."""
-    info = probe(path)
-    if info is None or info.format in DECORD_FORMATS:
-        yield path  # decord opens it, or says why it cannot
-        return
-    import av
-
-    with tempfile.TemporaryDirectory(prefix="hiermovie-remux-") as tmp:
-        out_path = os.path.join(tmp, "video.mkv")
-        try:
-            # genpts: AVI and some MPEG streams carry no presentation time on B-frames
-            with av.open(path, options={"fflags": "+genpts"}) as src, \
-                    av.open(out_path, "w", format="matroska") as out:
-                stream = src.streams.video[0]
-                target = out.add_stream_from_template(stream)
-                for packet in src.demux(stream):
-                    if packet.dts is None and packet.pts is None:
-                        continue  # the demuxer's end-of-stream marker
-                    packet.stream = target
-                    out.mux(packet)
-        except (av.error.FFmpegError, ValueError) as e:
-            raise BadVideo(f"{path}: {info.format} container with a codec whose frames cannot be "
-                           f"read at verified times ({_reason(e)}); convert it, e.g. ffmpeg "
-                           "-i IN -c:v libx264 OUT.mp4") from None
-        yield out_path
-
-
 def open_video(path: str, width: int = -1, height: int = -1, *, name: str = ""):
     """A decord reader of `path`; errors name `name` (the user's file) when given."""
     import decord
@@ -133,7 +52,7 @@ def open_video(path: str, width: int = -1, height: int = -1, *, name: str = ""):
     except decoder_errors() as e:
         # decord prints the real cause (e.g. "moov atom not found") to stderr only
         raise BadVideo(f"{name}: cannot open as video (not a video, truncated, audio-only or "
-                       f"unsupported codec): {_reason(e)}") from None
+                       f"unsupported codec): {reason(e)}") from None
 
 
 def get_frames(vr, path: str, indices: list[int], width: int, height: int, *,
@@ -228,7 +147,7 @@ class PlannedVideo:
                 frames = frames[inverse]  # a copy only where frames repeat or come back
         except decoder_errors() as e:
             raise BadVideo(f"{self.path}: decoding failed (corrupt or truncated data): "
-                           f"{_reason(e)}") from None
+                           f"{reason(e)}") from None
         frames = frames.reshape(len(segments) * self.plan.clips, self.plan.num_frames,
                                 *frames.shape[1:])
         if self.resize == "short_side_crop":
@@ -254,7 +173,7 @@ def open_planned(path: str, plan: PlanConfig, size: tuple[int, int], *,
             starts, duration = frame_times(vr, path)
         except decoder_errors() as e:
             raise BadVideo(f"{path}: decoding failed (corrupt or truncated data): "
-                           f"{_reason(e)}") from None
+                           f"{reason(e)}") from None
         try:
             segments = plan_segments(plan, starts, duration, explicit, strict)
         except BadVideo as e:

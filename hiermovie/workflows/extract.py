@@ -34,7 +34,8 @@ from hiermovie.feature_store import (
 from hiermovie.feature_store.lease import Lease
 from hiermovie.feature_store.writer import check_writable, uncommit_shard
 from hiermovie.pipeline.backbone_config import BackboneConfig
-from hiermovie.pipeline.decode import Resize, decode_item, probe
+from hiermovie.pipeline.containers import probe
+from hiermovie.pipeline.decode import Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.progress import progress
 from hiermovie.workflows.extract_plan import exists, plan_shards, read_resume
