@@ -114,3 +114,26 @@ def test_lvu_refuses_finetuned_rows(tmp_path):
     with pytest.raises(ConfigError, match="scratch fine-tune"):
         build_rows(["scratch"], "", "", {"width": 16, "ffn": 32, "heads": 2, "layers": 1}, 8,
                    1, finetune=False)
+
+
+def test_lvu_selection_always_leaves_videos_to_fit(tmp_path):
+    """A task with few videos and a large select_fraction: the heads still get one to train on
+    (VidSitu's guard; LVU once moved every training video into selection and failed)."""
+    write_lvu(tmp_path, 80, seed=2, size=32, workers=1, render=False)
+    train = [e.video_id for e in lvu.load_task(tmp_path, "scene", "train")][:2]
+    test = [e.video_id for e in lvu.load_task(tmp_path, "scene", "test")][:2]
+    url = str(tmp_path / "f.zarr")
+    create_store(url, Provenance(backbone="random", dim=8, dtype="float32"))
+    start = np.arange(6) * 2.0
+    write_shard(url, [VideoRecord(v, np.ones((6, 1, 8), np.float32), start, start + 2,
+                                  np.zeros((6, 0), np.int64)) for v in train + test])
+    cfg = from_dict(LvuProbeConfig, {"data": f"lvu:{tmp_path}", "store": url, "seeds": 1,
+                                     "epochs": 2, "eval_every": 1, "lrs": [1e-2],
+                                     "select_fraction": 0.9, "rows": ["backbone"],
+                                     "tasks": ["scene"], "out": str(tmp_path / "out"),
+                                     "progress": False, "precision": "fp32"})
+    sel, fit = cfg.selection(train)
+    assert len(sel) == len(fit) == 1
+    assert run_lvu(cfg) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {c["metric"] for c in res["cells"]} == {"scene"}

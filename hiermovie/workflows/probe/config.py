@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
+
+import numpy as np
 
 from hiermovie.config import opt
 from hiermovie.contextualizer.model import ContextualizerShape
+
+T = TypeVar("T")
 
 Row = Literal["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
               "pretrained", "positive_control"]
@@ -44,6 +48,14 @@ class Selection:
     lrs: list[float] = opt([3e-4, 1e-3, 3e-3], "learning rates tried per row")
     epochs: int = opt(60, "most epochs of the verb and relation heads")
     eval_every: int = opt(10, "candidate epoch counts: every N epochs")
+
+    def selection(self, items: list[T]) -> tuple[list[T], list[T]]:
+        """(selection, fit): a seeded `select_fraction` of `items` (at least one) and the rest
+        (at least one: the heads need something to train on), each in the given order."""
+        order = np.random.RandomState(0).permutation(len(items))
+        n_sel = min(len(items) - 1, max(1, round(self.select_fraction * len(items))))
+        return ([items[i] for i in sorted(order[:n_sel])],
+                [items[i] for i in sorted(order[n_sel:])])
 
     def __post_init__(self) -> None:
         if not 0 < self.select_fraction < 1:

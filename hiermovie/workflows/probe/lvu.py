@@ -97,10 +97,7 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
         kept = {s: [e for e in ex if e.video_id in have] for s, ex in splits.items()}
         coverage[task] = {s: f"{len(kept[s])}/{len(splits[s])}" for s in splits}
         if len(kept["train"]) >= 2 and kept["test"]:
-            order = np.random.RandomState(0).permutation(len(kept["train"]))
-            n_sel = max(1, round(cfg.select_fraction * len(order)))
-            kept["select"] = [kept["train"][i] for i in sorted(order[:n_sel])]
-            kept["fit"] = [kept["train"][i] for i in sorted(order[n_sel:])]
+            kept["select"], kept["fit"] = cfg.selection(kept["train"])
             data[task] = kept
     if not data:
         raise ConfigError(f"{cfg.store}: no features for the LVU videos of {root}")

@@ -149,10 +149,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     if len(tr_all) < 2 or not va:
         raise ConfigError(f"{cfg.store}: no features for the VidSitu clips of {root} "
                           f"(coverage {coverage})")
-    order = np.random.RandomState(0).permutation(len(tr_all))
-    n_sel = min(len(tr_all) - 1, max(1, round(cfg.select_fraction * len(tr_all))))
-    sel_clips = [tr_all[i] for i in sorted(order[:n_sel])]
-    pool = [tr_all[i] for i in sorted(order[n_sel:])]
+    sel_clips, pool = cfg.selection(tr_all)
     counts = label_counts(cfg, len(pool))
     prov = store.provenance
     rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
