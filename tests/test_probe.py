@@ -405,3 +405,16 @@ def test_a_time_position_model_is_read_at_its_stored_times(bench):
         by_index = ctx(feats, valid, None, None)
     assert torch.allclose(through[..., 12:], direct, atol=1e-6)
     assert not torch.allclose(direct, by_index, atol=1e-3)  # the times matter here (0, 2, .. s)
+
+
+def test_default_head_width_is_half_the_widest_rows_input():
+    """docs/probe.md's rule, for every read-out: an infill read-out is two layers' outputs."""
+    from hiermovie.workflows.probe.rows import Row, head_hidden
+
+    ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32))
+    rows = [Row("backbone", None, "frozen"), Row("pretrained_frozen", ctx, "frozen")]
+    assert head_hidden(rows, 12, 0, "last", True) == (12 + 16) // 2
+    assert head_hidden(rows, 12, 0, "infill", True) == (12 + 32) // 2
+    assert head_hidden(rows, 12, 0, "infill", False) == 32 // 2
+    assert head_hidden(rows[:1], 12, 0, "infill", False) == 12 // 2
+    assert head_hidden(rows, 12, 7, "infill", True) == 7

@@ -80,8 +80,14 @@ def build_rows(names: list[str], contextualizer: str, positive_control: str,
     return [Row(n, models[ROWS[n][1]] if ROWS[n][1] else None, ROWS[n][2]) for n in names]
 
 
-def ctx_width(rows: list[Row]) -> int:
-    return max((r.ctx.config.width for r in rows if r.ctx is not None), default=0)
+def head_hidden(rows: list[Row], dim: int, hidden: int, readout: Readout,
+                concat_own: bool) -> int:
+    """The heads' hidden width: `hidden`, or half the widest row's input (its event features:
+    the `dim`-d backbone feature and/or the read-out, two layers' worth for `infill`)."""
+    width = max((r.ctx.config.width for r in rows if r.ctx is not None), default=0)
+    out = width * (2 if readout == "infill" else 1)
+    widest = max(dim, dim + out if concat_own else out)
+    return hidden or max(1, widest // 2)
 
 
 def events(raw: torch.Tensor, start_s: torch.Tensor, row: Row, ctx: torch.nn.Module | None,

@@ -28,7 +28,7 @@ from hiermovie.progress import progress
 from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
-from hiermovie.workflows.probe.rows import build_rows, ctx_width
+from hiermovie.workflows.probe.rows import build_rows, head_hidden
 from hiermovie.workflows.probe.train import (
     Context,
     Split,
@@ -168,9 +168,9 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     sel.verbs, sel.relations = labels(train, sel_clips, vocab)
     pooled = y.raw.mean(2)
     dim = y.raw.shape[-1]
-    widest = dim + (ctx_width(rows) if cfg.finetune.concat_own else 0) or ctx_width(rows)
-    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim,
-                 cfg.hidden or max(1, widest // 2), len(vocab), len(RELATIONS))
+    hidden = head_hidden(rows, dim, cfg.hidden, cfg.finetune.readout, cfg.finetune.concat_own)
+    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim, hidden,
+                 len(vocab), len(RELATIONS))
     timing["data"] += time.time() - t0
     fits_per_row = (len(cfg.lrs) if classify else 0) + ("roles" in cfg.tasks)
     bar = progress(total=sum(len(counts) * fits_per_row * (1 if r.mode != "finetune" else
