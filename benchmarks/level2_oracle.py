@@ -3,6 +3,8 @@ the verb's share of the feature variance.
 
     .venv/bin/python benchmarks/level2_oracle.py --work runs/oracle            # the whole grid
     .venv/bin/python benchmarks/level2_oracle.py --work runs/oracle --contexts 1 --shares 0.5
+    .venv/bin/python benchmarks/level2_oracle.py --work runs/oracle --contexts 1 --shares 0.5 \
+        --ctx '{"mask_mode": "bert"}'          # an objective candidate against the default
 
 Level 2 can only add what (a) the neighbours reveal of an event and (b) level 1's features carry
 of it. Rendering and a trained backbone fix both at whatever the benchmark happens to give, so
@@ -86,18 +88,20 @@ def run_cell(work: Path, c: float, share: float, a: argparse.Namespace) -> dict:
     import_features(cdir / "pool.zarr", [f"pool{i - POOL_START:06d}" for i in pool_ids],
                     features(oracle, pool_scripts, a.seed, pool_ids, scale))
     seconds = {}
-    ctx = cdir / "ctx"
+    extra, tag = candidate(a)
+    rows = ["pretrained_frozen", "pretrained"] if extra else ROWS
+    ctx = cdir / f"ctx{tag}"
     t = time.time()
     if not (ctx / "summary.json").exists() and run_pretrain_ctx(from_dict(PretrainCtxConfig, {
             "store": [str(cdir / "pool.zarr")], "out": str(ctx), "steps": a.ctx_steps,
             "val_every": 500, "resume": True, "progress": False,
-            "model": SHAPE})):
+            "model": SHAPE, **extra})):
         raise SystemExit(f"{cdir}: pretrain-ctx failed")
     seconds["pretrain_ctx"] = round(time.time() - t, 1)
-    probe = cdir / "probe"
+    probe = cdir / f"probe{tag}"
     t = time.time()
     if not (probe / "results.json").exists() and run_vidsitu(from_dict(VidSituProbeConfig, {
-            "data": f"vidsitu:{data}", "store": str(cdir / "labelled.zarr"), "rows": ROWS,
+            "data": f"vidsitu:{data}", "store": str(cdir / "labelled.zarr"), "rows": rows,
             "contextualizer": str(ctx / "contextualizer"), "tasks": ["verb", "relation"],
             "train_clips": a.labels, "seeds": a.seeds, "out": str(probe),
             "progress": False})):
@@ -110,8 +114,38 @@ def run_cell(work: Path, c: float, share: float, a: argparse.Namespace) -> dict:
                "seconds": seconds, "rows": {}}
     for n in a.labels:
         cellres["rows"][str(n)] = {r: {m: values[(n, r, key)] for m, key in METRICS.items()}
-                                   for r in ROWS}
+                                   for r in rows}
     return cellres
+
+
+def candidate(a: argparse.Namespace) -> tuple[dict, str]:
+    """An objective candidate's pretrain-ctx options (`--ctx`) and the tag of its folders."""
+    extra = json.loads(a.ctx) if a.ctx else {}
+    return extra, "".join(f"-{k}={v}" for k, v in sorted(extra.items()))
+
+
+def report_candidate(work: Path, cells: list[dict], a: argparse.Namespace) -> None:
+    """The candidate's pretrained rows against the default objective's, cell by cell."""
+    _, tag = candidate(a)
+    lines = [f"# Objective candidate {a.ctx} against the default (mask token, per-segment "
+             "targets, decay on all)", "", "Gain in points, candidate - default (2 x the larger "
+             "std in brackets).", "",
+             "| context | verb share | labels | row | verb | hidden | relation |",
+             "|---|---|---|---|---|---|---|"]
+    for x in cells:
+        base = json.loads((work / f"c{x['context']:g}-s{x['share']:g}" / "probe" /
+                           "results.json").read_text())
+        values = {(c["labels"], c["row"], c["metric"]): c["values"] for c in base["cells"]}
+        for n in a.labels:
+            for r in ("pretrained_frozen", "pretrained"):
+                both = {"rows": {str(n): {"cand": x["rows"][str(n)][r], "base": {
+                    m: values[(n, r, key)] for m, key in METRICS.items()}}}}
+                lines.append(f"| {x['context']:g} | {x['share']:g} | {n} | {r} | " + " | ".join(
+                    "{:+.1f} ({:.1f})".format(*gain(both, n, "cand", "base", m))
+                    for m in METRICS) + " |")
+    (work / f"oracle{tag}.md").write_text("\n".join(lines) + "\n")
+    (work / f"oracle{tag}.json").write_text(json.dumps({"args": vars(a), "cells": cells},
+                                                       indent=1))
 
 
 def gain(cell_: dict, n: int, row: str, base: str, metric: str) -> tuple[float, float]:
@@ -205,6 +239,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=4000, help="unlabelled clips")
     ap.add_argument("--valid", type=int, default=300, help="validation clips")
     ap.add_argument("--ctx_steps", type=int, default=2000, help="pretrain-ctx steps (its default)")
+    ap.add_argument("--ctx", default="", help="an objective candidate: pretrain-ctx options as "
+                    "JSON; probes its pretrained rows only, against the grid's default run")
     a = ap.parse_args()
     a.labels = sorted(int(n) for n in a.labels.split(","))
     work = Path(a.work)
@@ -215,8 +251,8 @@ def main() -> None:
             t = time.time()
             cells.append(run_cell(work, c, share, a))
             print(f"== context {c:g}, share {share:g}: {time.time() - t:.0f} s", flush=True)
-            report(work, cells, a)
-    print((work / "oracle.md").read_text())
+            (report_candidate if a.ctx else report)(work, cells, a)
+    print((work / f"oracle{candidate(a)[1]}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -273,3 +273,61 @@ def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     model.head.load_state_dict(load_file(str(tmp_path / "b" / "contextualizer" /
                                              "prediction_head.safetensors")))
     assert abs(evaluate(model, val_ds, collate, cfg, torch.device("cpu")) - vals[best]) < 1e-5
+
+
+def test_bert_corruption_shows_the_token_another_segment_or_itself():
+    from hiermovie.contextualizer.masking import bert_corrupt
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(64, 20, 1, 8, generator=g)
+    valid = torch.ones(64, 20, dtype=torch.bool)
+    valid[:, 15:] = False
+    masked = random_mask(valid, ratio=0.5, generator=g)
+    out, token = bert_corrupt(feats, valid, masked, generator=g)
+    assert not (token & ~masked).any() and torch.equal(out[~masked], feats[~masked])
+    same = (out == feats).all(-1).all(-1)
+    swapped = masked & ~token & ~same
+    kept = masked & ~token & same
+    n = masked.sum().item()
+    assert abs(token.sum().item() / n - 0.8) < 0.03
+    assert abs(swapped.sum().item() / n - 0.1) < 0.03 and abs(kept.sum().item() / n - 0.1) < 0.03
+    real = {tuple(f.flatten().tolist()) for f in feats[valid]}
+    assert all(tuple(f.flatten().tolist()) in real for f in out[swapped])  # never padding
+
+
+def test_channel_targets_are_standardised_per_channel_and_segment_ones_per_segment():
+    g = torch.Generator().manual_seed(0)
+    feats = 3 + torch.randn(8, 6, 2, 5, generator=g) * torch.arange(1.0, 6.0)
+    valid = torch.ones(8, 6, dtype=torch.bool)
+    valid[:, 4:] = False
+    ch = targets(feats, valid, norm="channel")[valid]
+    assert torch.allclose(ch.mean(0), torch.zeros(5), atol=1e-5)
+    assert torch.allclose(ch.std(0), torch.ones(5), atol=1e-4)
+    seg = targets(feats, valid)[valid]
+    assert torch.allclose(seg.mean(1), torch.zeros(len(seg)), atol=1e-5)
+
+
+def test_decay_on_weights_only_spares_biases_norms_mask_token_and_embeddings():
+    from hiermovie.workflows.ctx_objectives import MaskPredictor
+    from hiermovie.workflows.pretrain_ctx import param_groups
+
+    ctx = Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1, heads=4, ffn=64,
+                                              tokens_per_segment=2, token_mode="flatten"))
+    model = MaskPredictor(ctx, 16)
+    every = param_groups(model, 0.05, "all")
+    assert len(every) == 1 and every[0]["weight_decay"] == 0.05
+    decayed, spared = param_groups(model, 0.05, "weights")
+    ids = {id(p) for p in spared["params"]}
+    assert spared["weight_decay"] == 0.0 and decayed["weight_decay"] == 0.05
+    assert id(ctx.mask_token) in ids and id(ctx.token_embed.weight) in ids
+    assert id(ctx.norm.weight) in ids and id(ctx.proj[0].bias) in ids
+    assert id(ctx.proj[0].weight) not in ids
+    assert len(ids) + len(decayed["params"]) == len(list(model.parameters()))
+
+
+def test_the_objective_audit_options_train(store, tmp_path):
+    assert run_pretrain_ctx(_cfg(store, tmp_path, steps=12, mask_mode="bert",
+                                 target_norm="channel", decay="weights")) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {summary["config"][k] for k in ("mask_mode", "target_norm", "decay")} == {
+        "bert", "channel", "weights"}

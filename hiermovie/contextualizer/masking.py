@@ -34,3 +34,21 @@ def random_mask(valid: torch.Tensor, *, ratio: float = 0.3, count: int = 0, span
     # trim runs so exactly `want` are masked: drop the last masked positions beyond `want`
     excess = mask.cumsum(1) > want[:, None]
     return mask & ~excess
+
+
+def bert_corrupt(features: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor, *,
+                 generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's replacement for the chosen (`masked`) segments, all of which are still scored:
+    80% show the mask token, 10% another real segment's features (from anywhere in the batch)
+    and 10% their own, so the model cannot tell a scored segment by its token and its output
+    at unmasked segments is trained too. Returns (features, where the mask token goes)."""
+    u = torch.rand(masked.shape, generator=generator, device=masked.device)
+    token = masked & (u < 0.8)
+    swap = masked & (u >= 0.8) & (u < 0.9)
+    pool = features[valid]  # [N, K, D] every real segment of the batch
+    pick = torch.randint(len(pool), (int(swap.sum()),), generator=generator,
+                         device=features.device)
+    out = features.clone()
+    out[swap] = pool[pick]
+    return out, token

@@ -10,20 +10,27 @@ import torch.nn.functional as F
 
 Loss = Literal["l2", "cosine", "infonce"]
 Target = Literal["feature", "centered", "ema"]
+TargetNorm = Literal["segment", "channel"]
 
 
 def targets(features: torch.Tensor, valid: torch.Tensor | None = None,
-            centered: bool = False) -> torch.Tensor:
-    """[B, S, K, D] -> per-segment targets [B, S, D], normalised per segment (as MAE's
-    norm_pix_loss), and never a path for gradients. `centered`: the clip's mean feature (over
-    its `valid` segments) is removed first, so what is shared by a clip (scene, cast) is not
-    a target and a masked segment must be told from its clip-mates."""
+            centered: bool = False, norm: TargetNorm = "segment") -> torch.Tensor:
+    """[B, S, K, D] -> per-segment targets [B, S, D], never a path for gradients; normalised
+    per segment over channels (`segment`, as MAE's norm_pix_loss) or standardised per channel
+    over the batch's real segments (`channel`: every channel weighs the same in the loss).
+    `centered`: the clip's mean feature (over its `valid` segments) is removed first, so what
+    is shared by a clip (scene, cast) is not a target and a masked segment must be told from
+    its clip-mates."""
     t = features.mean(2).detach()
+    w = (torch.ones(t.shape[:2], device=t.device) if valid is None else valid.float())[..., None]
     if centered:
-        w = (torch.ones(t.shape[:2], device=t.device) if valid is None else valid.float())
-        w = w[..., None]
         t = t - (t * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
-    return F.layer_norm(t, t.shape[-1:])
+    if norm == "segment":
+        return F.layer_norm(t, t.shape[-1:])
+    n = w.sum().clamp(min=2)
+    mean = (t * w).sum((0, 1)) / n
+    std = (((t - mean) ** 2 * w).sum((0, 1)) / (n - 1)).sqrt()
+    return (t - mean) / (std + 1e-6)
 
 
 def teacher_targets(layers: list[torch.Tensor], top: int) -> torch.Tensor:

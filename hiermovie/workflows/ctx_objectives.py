@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from hiermovie.contextualizer import Contextualizer, mask_loss, random_mask, read_out, targets
-from hiermovie.contextualizer.objectives import teacher_targets
+from hiermovie.contextualizer.masking import bert_corrupt
+from hiermovie.contextualizer.objectives import TargetNorm, teacher_targets
 
 
 class MaskPredictor(nn.Module):
@@ -28,10 +29,10 @@ class MaskPredictor(nn.Module):
 
     @torch.no_grad()
     def targets(self, feats: torch.Tensor, valid: torch.Tensor, start_s: torch.Tensor | None,
-                centered: bool = False) -> torch.Tensor:
+                centered: bool = False, norm: TargetNorm = "segment") -> torch.Tensor:
         """Every segment's target [B, S, D]."""
         if self.teacher is None:
-            return targets(feats, valid, centered)
+            return targets(feats, valid, centered, norm)
         self.teacher.eval()
         return teacher_targets(self.teacher(feats, valid, None, start_s, layers=True),
                                self.ema_layers)
@@ -42,11 +43,12 @@ class MaskPredictor(nn.Module):
             t.lerp_(s, 1 - momentum)
 
     def forward(self, feats: torch.Tensor, valid: torch.Tensor, masked: torch.Tensor,
-                start_s: torch.Tensor | None = None, visible: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                start_s: torch.Tensor | None = None, visible: bool = False,
+                token: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predicted features [N, D] at the masked positions and, with `visible`, at the
-        visible ones (the head runs only where a loss reads it)."""
-        h = self.ctx(feats, valid, masked, start_s)
+        visible ones (the head runs only where a loss reads it). `token`: where the mask
+        token goes, when not at every masked position (BERT's replacement)."""
+        h = self.ctx(feats, valid, masked if token is None else token, start_s)
         return self.head(h[masked]), self.head(h[valid & ~masked]) if visible else None
 
 
@@ -87,11 +89,15 @@ def batch_loss(model: nn.Module, batch: dict[str, Any], cfg: Any, device: torch.
         masked = random_mask(valid, ratio=cfg.mask_ratio, count=cfg.mask_count,
                              span=cfg.mask_span, generator=generator)
         tgt = getattr(model, "module", model).targets(feats, valid, start,
-                                                        cfg.target == "centered")
+                                                        cfg.target == "centered",
+                                                        cfg.target_norm)
         if mean_target is not None:
             pred = mean_target.expand_as(tgt[masked])
             return mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature), int(masked.sum())
-        pred, pred_seen = model(feats, valid, masked, start, visible_weight > 0)
+        token = None
+        if cfg.mask_mode == "bert":
+            feats, token = bert_corrupt(feats, valid, masked, generator=generator)
+        pred, pred_seen = model(feats, valid, masked, start, visible_weight > 0, token)
         loss = mask_loss(pred, tgt[masked], cfg.loss, cfg.temperature)
         if pred_seen is not None:
             loss = loss + visible_weight * mask_loss(pred_seen, tgt[valid & ~masked], cfg.loss,

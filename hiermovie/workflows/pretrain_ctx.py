@@ -22,7 +22,7 @@ from hiermovie.contextualizer import (
     ContextualizerConfig,
 )
 from hiermovie.contextualizer.model import ContextualizerShape
-from hiermovie.contextualizer.objectives import Loss, Target, ema_momentum
+from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm, ema_momentum
 from hiermovie.feature_store import FeatureStore
 from hiermovie.workflows.ctx_data import (
     Batches,
@@ -39,6 +39,17 @@ from hiermovie.workflows.ctx_objectives import (
     evaluate,
 )
 from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
+
+
+def param_groups(model: torch.nn.Module, decay: float, which: str) -> list[dict]:
+    """AdamW's groups: decay on every parameter (`all`), or on matrices of 2+ dimensions only
+    (`weights`): biases, norms, the mask token and embeddings are not shrunk to zero."""
+    if which == "all":
+        return [{"params": list(model.parameters()), "weight_decay": decay}]
+    named = list(model.named_parameters())
+    flat = [p for n, p in named if p.ndim < 2 or "embed" in n]
+    rest = [p for n, p in named if not (p.ndim < 2 or "embed" in n)]
+    return [{"params": rest, "weight_decay": decay}, {"params": flat, "weight_decay": 0.0}]
 
 
 @dataclass
@@ -67,6 +78,14 @@ class PretrainCtxConfig(TrainingConfig):
     ema_momentum: float = opt(0.996, "ema: the teacher's momentum at the start (cosine to 1)")
     visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
                                 "this weight (0 = masked segments only)")
+    mask_mode: Literal["token", "bert"] = opt(
+        "token", "what a chosen segment shows: the mask token, or BERT's 80% mask token / 10% "
+        "another segment / 10% itself (all scored)")
+    target_norm: TargetNorm = opt(
+        "segment", "targets normalised per segment over channels, or standardised per channel")
+    decay: Literal["all", "weights"] = opt(
+        "all", "AdamW weight decay on every parameter, or on weight matrices only (not on "
+        "biases, norms, the mask token and embeddings, as BERT and MAE)")
     window: int = opt(0, "train on windows of this many segments (0 = whole videos)")
     val_fraction: float = opt(0.1, "of the selected videos, held out for validation (always "
                               "at least one; never trained on)")
@@ -129,7 +148,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
              else MaskPredictor(Contextualizer(mcfg), prov.dim,
                                 cfg.ema_layers if cfg.target == "ema" else 0)).to(device)
-    opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_ = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay), lr=cfg.lr)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
     baselines: dict[str, float] = dict(state.get("baselines", {}))
