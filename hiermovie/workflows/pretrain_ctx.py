@@ -79,8 +79,8 @@ class PretrainCtxConfig(TrainingConfig):
     visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
                                 "this weight (0 = masked segments only)")
     mask_mode: Literal["token", "bert"] = opt(
-        "token", "what a chosen segment shows: the mask token, or BERT's 80% mask token / 10% "
-        "another segment / 10% itself (all scored)")
+        "token", "what a chosen segment shows: the mask token, or BERT's 80/10/10 split of "
+        "mask token / another segment / itself (all scored)")
     target_norm: TargetNorm = opt(
         "segment", "targets normalised per segment over channels, or standardised per channel")
     decay: Literal["all", "weights"] = opt(
@@ -218,7 +218,8 @@ def mean_baseline(model: torch.nn.Module, train_ds: Any, val_ds: Any, collate: A
     def mean_of(i: int) -> torch.Tensor:
         x = collate([train_ds[i]])
         return model.targets(x["features"].to(device), x["mask"].to(device),
-                             x["start_s"].to(device), cfg.target == "centered")[0].mean(0)
+                             x["start_s"].to(device), cfg.target == "centered",
+                             cfg.target_norm)[0].mean(0)
     mean = torch.stack([mean_of(i) for i in range(min(len(train_ds), 512))]).mean(0)
     return evaluate(model, val_ds, collate, cfg, device, mean)
 
