@@ -14,12 +14,10 @@ import time
 import torch
 from store_read import build  # the same random store as the read benchmark
 
-from hiermovie.config import from_dict
-from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
+from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, MaskPredictor
 from hiermovie.feature_store import FeatureStore, SequenceDataset
 from hiermovie.workflows.ctx_data import Batches
-from hiermovie.workflows.ctx_objectives import MaskPredictor, masked_loss
-from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig
+from hiermovie.workflows.ctx_eval import loss_on
 
 VIDSITU_TRAIN_CLIPS = 23626
 
@@ -35,7 +33,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         url = f"{d}/s.zarr"
         build(url, a.videos, 5, a.dim, 256)
-        cfg = from_dict(PretrainCtxConfig, {"store": url, "batch_size": a.batch})
         ds = SequenceDataset(FeatureStore(url))
         batches = Batches(ds, a.batch, seed=0)
         model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=a.dim)), a.dim).to(device)
@@ -43,7 +40,7 @@ def main() -> None:
         g = torch.Generator(device=device).manual_seed(0)
 
         def step(batch) -> None:
-            loss = masked_loss(model, batch, cfg, device, g)
+            loss = loss_on(model, batch, device, g)[0]
             opt.zero_grad()
             loss.backward()
             opt.step()

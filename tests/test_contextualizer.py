@@ -117,7 +117,7 @@ def test_learns_to_use_context(store, tmp_path):
 
 
 def test_collapse_check_tells_kept_segments_from_a_clip_summary():
-    from hiermovie.workflows.ctx_objectives import clip_share, identity_readout
+    from hiermovie.workflows.ctx_eval import clip_share, identity_readout
 
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(64, 5, 12, generator=g) + 2 * torch.randn(64, 1, 12, generator=g)
@@ -196,13 +196,13 @@ def test_centered_targets_drop_what_the_clip_shares():
 
 
 def test_ema_targets_carry_context_and_the_teacher_follows_the_student():
+    from hiermovie.contextualizer import MaskPredictor, MaskSpec
     from hiermovie.contextualizer.objectives import ema_momentum
-    from hiermovie.workflows.ctx_objectives import MaskPredictor
 
     torch.manual_seed(0)
     model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=2,
                                                               heads=4, ffn=64)), 16,
-                          ema_layers=2)
+                          MaskSpec(target="ema", ema_layers=2))
     feats, valid = torch.randn(2, 5, 1, 16), torch.ones(2, 5, dtype=torch.bool)
     other = feats.clone()
     other[:, 4] = torch.randn(2, 1, 16)  # only the last segment changes
@@ -224,20 +224,20 @@ def test_ema_targets_carry_context_and_the_teacher_follows_the_student():
 
 
 def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
-    from hiermovie.workflows.ctx_objectives import MaskPredictor, batch_loss
+    from hiermovie.contextualizer import MaskPredictor, MaskSpec
 
-    cfg = _cfg(store, tmp_path, visible_weight=1.0)
-    model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1,
-                                                              heads=4, ffn=64)), 16)
+    ctx = Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1, heads=4, ffn=64))
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(4, 6, 1, 16, generator=g)
     batch = {"features": feats, "mask": torch.ones(4, 6, dtype=torch.bool),
              "start_s": torch.arange(6.0).expand(4, 6)}
     grads = {}
     for w in (0.0, 1.0):
+        model = MaskPredictor(ctx, 16, MaskSpec(visible_weight=w))
+        torch.manual_seed(0)
+        model.head.reset_parameters()
         model.zero_grad()
-        loss, n = batch_loss(model, batch, cfg, torch.device("cpu"),
-                             torch.Generator().manual_seed(1), visible_weight=w)
+        loss, n = model(batch, torch.Generator().manual_seed(1))
         loss.backward()
         grads[w] = model.ctx.proj[0].weight.grad.clone()
         assert n == 4 * 2  # the masked positions only are counted (30% of 6, per clip)
@@ -252,9 +252,10 @@ def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
 def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     from safetensors.torch import load_file
 
+    from hiermovie.contextualizer import MaskPredictor
     from hiermovie.feature_store import FeatureStore
     from hiermovie.workflows.ctx_data import sequences, split_videos
-    from hiermovie.workflows.ctx_objectives import MaskPredictor, evaluate
+    from hiermovie.workflows.ctx_eval import evaluate
 
     # lr high enough that the validation loss goes up and down: the kept model is the best
     cfg = _cfg(store, tmp_path / "b", steps=40, val_every=5, lr=3e-2, keep="best")
@@ -272,7 +273,8 @@ def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     model = MaskPredictor(Contextualizer.from_pretrained(tmp_path / "b" / "contextualizer"), 16)
     model.head.load_state_dict(load_file(str(tmp_path / "b" / "contextualizer" /
                                              "prediction_head.safetensors")))
-    assert abs(evaluate(model, val_ds, collate, cfg, torch.device("cpu")) - vals[best]) < 1e-5
+    assert abs(evaluate(model, val_ds, collate, cfg.batch_size, torch.device("cpu"))
+               - vals[best]) < 1e-5
 
 
 def test_bert_corruption_shows_the_token_another_segment_or_itself():
@@ -308,7 +310,7 @@ def test_channel_targets_are_standardised_per_channel_and_segment_ones_per_segme
 
 
 def test_decay_on_weights_only_spares_biases_norms_mask_token_and_embeddings():
-    from hiermovie.workflows.ctx_objectives import MaskPredictor
+    from hiermovie.contextualizer import MaskPredictor
     from hiermovie.workflows.pretrain_ctx import param_groups
 
     ctx = Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1, heads=4, ffn=64,

@@ -23,6 +23,7 @@ from hiermovie.contextualizer import (
 )
 from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm, ema_momentum
+from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
 from hiermovie.feature_store import FeatureStore
 from hiermovie.workflows.ctx_data import (
     Batches,
@@ -31,13 +32,7 @@ from hiermovie.workflows.ctx_data import (
     split_videos,
     usable_videos,
 )
-from hiermovie.workflows.ctx_objectives import (
-    LabelPredictor,
-    MaskPredictor,
-    batch_loss,
-    collapse_check,
-    evaluate,
-)
+from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
 from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
 
 
@@ -95,6 +90,12 @@ class PretrainCtxConfig(TrainingConfig):
         "lowest validation loss (early stopping: a small labelled set is soon memorised)")
     storage_options: dict = opt({}, "fsspec options for the store")
 
+    def mask_spec(self) -> MaskSpec:
+        return MaskSpec(ratio=self.mask_ratio, count=self.mask_count, span=self.mask_span,
+                        mode=self.mask_mode, target=self.target, norm=self.target_norm,
+                        ema_layers=self.ema_layers, loss=self.loss,
+                        temperature=self.temperature, visible_weight=self.visible_weight)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.mask_ratio < 1:
@@ -146,8 +147,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     mcfg = ContextualizerConfig(in_dim=prov.dim, tokens_per_segment=prov.tokens_per_segment,
                                 **asdict(cfg.model))
     model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
-             else MaskPredictor(Contextualizer(mcfg), prov.dim,
-                                cfg.ema_layers if cfg.target == "ema" else 0)).to(device)
+             else MaskPredictor(Contextualizer(mcfg), prov.dim, cfg.mask_spec())).to(device)
     opt_ = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay), lr=cfg.lr)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
@@ -157,7 +157,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
 
     batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world, collate)
     if run.start == 0:  # on the same validation masks: an untrained model, the mean target
-        baselines = {"untrained": evaluate(model, val_ds, collate, cfg, device)}
+        baselines = {"untrained": evaluate(model, val_ds, collate, cfg.batch_size, device)}
         if not classes:
             baselines["mean_feature"] = mean_baseline(model, train_ds, val_ds, collate, cfg,
                                                       device)
@@ -172,8 +172,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         batch = batches(step)
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
-        loss = batch_loss(ddp_model, batch, cfg, device, g,
-                          visible_weight=cfg.visible_weight)[0]
+        loss = loss_on(ddp_model, batch, device, g)[0]
         if not run.loss_is_finite(loss, step):
             run.finish()
             return 1
@@ -183,7 +182,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
         if done % cfg.val_every == 0 or done == cfg.steps:
-            last_val = evaluate(model, val_ds, collate, cfg, device)
+            last_val = evaluate(model, val_ds, collate, cfg.batch_size, device)
             record["val_loss"] = last_val
             if cfg.keep == "best" and last_val < best["val_loss"]:
                 best = {"val_loss": last_val, "step": done}
@@ -218,10 +217,9 @@ def mean_baseline(model: torch.nn.Module, train_ds: Any, val_ds: Any, collate: A
     def mean_of(i: int) -> torch.Tensor:
         x = collate([train_ds[i]])
         return model.targets(x["features"].to(device), x["mask"].to(device),
-                             x["start_s"].to(device), cfg.target == "centered",
-                             cfg.target_norm)[0].mean(0)
+                             x["start_s"].to(device))[0].mean(0)
     mean = torch.stack([mean_of(i) for i in range(min(len(train_ds), 512))]).mean(0)
-    return evaluate(model, val_ds, collate, cfg, device, mean)
+    return evaluate(model, val_ds, collate, cfg.batch_size, device, mean)
 
 
 def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,

@@ -1,0 +1,122 @@
+"""The contextualizer with what it is pretrained to predict, each a model whose forward pass on
+a batch is its loss (`loss, n = model(batch)`, as MAE's): mask prediction (the method) and,
+for the probe's positive control, verb and relation labels."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from hiermovie.contextualizer.masking import bert_corrupt, random_mask
+from hiermovie.contextualizer.model import Contextualizer
+from hiermovie.contextualizer.objectives import (
+    Loss,
+    Target,
+    TargetNorm,
+    mask_loss,
+    targets,
+    teacher_targets,
+)
+
+Batch = dict[str, torch.Tensor]  # features [B, S, K, D], mask [B, S], start_s [B, S], labels
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """Which segments are masked, what they show, what they predict, how it is scored."""
+
+    ratio: float = 0.3
+    count: int = 0
+    span: int = 1
+    mode: Literal["token", "bert"] = "token"
+    target: Target = "feature"
+    norm: TargetNorm = "segment"
+    ema_layers: int = 2
+    loss: Loss = "l2"
+    temperature: float = 0.1
+    visible_weight: float = 0.0
+
+
+class MaskPredictor(nn.Module):
+    """The contextualizer plus the small head that predicts masked segments' targets: their
+    features (`feature`, `centered`), or for `ema` an EMA teacher's outputs (data2vec), the
+    teacher part of the state dict so checkpoints resume it exactly."""
+
+    def __init__(self, ctx: Contextualizer, dim: int, spec: MaskSpec = MaskSpec()) -> None:
+        super().__init__()
+        self.ctx, self.spec = ctx, spec
+        ema = spec.target == "ema"
+        self.teacher = copy.deepcopy(ctx).requires_grad_(False) if ema else None
+        self.head = nn.Linear(ctx.config.width, ctx.config.width if ema else dim)
+
+    @torch.no_grad()
+    def targets(self, feats: torch.Tensor, valid: torch.Tensor,
+                start_s: torch.Tensor | None) -> torch.Tensor:
+        """Every segment's target [B, S, D]."""
+        if self.teacher is None:
+            return targets(feats, valid, self.spec.target == "centered", self.spec.norm)
+        self.teacher.eval()
+        return teacher_targets(self.teacher(feats, valid, None, start_s, layers=True),
+                               self.spec.ema_layers)
+
+    @torch.no_grad()
+    def ema_update(self, momentum: float) -> None:
+        for t, s in zip(self.teacher.parameters(), self.ctx.parameters(), strict=True):
+            t.lerp_(s, 1 - momentum)
+
+    def forward(self, batch: Batch, generator: torch.Generator | None = None, *,
+                train: bool = True, mean_target: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, int]:
+        """The loss at the masked segments and how many it averages. `train` adds the visible
+        segments' loss (`visible_weight`; validation scores masked segments only);
+        `mean_target` scores predicting that constant instead (a baseline)."""
+        s = self.spec
+        feats, valid, start = batch["features"], batch["mask"], batch["start_s"]
+        masked = random_mask(valid, ratio=s.ratio, count=s.count, span=s.span,
+                             generator=generator)
+        tgt = self.targets(feats, valid, start)
+        n = int(masked.sum())
+        if mean_target is not None:
+            return mask_loss(mean_target.expand_as(tgt[masked]), tgt[masked], s.loss,
+                             s.temperature), n
+        token = masked
+        if s.mode == "bert":
+            feats, token = bert_corrupt(feats, valid, masked, generator=generator)
+        h = self.ctx(feats, valid, token, start)
+        loss = mask_loss(self.head(h[masked]), tgt[masked], s.loss, s.temperature)
+        if train and s.visible_weight > 0:
+            seen = valid & ~masked
+            loss = loss + s.visible_weight * mask_loss(self.head(h[seen]), tgt[seen], s.loss,
+                                                       s.temperature)
+        return loss, n
+
+
+class LabelPredictor(nn.Module):
+    """The contextualizer plus linear verb and relation heads (VidSitu's five events)."""
+
+    def __init__(self, ctx: Contextualizer, verbs: int, relations: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.verb = nn.Linear(ctx.config.width, verbs)
+        self.rel = nn.Linear(2 * ctx.config.width, relations)
+
+    def logits(self, feats: torch.Tensor, valid: torch.Tensor,
+               start_s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.ctx(feats, valid, None, start_s)
+        pairs = h[:, [0, 1, 3, 4]]
+        return self.verb(h), self.rel(torch.cat([pairs, h[:, 2:3].expand_as(pairs)], -1))
+
+    def forward(self, batch: Batch, generator: torch.Generator | None = None, *,
+                train: bool = True, mean_target: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, int]:
+        """Verb plus relation cross-entropy, and the clips it averages over."""
+        vlog, rlog = self.logits(batch["features"], batch["mask"], batch["start_s"])
+        loss = (nn.functional.cross_entropy(vlog.flatten(0, 1).float(),
+                                            batch["verbs"].flatten(), ignore_index=-1)
+                + nn.functional.cross_entropy(rlog.flatten(0, 1).float(),
+                                              batch["relations"].flatten()))
+        return loss, len(batch["features"])
