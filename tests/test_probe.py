@@ -1,4 +1,5 @@
 import builtins
+import inspect
 import json
 import pickle
 
@@ -113,19 +114,20 @@ def run_score_json(root, path, task):
 
 def test_every_row_trains_on_the_same_label_subsets(bench, tmp_path, monkeypatch):
     """Seed s of every row sees the same clips at a label count; counts nest."""
-    from hiermovie.workflows.probe import vidsitu
+    from hiermovie.workflows.probe import trainers
 
     seen = {}
 
-    def spy(fn, pos):
-        def wrapped(cx, row, *a, **kw):
-            sub = a[pos]
+    def spy(fn, name):  # reads the subset by its name, wherever the caller puts it
+        def wrapped(*a, **kw):
+            sub = inspect.signature(fn).bind(*a, **kw).arguments[name]
+            row = inspect.signature(fn).bind(*a, **kw).arguments["row"]
             seen.setdefault((row.name, len(sub[0]) if sub.dim() == 2 else len(sub)),
                             []).append(sub.clone())
-            return fn(cx, row, *a, **kw)
+            return fn(*a, **kw)
         return wrapped
-    monkeypatch.setattr(vidsitu, "fit_frozen", spy(vidsitu.fit_frozen, 2))
-    monkeypatch.setattr(vidsitu, "fit_finetuned", spy(vidsitu.fit_finetuned, 1))
+    monkeypatch.setattr(trainers, "fit_frozen", spy(trainers.fit_frozen, "subsets"))
+    monkeypatch.setattr(trainers, "fit_finetuned", spy(trainers.fit_finetuned, "subset"))
     root, url = bench
     cfg = from_dict(VidSituProbeConfig, {
         "data": f"vidsitu:{root}", "store": url, **FAST, "tasks": ["verb"], "lrs": [1e-3],

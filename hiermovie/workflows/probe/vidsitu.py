@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
-from hiermovie.feature_store import FeatureStore
+from hiermovie.feature_store import FeatureStore, Provenance
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.fit import resolve_precision
 from hiermovie.heads.srl import RoleGenerator, target_text
@@ -29,14 +30,8 @@ from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import build_rows, head_hidden
-from hiermovie.workflows.probe.train import (
-    Context,
-    Split,
-    choose,
-    fit_finetuned,
-    fit_frozen,
-    frozen_with,
-)
+from hiermovie.workflows.probe.train import Checkpoint, Context, Split, choose
+from hiermovie.workflows.probe.trainers import FinetunedRow, FrozenRow, trainer
 
 
 def raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
@@ -130,17 +125,31 @@ def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, t
     return {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}, preds
 
 
-def run_vidsitu(cfg: VidSituProbeConfig) -> int:
-    """Train each row's heads on the store's features and write the comparison tables."""
-    t0 = time.time()
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
-    timing: dict[str, float] = defaultdict(float)
-    if not cfg.store:
-        raise ConfigError("store: required (a store written by `hiermovie extract`)")
+@dataclass
+class ProbeData:
+    """Everything a probe run reads, loaded once: the splits' features and labels, the
+    validation clips' annotations, and the label counts to train at."""
+
+    train: VidSitu
+    valid: VidSitu
+    pool: list[str]  # labelled training clips the heads train on
+    sel_clips: list[str]  # training clips that choose each row's lr and epochs
+    va: list[str]  # validation clips with features
+    ann: list[int]  # their ann_idx
+    refs: list  # their role references (with --tasks roles)
+    y: Split
+    sel: Split
+    val: Split
+    vocab: list[str]
+    groups: dict[str, list[str]] | None
+    coverage: dict
+    counts: list[int]
+    provenance: Provenance
+
+
+def load_data(cfg: VidSituProbeConfig) -> ProbeData:
     root = data_root(cfg.data, "vidsitu")
-    classify = [t for t in cfg.tasks if t != "roles"]
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
-    groups = event_groups(root)
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
     have = set(usable_videos([store], "probe")[0])
     tr_all = [c for c in train.clips if c in have and c in train.records]
@@ -151,13 +160,6 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
                           f"(coverage {coverage})")
     sel_clips, pool = cfg.selection(tr_all)
     counts = label_counts(cfg, len(pool))
-    prov = store.provenance
-    rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
-                      {k: v for k, v in vars(cfg.model).items()}, prov.dim,
-                      prov.tokens_per_segment)
-    if not classify and (tuned := [r.name for r in rows if r.mode == "finetune"]):
-        raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
-                          "the verb/relation heads; --tasks roles alone trains none")
     vocab = verb_vocab(train)
     y, sel, val = (load_split(store, c) for c in (pool, sel_clips, va))
     if cfg.fuse_store:
@@ -166,87 +168,100 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
             split.raw = fuse(split.raw, other, clips)
     y.verbs, y.relations = labels(train, pool, vocab)
     sel.verbs, sel.relations = labels(train, sel_clips, vocab)
-    pooled = y.raw.mean(2)
-    dim = y.raw.shape[-1]
-    hidden = head_hidden(rows, dim, cfg.hidden, cfg.finetune.readout, cfg.finetune.concat_own)
-    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim, hidden,
-                 len(vocab), len(RELATIONS))
-    timing["data"] += time.time() - t0
-    fits_per_row = (len(cfg.lrs) if classify else 0) + ("roles" in cfg.tasks)
-    bar = progress(total=sum(len(counts) * fits_per_row * (1 if r.mode != "finetune" else
-                                                           cfg.seeds) for r in rows),
-                   desc="probe", unit="fit", enabled=cfg.progress)
-    cx.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
-        f"{desc} epoch {epoch} loss {loss:.3f}", refresh=False)
-    seeds = list(range(cfg.seeds))
     index = {c: i for i, c in enumerate(valid.clips)}
     ann = [index[c] for c in va]
-    refs = ([vm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else [])
-    cells, chosen = [], {r.name: {} for r in rows}
+    refs = [vm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
+    return ProbeData(train, valid, pool, sel_clips, va, ann, refs, y, sel, val, vocab,
+                     event_groups(root), coverage, counts, store.provenance)
+
+
+def run_vidsitu(cfg: VidSituProbeConfig) -> int:
+    """Train each row's heads on the store's features and write the comparison tables:
+    data -> rows -> for each row and label count: select, score, roles -> report."""
+    t0 = time.time()
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
+    if not cfg.store:
+        raise ConfigError("store: required (a store written by `hiermovie extract`)")
+    d = load_data(cfg)
+    prov = d.provenance
+    rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
+                      vars(cfg.model), prov.dim, prov.tokens_per_segment)
+    lrs = cfg.lrs if any(t != "roles" for t in cfg.tasks) else []  # verbs or relations
+    if not lrs and (tuned := [r.name for r in rows if r.mode == "finetune"]):
+        raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
+                          "the verb/relation heads; --tasks roles alone trains none")
+    pooled, dim = d.y.raw.mean(2), d.y.raw.shape[-1]
+    hidden = head_hidden(rows, dim, cfg.hidden, cfg.finetune.readout, cfg.finetune.concat_own)
+    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim, hidden,
+                 len(d.vocab), len(RELATIONS))
+    timing: dict[str, float] = defaultdict(float, data=time.time() - t0)
+    bar = progress(total=len(d.counts) * sum(
+        trainer(r).fits(cfg.seeds, len(lrs)) + cfg.seeds * ("roles" in cfg.tasks) for r in rows),
+        desc="probe", unit="fit", enabled=cfg.progress)
+    cx.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
+        f"{desc} epoch {epoch} loss {loss:.3f}", refresh=False)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    cells, chosen = [], {r.name: {} for r in rows}
     for row in rows:
         t = time.time()
-        if row.mode != "finetune":
-            tr_ev, sel_ev, va_ev = (cx.frozen(row, s) for s in (y, sel, val))
+        fitter = trainer(row)(cx, row, d.y, d.sel, d.val, bar.update)
         timing["data"] += time.time() - t
-        for n in counts:
-            sub = subsets(len(pool), n, cfg.seeds)
-            ck: dict = {}
-            t = time.time()
-            for lr in cfg.lrs if classify else []:
-                if row.mode == "finetune":
-                    for s in seeds:
-                        fit_finetuned(cx, row, y, sub[s], sel, val, lr, s, ck)
-                        bar.update()
-                else:
-                    fit_frozen(cx, row, tr_ev, y, sub, sel_ev, sel, va_ev, lr, seeds, ck)
-                    bar.update()
-            timing["train"] += time.time() - t
-            per_seed: list[dict] = [{} for _ in seeds]
-            if classify:
-                (lr, epochs), best = choose(ck)
-                chosen[row.name][n] = {"lr": lr, "epochs": epochs,
-                                       "selection_score": float(np.mean(best.score))}
-                t = time.time()
-                for s in seeds:
-                    m, preds = scores(cfg, best.verb_top[s], best.relation[s], valid, va, ann,
-                                      vocab, groups)
-                    per_seed[s] |= m
-                    for task, entries in preds.items():
-                        (out / f"pred_{task}_{row.name}_n{n}_seed{s}.json").write_text(
-                            json.dumps(entries))
-                timing["metrics"] += time.time() - t
-            if "roles" in cfg.tasks:
-                for s in seeds:
-                    clips = sub[s]
-                    t = time.time()
-                    if row.mode == "finetune":  # the chosen run again (deterministic)
-                        model = fit_finetuned(cx, row, y, clips, sel, val, lr, s, {}, epochs)
-                        ev_tr = frozen_with(cx, row, model.ctx, y[clips])
-                        ev_va = frozen_with(cx, row, model.ctx, val)
-                        timing["train"] += time.time() - t
-                        t = time.time()
-                    else:
-                        ev_tr, ev_va = tr_ev[clips], va_ev
-                    m, preds = roles(s, ev_tr, ev_va, train, [pool[i] for i in clips.tolist()],
-                                     refs, ann, cfg.role_epochs, cfg.precision)
-                    timing["generation"] += time.time() - t
-                    per_seed[s] |= m
-                    (out / f"pred_roles_{row.name}_n{n}_seed{s}.json").write_text(
-                        json.dumps(preds))
-                    if row.mode == "finetune":
-                        bar.update()
-                if row.mode != "finetune":
-                    bar.update()
-            for key in per_seed[0]:
-                cells.append({"labels": n, "row": row.name, "metric": key,
-                              "values": [float(p[key]) for p in per_seed]})
+        for n in d.counts:
+            per_seed, choice = fit_at(cfg, d, fitter, f"{row.name}_n{n}",
+                                      subsets(len(d.pool), n, cfg.seeds), lrs, timing,
+                                      bar.update)
+            chosen[row.name] |= {n: choice} if choice else {}
+            cells += [{"labels": n, "row": row.name, "metric": key,
+                       "values": [float(p[key]) for p in per_seed]} for key in per_seed[0]]
     bar.close()
     timing["total"] = time.time() - t0
     backbone = prov.backbone + (f" + `{cfg.fuse_store}` ({dim - prov.dim}-d, fused)"
                                 if cfg.fuse_store else "")
-    caption = report.vidsitu_caption(cfg, coverage, backbone, len(sel_clips), cx.hidden)
-    print(report.write_vidsitu(out, cfg, rows, cells, chosen, caption, coverage,
+    caption = report.vidsitu_caption(cfg, d.coverage, backbone, len(d.sel_clips), cx.hidden)
+    print(report.write_vidsitu(out, cfg, rows, cells, chosen, caption, d.coverage,
                                dict(timing)))
     return 0
+
+
+def fit_at(cfg: VidSituProbeConfig, d: ProbeData, fitter: FrozenRow | FinetunedRow, name: str,
+           sub: torch.Tensor, lrs: list[float], timing: dict[str, float],
+           on_fit: Callable[[], None]) -> tuple[list[dict], dict]:
+    """One row at one label count (`sub`: each seed's clips): the (lr, epochs) chosen on the
+    selection clips and scored on validation, then the role decoder on that run's events.
+    Returns each seed's metrics and the choice."""
+    out = Path(cfg.out)
+    per_seed: list[dict] = [{} for _ in range(cfg.seeds)]
+    lr, epochs, choice = 0.0, 0, {}
+    if lrs:
+        t = time.time()
+        (lr, epochs), best = choose(fitter.select(sub, lrs))
+        timing["train"] += time.time() - t
+        choice = {"lr": lr, "epochs": epochs, "selection_score": float(np.mean(best.score))}
+        t = time.time()
+        score_seeds(cfg, d, best, per_seed, out, name)
+        timing["metrics"] += time.time() - t
+    for s in range(cfg.seeds) if "roles" in cfg.tasks else []:
+        t = time.time()
+        ev_tr, ev_va = fitter.role_events(s, sub[s], lr, epochs)
+        timing["train"] += time.time() - t
+        t = time.time()
+        m, preds = roles(s, ev_tr, ev_va, d.train, [d.pool[i] for i in sub[s].tolist()],
+                         d.refs, d.ann, cfg.role_epochs, cfg.precision)
+        timing["generation"] += time.time() - t
+        per_seed[s] |= m
+        (out / f"pred_roles_{name}_seed{s}.json").write_text(json.dumps(preds))
+        on_fit()
+    return per_seed, choice
+
+
+def score_seeds(cfg: VidSituProbeConfig, d: ProbeData, best: Checkpoint, per_seed: list[dict],
+                out: Path, name: str) -> None:
+    """Each seed's official verb and relation metrics of the chosen checkpoint, and its
+    leaderboard-format prediction files."""
+    for s, metrics in enumerate(per_seed):
+        m, preds = scores(cfg, best.verb_top[s], best.relation[s], d.valid, d.va, d.ann,
+                          d.vocab, d.groups)
+        metrics |= m
+        for task, entries in preds.items():
+            (out / f"pred_{task}_{name}_seed{s}.json").write_text(json.dumps(entries))
