@@ -25,6 +25,7 @@ from hiermovie.progress import progress
 class TrainingConfig:
     """The optimisation and run options both training jobs share (each job adds its own)."""
 
+    out: str = opt("runs/train", "output folder: checkpoints, metrics, the trained model")
     batch_size: int = opt(32, "items per step (per process under DDP)")
     steps: int = opt(2000, "optimisation steps")
     lr: float = opt(3e-4, "peak learning rate (AdamW)")
