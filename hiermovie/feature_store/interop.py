@@ -13,14 +13,8 @@ import h5py
 import numpy as np
 
 from hiermovie.feature_store.reader import FeatureStore
-from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
-from hiermovie.feature_store.writer import (
-    StoreError,
-    complete_shards,
-    create_store,
-    unstorable,
-    write_shard,
-)
+from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for, unstorable
+from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
 
 NPY_SUFFIX = "_feats.npy"
 VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip

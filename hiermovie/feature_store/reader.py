@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed
-from hiermovie.feature_store.writer import StoreError, read_root_attrs, unstorable
+from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed, unstorable
+from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
 
 def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str, Any]]:

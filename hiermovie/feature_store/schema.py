@@ -151,3 +151,18 @@ def shard_id_for(video_ids: list[str]) -> str:
     """A shard's name is a hash of its videos, so the same plan always names the same shards."""
     h = hashlib.sha1("\n".join(video_ids).encode("utf-8")).hexdigest()
     return h[:16]
+
+
+def unstorable(features: np.ndarray, dtype: str) -> str:
+    """Why a video's features cannot be stored as an ok video in `dtype` ("" if they can): no
+    segment, or values that are not finite *as stored* (a float32 above 65504 is Inf in
+    float16), so every writer checks what a reader will get."""
+    if features.shape[0] == 0:
+        return "have no segments"
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is what is reported
+        stored = np.asarray(features).astype(dtype, copy=False)
+    bad = int(stored.size - np.isfinite(stored).sum())
+    if bad:
+        return (f"contain {bad} NaN/Inf values as stored in {dtype} ({dtype} holds |x| <= "
+                f"{float(np.finfo(dtype).max):g})")
+    return ""

@@ -30,6 +30,7 @@ from hiermovie.feature_store.schema import (
     VideoRecord,
     is_committed,
     shard_id_for,
+    unstorable,
 )
 
 Compressor = Literal["none", "zstd", "blosc-zstd"]
@@ -197,19 +198,29 @@ def _check(url: str, record: VideoRecord, prov: Provenance) -> None:
         raise StoreError(f"{url}: features of video {record.video_id!r} {problem}")
 
 
-def unstorable(features: np.ndarray, dtype: str) -> str:
-    """Why a video's features cannot be stored as an ok video in `dtype` ("" if they can): no
-    segment, or values that are not finite *as stored* (a float32 above 65504 is Inf in
-    float16), so every writer checks what a reader will get."""
-    if features.shape[0] == 0:
-        return "have no segments"
-    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is what is reported
-        stored = np.asarray(features).astype(dtype, copy=False)
-    bad = int(stored.size - np.isfinite(stored).sum())
-    if bad:
-        return (f"contain {bad} NaN/Inf values as stored in {dtype} ({dtype} holds |x| <= "
-                f"{float(np.finfo(dtype).max):g})")
-    return ""
+def _columns(records: list[VideoRecord], prov: Provenance
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The shard's arrays (segment- and video-indexed) and its per-video strings."""
+    k, d = prov.tokens_per_segment, prov.dim
+    frames = max((r.frame_indices.shape[1] for r in records if r.num_segments), default=0)
+    counts = np.array([r.num_segments for r in records], np.int64)
+    columns: dict[str, np.ndarray] = {
+        "features": _concat(records, "features", (0, k, d), prov.dtype),
+        "segment_video": np.repeat(np.arange(len(records), dtype=np.int32), counts),
+        "segment_index": np.concatenate([np.arange(c, dtype=np.int32) for c in counts]),
+        "start_s": _concat(records, "start_s", (0,), "float64"),
+        "end_s": _concat(records, "end_s", (0,), "float64"),
+        "frame_indices": _concat(records, "frame_indices", (0, frames), "int64"),
+        "first_segment": np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
+        "num_segments": counts,
+        "duration_s": np.array([r.duration_s for r in records], np.float64),
+        "fps": np.array([r.fps for r in records], np.float64),
+        "num_frames": np.array([r.num_frames for r in records], np.int64),
+    }
+    strings = {name: np.array([getattr(r, name) for r in records], dtype=object)
+               for name in VIDEO_STRINGS}
+    assert set(columns) == {"features", "frame_indices"} | set(SEGMENT_ARRAYS) | set(VIDEO_ARRAYS)
+    return columns, strings
 
 
 def write_shard(
@@ -230,37 +241,15 @@ def write_shard(
     for r in records:
         _check(url, r, prov)
     shard_id = shard_id_for(ids)
-
-    k, d = prov.tokens_per_segment, prov.dim
-    frames = max((r.frame_indices.shape[1] for r in records if r.num_segments), default=0)
-    counts = np.array([r.num_segments for r in records], np.int64)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    seg_video = np.repeat(np.arange(len(records), dtype=np.int32), counts)
-    seg_index = np.concatenate([np.arange(c, dtype=np.int32) for c in counts])
-    columns: dict[str, np.ndarray] = {
-        "features": _concat(records, "features", (0, k, d), prov.dtype),
-        "segment_video": seg_video,
-        "segment_index": seg_index,
-        "start_s": _concat(records, "start_s", (0,), "float64"),
-        "end_s": _concat(records, "end_s", (0,), "float64"),
-        "frame_indices": _concat(records, "frame_indices", (0, frames), "int64"),
-        "first_segment": first,
-        "num_segments": counts,
-        "duration_s": np.array([r.duration_s for r in records], np.float64),
-        "fps": np.array([r.fps for r in records], np.float64),
-        "num_frames": np.array([r.num_frames for r in records], np.int64),
-    }
-    strings = {name: np.array([getattr(r, name) for r in records], dtype=object)
-               for name in VIDEO_STRINGS}
-    assert set(columns) == {"features", "frame_indices"} | set(SEGMENT_ARRAYS) | set(VIDEO_ARRAYS)
-
+    columns, strings = _columns(records, prov)
+    counts = columns["num_segments"]
     shards = open_group(url, "a", storage_options).require_group(SHARDS)
     if shard_id in shards:
         # uncommit before deleting: a kill inside the deletion must not leave a committed
         # record over missing arrays
         uncommit_shard(url, shard_id, storage_options)
     group = shards.create_group(shard_id, overwrite=True, attributes={COMPLETE: False})
-    rows = max(1, min(int(storage["chunk_segments"]), len(seg_video)))
+    rows = max(1, min(int(storage["chunk_segments"]), int(counts.sum())))
     compressors = _compressors(storage["compressor"])
     for name, data in columns.items():
         dims = {"features": ("segment", "token", "channel"),

@@ -17,7 +17,7 @@ import numpy as np
 
 from hiermovie.datasets import VideoItem
 from hiermovie.feature_store import VideoRecord
-from hiermovie.feature_store.writer import unstorable
+from hiermovie.feature_store.schema import unstorable
 
 EXIT_OK, EXIT_FAULTS, EXIT_VIDEOS_FAILED = 0, 1, 3
 
