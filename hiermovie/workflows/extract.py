@@ -15,18 +15,14 @@ import errno
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-import numpy as np
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import (
-    Provenance,
-    StoreError,
     VideoRecord,
     create_store,
     write_shard,
@@ -38,7 +34,14 @@ from hiermovie.pipeline.containers import probe
 from hiermovie.pipeline.decode import Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.progress import progress
-from hiermovie.workflows.extract_plan import exists, plan_shards, read_resume
+from hiermovie.workflows.extract_plan import (
+    check_same_settings,
+    exists,
+    plan_shards,
+    provenance,
+    read_resume,
+    tokens_per_segment,
+)
 from hiermovie.workflows.extract_report import ExtractRun, report
 from hiermovie.workflows.extract_scheduler import (
     DECODER_AHEAD,
@@ -162,7 +165,7 @@ def run_extract(cfg: ExtractConfig) -> int:
     summary = {"store": cfg.store, "total": len(items), "skipped_files": skipped_files,
                "strict": cfg.strict, "report_path": _report_path(cfg)}
     if not shards:
-        _check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
+        check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
     check_writable(cfg.store, so)  # a read-only or vanished location: exit 2 before Ray
@@ -172,8 +175,6 @@ def run_extract(cfg: ExtractConfig) -> int:
 def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str, Any]) -> int:
     import ray
 
-    from hiermovie.pipeline.workers import ModelWorker
-
     so = cfg.storage_options or None
     owns_ray = _init_ray(cfg)
     lease: Lease | None = None
@@ -182,19 +183,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
     writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
     try:
         res = Resources.of(cfg, ray.cluster_resources())
-        Model = ray.remote(max_restarts=2, max_task_retries=2)(ModelWorker)
-        # On CPU-only machines a model actor and a decode task share each core (half a CPU each
-        # in Ray's accounting): decoding is a small share of the work there, and decode tasks
-        # then get a pool of reused worker processes instead of new ones per task.
-        opts = {"num_gpus": 1, "num_cpus": 1} if res.gpus else {"num_cpus": 0.5}
-        workers = [Model.options(**opts).remote(cfg.backbone, "cuda" if res.gpus else "cpu",
-                                                0 if res.gpus else 1)
-                   for _ in range(res.model_workers)]
-        desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
-        if len({d["fingerprint"] for d in desc}) != 1:
-            raise RuntimeError("model actors loaded different weights")
-        d0 = desc[0]
-        create_store(cfg.store, _provenance(cfg, d0), chunk_segments=cfg.chunk_segments,
+        d0 = _start_models(ray, cfg, res, workers)
+        create_store(cfg.store, provenance(cfg, d0), chunk_segments=cfg.chunk_segments,
                      compressor=cfg.compressor, storage_options=so)
         lease = Lease(cfg.store, so).acquire()
         # planned again under the lease: another job may have written while Ray started
@@ -203,8 +193,9 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
             uncommit_shard(cfg.store, name, so)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
-        run = ExtractRun(shards, _tokens(cfg), d0["dim"], cfg.plan.num_frames * cfg.plan.clips,
-                         summary["report_path"], cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
+        run = ExtractRun(shards, tokens_per_segment(cfg), d0["dim"],
+                         cfg.plan.num_frames * cfg.plan.clips, summary["report_path"],
+                         cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5)
@@ -244,46 +235,23 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
             ray.shutdown()
 
 
-def _check_same_settings(cfg: ExtractConfig, so: dict | None) -> None:
-    """Refuse a rerun whose settings differ from the store's, as `create_store` would once the
-    model is loaded (the weights' fingerprint and the model's own fields are not checked)."""
-    from hiermovie.feature_store.writer import read_root_attrs
+def _start_models(ray: Any, cfg: ExtractConfig, res: Resources, workers: list) -> dict:
+    """Start the model actors (into `workers`, so that the caller stops them whatever
+    happens) and check they loaded the same weights; returns what the provenance needs."""
+    from hiermovie.pipeline.workers import ModelWorker
 
-    old = read_root_attrs(cfg.store, so)["provenance"]
-    new = {"backbone": cfg.backbone.name, "tokens_per_segment": _tokens(cfg),
-           "dtype": cfg.dtype, "sampling": _sampling(cfg)}
-    for k, v in new.items():
-        if old.get(k) != v:
-            raise StoreError(f"{cfg.store}: store holds features with {k}={old.get(k)!r}, this "
-                             f"run has {k}={v!r}; write to a new store")
-
-
-def _sampling(cfg: ExtractConfig) -> dict[str, Any]:
-    """The plan as provenance. The coverage fields are recorded only when they differ from the
-    default centred clip, so stores written before they existed keep their identity (and
-    `kind` first, their key order)."""
-    plan = {"kind": cfg.plan.kind, **asdict(cfg.plan)}
-    if cfg.plan.coverage == "centre":
-        for k in ("coverage", "clips_per_segment", "clip_pool"):
-            plan.pop(k)
-    return {**plan, "resize": cfg.resize}
-
-
-def _tokens(cfg: ExtractConfig) -> int:
-    """Tokens per stored segment: the backbone's grid, times the clips when kept as tokens."""
-    k = int(np.prod(cfg.backbone.tokens))
-    return k * cfg.plan.clips if cfg.plan.clip_pool == "tokens" else k
-
-
-def _provenance(cfg: ExtractConfig, d: dict[str, Any]) -> Provenance:
-    return Provenance(
-        backbone=cfg.backbone.name, dim=d["dim"],
-        tokens_per_segment=_tokens(cfg), dtype=cfg.dtype,
-        weights_fingerprint=d["fingerprint"], weights_origin=d["origin"],
-        sampling=_sampling(cfg),
-        preprocessing={"input_size": d["input_size"], "mean": d["mean"], "std": d["std"],
-                       "precision": d["precision"], "tokens": list(cfg.backbone.tokens),
-                       "weights": cfg.backbone.weights})
+    Model = ray.remote(max_restarts=2, max_task_retries=2)(ModelWorker)
+    # On CPU-only machines a model actor and a decode task share each core (half a CPU each in
+    # Ray's accounting): decoding is a small share of the work there, and decode tasks then
+    # get a pool of reused worker processes instead of new ones per task.
+    opts = {"num_gpus": 1, "num_cpus": 1} if res.gpus else {"num_cpus": 0.5}
+    workers += [Model.options(**opts).remote(cfg.backbone, "cuda" if res.gpus else "cpu",
+                                             0 if res.gpus else 1)
+                for _ in range(res.model_workers)]
+    desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
+    if len({d["fingerprint"] for d in desc}) != 1:
+        raise RuntimeError("model actors loaded different weights")
+    return desc[0]
 
 
 def _write(url: str, records: list[VideoRecord], so: dict | None, tries: int = 3) -> str:
