@@ -12,3 +12,16 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """"auto" -> "bf16" where `device` ("cpu" or "cuda") multiplies bfloat16 natively
+    (elsewhere autocast would emulate it, slower than fp32), else "fp32"; other values are
+    returned as given. The one rule every job's "auto" follows."""
+    if precision != "auto":
+        return precision
+    if device == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from hiermovie.hardware import cpu_has_bf16
-
 
 def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int, *,
         epochs: int, lr: float, batch_size: int, seeds: Sequence[int] = (0,),
@@ -60,16 +58,6 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: in
                 on_epoch(epoch + 1, total / max(1, batches * len(gens)))
                 model.train()
     return model.eval()
-
-
-def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """"auto" -> "bf16" where `device` multiplies bfloat16 natively (elsewhere autocast would
-    emulate it, slower than fp32), else "fp32"; other values are returned as given."""
-    if precision != "auto":
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 class StackedMLP(nn.Module):

@@ -14,7 +14,7 @@ from hiermovie.pipeline.backbones import (
     fingerprint,
     fold_batchnorm,
     load_backbone,
-    resolve_precision,
+    precision_dtype,
 )
 
 
@@ -64,5 +64,5 @@ class ModelWorker:
         return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
                 "std": list(self.model.std), "fingerprint": self.fingerprint,
                 "origin": dict(self.model.origin),
-                "precision": str(resolve_precision(self.cfg.precision, self.device)).replace(
+                "precision": str(precision_dtype(self.cfg.precision, self.device)).replace(
                     "torch.", "")}

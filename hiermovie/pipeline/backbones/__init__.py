@@ -25,8 +25,8 @@ from hiermovie.pipeline.backbones.inference import (
     encode,
     fold_batchnorm,
     pool_tokens,
+    precision_dtype,
     preprocess,
-    resolve_precision,
 )
 from hiermovie.pipeline.backbones.registry import REGISTRY, Backbone, load_backbone, register
 from hiermovie.pipeline.backbones.weights import (
@@ -39,4 +39,4 @@ from hiermovie.pipeline.backbones.weights import (
 
 __all__ = ["ARCHITECTURE_KEY", "ORIGIN_KEY", "REGISTRY", "Backbone", "BackboneConfig", "encode",
            "fingerprint", "fold_batchnorm", "load_backbone", "load_state_dict", "pool_tokens",
-           "preprocess", "register", "resolve_precision", "weights_origin"]
+           "precision_dtype", "preprocess", "register", "weights_origin"]

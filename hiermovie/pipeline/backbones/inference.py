@@ -6,17 +6,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from hiermovie.hardware import cpu_has_bf16
+from hiermovie.hardware import resolve_precision
 from hiermovie.pipeline.backbone_config import BackboneConfig, Precision
 from hiermovie.pipeline.backbones.registry import Backbone
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16
-        return torch.bfloat16 if cpu_has_bf16() else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+def precision_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The autocast dtype of `precision` on `device` ("auto": `hardware.resolve_precision`)."""
+    return DTYPES[resolve_precision(precision, device.type)]
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -83,7 +82,7 @@ def encode(model: Backbone, frames: np.ndarray, cfg: BackboneConfig,
            device: torch.device | str = "cpu") -> np.ndarray:
     """Features [N, K, D] float32 of N segments' frames (uint8 [N, T, H, W, 3])."""
     device = torch.device(device)
-    dtype = resolve_precision(cfg.precision, device)
+    dtype = precision_dtype(cfg.precision, device)
     out = []
     for i in range(0, len(frames), cfg.batch_size):
         x = preprocess(frames[i:i + cfg.batch_size], model, device)

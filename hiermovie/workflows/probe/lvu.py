@@ -19,8 +19,9 @@ from hiermovie.config import ConfigError
 from hiermovie.contextualizer import read_out
 from hiermovie.datasets import data_root, lvu
 from hiermovie.feature_store import FeatureStore
+from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
-from hiermovie.heads.fit import fit, resolve_precision
+from hiermovie.heads.fit import fit
 from hiermovie.progress import progress
 from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe.config import LvuProbeConfig

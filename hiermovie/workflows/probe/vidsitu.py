@@ -22,8 +22,8 @@ from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore, Provenance
+from hiermovie.hardware import resolve_precision
 from hiermovie.heads import vidsitu_metrics as vm
-from hiermovie.heads.fit import resolve_precision
 from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
 from hiermovie.workflows.ctx_data import usable_videos
