@@ -177,9 +177,7 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
 
     so = cfg.storage_options or None
     owns_ray = _init_ray(cfg)
-    lease: Lease | None = None
-    workers: list = []
-    run: ExtractRun | None = None
+    lease, workers, run = None, [], None
     writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
     try:
         res = Resources.of(cfg, ray.cluster_resources())
