@@ -33,7 +33,7 @@ import torch
 
 from hiermovie.config import from_dict
 from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
-from hiermovie.pipeline.decode import decode_item
+from hiermovie.pipeline.decode import DecodeSpec, decode_item
 from hiermovie.pipeline.plans import plan_segments
 from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
@@ -122,7 +122,7 @@ def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float,
                                            num_cpus=1 if gpus else 0.5)
     cpus = os.cpu_count() or 2
     inflight = cpus - gpus if gpus else cpus  # as the pipeline: a decode task per free core
-    args = (cfg.plan, size, cfg.resize, False, part_segments(cfg, size))
+    spec = DecodeSpec(cfg.plan, size, cfg.resize, False, part_segments(cfg, size))
     t = time.perf_counter()
     pending, parts, segs = [], [], 0
 
@@ -134,7 +134,7 @@ def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float,
     for p in paths:
         if len(pending) >= inflight:
             segs += drain(pending.pop(0))
-        pending.append(task.remote(p, None, *args))
+        pending.append(task.remote(p, None, spec))
     for stream in pending:
         segs += drain(stream)
     return segs / (time.perf_counter() - t), parts

@@ -227,34 +227,35 @@ def test_explicit_segments_spread_over_the_segment_and_clamped_at_the_end(ray_se
            "--strict (exit 3)")
 
 
-def test_shard_writes_retry_a_transient_error_but_not_a_full_disk(monkeypatch):
+def test_shard_writes_retry_a_transient_error_but_not_a_full_disk(monkeypatch, tmp_path):
     import errno
 
-    from hiermovie.workflows import extract
+    from hiermovie.feature_store import store_writer
 
     calls = []
 
     def write_shard(url, records, storage_options=None):
         calls.append(url)
-        if len(calls) == 1 or url == "full":
-            code = errno.ENOSPC if url == "full" else errno.EIO
+        if len(calls) == 1 or url.endswith("full"):
+            code = errno.ENOSPC if url.endswith("full") else errno.EIO
             raise OSError(code, os.strerror(code))
         return "shard"
 
-    monkeypatch.setattr(extract, "write_shard", write_shard)
-    monkeypatch.setattr(extract.time, "sleep", lambda s: None)
-    assert extract._write("flaky", [], None) == "shard" and calls == ["flaky", "flaky"]
+    monkeypatch.setattr(store_writer, "write_shard", write_shard)
+    monkeypatch.setattr(store_writer.time, "sleep", lambda s: None)
+    flaky, full = (store_writer.StoreWriter(str(tmp_path / n)) for n in ("flaky", "full"))
+    assert flaky.write([]) == "shard" and len(calls) == 2
     calls.clear()
     with pytest.raises(OSError, match="No space left"):
-        extract._write("full", [], None)
-    assert calls == ["full"]  # no retry: waiting does not free space
+        full.write([])
+    assert len(calls) == 1  # no retry: waiting does not free space
 
 
 def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp_path):
     """Memory flat in a film's length: the decoder hands the model whole forward batches of at
     most PART_BYTES of frames, never the whole video, and the stored features are the whole
     video's, bitwise (on CPU), as one pass over all its frames gives them."""
-    from hiermovie.pipeline.decode import decode_item
+    from hiermovie.pipeline.decode import DecodeSpec, decode_item
     from hiermovie.workflows.extract_scheduler import PART_BYTES, part_segments
 
     make_video(tmp_path / "in" / "film.mp4", 90.0, 10.0, (48, 64), seed=5)
@@ -262,8 +263,8 @@ def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp
                plan={"kind": "sliding", "window_s": 1, "stride_s": 1, "num_frames": 8})
     per = part_segments(cfg, 112)
     assert per % cfg.backbone.batch_size == 0 and per * 8 * 112 * 112 * 3 <= PART_BYTES
-    items = list(decode_item(str(tmp_path / "in" / "film.mp4"), None, cfg.plan, 112,
-                             "squash", False, per))
+    items = list(decode_item(str(tmp_path / "in" / "film.mp4"), None,
+                             DecodeSpec(cfg.plan, 112, "squash", False, per)))
     meta, parts, end = items[0], items[1:-1], items[-1]
     whole = decode_video(str(tmp_path / "in" / "film.mp4"), cfg.plan, (112, 112))
     assert end["status"] == "ok" and meta["parts"] == len(parts) >= 3

@@ -18,16 +18,13 @@ import time
 import uuid
 from typing import Any
 
-import fsspec
-
-from hiermovie.feature_store.writer import StoreError
-
-LEASE = ".hiermovie-writer.json"
+from hiermovie.feature_store.schema import LEASE
+from hiermovie.feature_store.writer import StoreError, filesystem
 
 
 class Lease:
     def __init__(self, url: str, storage_options: dict | None = None, ttl: float = 60.0) -> None:
-        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.fs, root = filesystem(url, storage_options)
         self.path = f"{root.rstrip('/')}/{LEASE}"
         self.url, self.ttl = url, ttl
         self.me = {"id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}

@@ -35,6 +35,7 @@ FORMAT_VERSION = 1
 ROOT_KEY = "hiermovie"
 SHARDS = "shards"
 COMPLETE = "complete"
+LEASE = ".hiermovie-writer.json"  # the writing job's lease (feature_store.lease)
 DTYPES = ("float16", "float32")
 
 SEGMENT_ARRAYS = {

@@ -10,7 +10,6 @@ by an older version's multi-write commit) as not committed, so a rerun rewrites 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 import fsspec
@@ -21,6 +20,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from hiermovie.feature_store.schema import (
     COMPLETE,
     FORMAT_VERSION,
+    LEASE,
     ROOT_KEY,
     SEGMENT_ARRAYS,
     SHARDS,
@@ -46,6 +46,11 @@ def _compressors(name: str) -> Any:
         "zstd": ZstdCodec(level=3),
         "blosc-zstd": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
     }[name]
+
+
+def filesystem(url: str, storage_options: dict | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem and path of a store's URL (a local path is a URL too)."""
+    return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
 def open_group(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
@@ -84,14 +89,7 @@ def create_store(
     except StoreError:
         existing = None
     if existing is not None:
-        old = _flat(Provenance.from_dict(existing["provenance"]).identity())
-        new = _flat(provenance.identity())
-        diff = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
-        if diff:
-            k = diff[0]
-            raise StoreError(
-                f"{url}: store holds features with {k}={old.get(k)!r}, this run has "
-                f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
+        refuse_other_features(url, existing["provenance"], provenance.identity())
         _remove_partials(url, storage_options)
         return
     refuse_foreign(url, storage_options)
@@ -111,35 +109,12 @@ def create_store(
     _remove_partials(url, storage_options)
 
 
-def check_writable(url: str, storage_options: dict | None = None) -> None:
-    """Refuse, before any work, a store location that does not take writes (read-only, full,
-    denied, or gone): one small file written and removed there (a store not yet created: its
-    folder is made for the test and removed again)."""
-    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    root = root.rstrip("/")
-    made = False
-    try:
-        if not fs.exists(root):
-            fs.makedirs(root, exist_ok=True)
-            made = True
-        probe = f"{root}/.hiermovie-write-check-{uuid.uuid4().hex}"
-        fs.pipe_file(probe, b"")
-        fs.rm_file(probe)
-        if made:
-            fs.rmdir(root)
-    except OSError as e:
-        raise StoreError(f"{url}: cannot write the store there ({e.strerror or e}); give a "
-                         "writable location") from None
-
-
 def _remove_partials(url: str, storage_options: dict | None) -> None:
     """Delete the temporary files (zarr.<uuid>.partial) that zarr's LocalStore leaves in the
     root and shards/ folders when a writer is killed while it re-checks their metadata (zarr
     does so for every array it creates). Only writers starting a job call this, under the
     store's lease; inside shard folders a rewrite of the uncommitted shard removes them."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = filesystem(url, storage_options)
     for folder in (path, f"{path.rstrip('/')}/{SHARDS}"):
         if "file" not in fs.protocol or not fs.isdir(folder):
             continue
@@ -151,20 +126,33 @@ def _remove_partials(url: str, storage_options: dict | None) -> None:
 
 def refuse_foreign(url: str, storage_options: dict | None) -> None:
     """A new store goes into a new or empty location, never over a file or someone's folder."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = filesystem(url, storage_options)
     if not fs.exists(path):
         return
     if fs.isfile(path):
         raise StoreError(f"{url}: is a file, not a feature store")
-    ours = {"zarr.json", SHARDS, ".hiermovie-writer.json"}
+    ours = {"zarr.json", SHARDS, LEASE}
     other = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
     # zarr's temporary files (*.partial) are left by a writer killed while creating the store
     other = [name for name in other if name not in ours and not name.endswith(".partial")]
     if other:
         raise StoreError(f"{url}: exists and is not a feature store (holds {other[0]!r}"
                          f"{' and more' if len(other) > 1 else ''}); refusing to write into it")
+
+
+def refuse_other_features(url: str, stored: dict[str, Any], new: dict[str, Any], *,
+                          partial: bool = False) -> None:
+    """Refuse to add features to a store that holds features of another meaning: `new` is a
+    provenance's identity, or with `partial` some of its fields (what a rerun can check before
+    its model is loaded)."""
+    old, new = _flat(Provenance.from_dict(stored).identity()), _flat(new)
+    keys = new.keys() if partial else old.keys() | new.keys()
+    diff = [k for k in sorted(keys) if old.get(k) != new.get(k)]
+    if diff:
+        k = diff[0]
+        raise StoreError(
+            f"{url}: store holds features with {k}={old.get(k)!r}, this run has "
+            f"{k}={new.get(k)!r} (differing: {', '.join(diff)}); write to a new store")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

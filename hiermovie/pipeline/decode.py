@@ -196,22 +196,32 @@ def decode_video(path: str, plan: PlanConfig, size: tuple[int, int], *,
                         num_frames=n)
 
 
-def decode_item(path: str, explicit: list[tuple[float, float]] | None, plan: PlanConfig,
-                size: int, resize: Resize, strict: bool = False, part_segments: int = 64
+@dataclass(frozen=True)
+class DecodeSpec:
+    """How every video of a job is decoded: the work item a decode task gets beside the file."""
+
+    plan: PlanConfig
+    size: int  # the model's input size in pixels (square)
+    resize: Resize = "squash"
+    strict: bool = False  # explicit segments outside the video fail it (else are clamped)
+    part_segments: int = 64  # segments per streamed part
+
+
+def decode_item(path: str, explicit: list[tuple[float, float]] | None, spec: DecodeSpec
                 ) -> Iterator[dict[str, Any] | np.ndarray | None]:
     """One video as a stream: its metadata (with "parts", their count), then its frames
-    [<= part_segments * clips, T, H, W, 3] part by part, then how it ended ({"status": "ok",
-    "decode_s"} or "failed" with the error). A process holds one part whatever the video's
-    length. The count is always 1 + parts + 1: a part that cannot be decoded and those after
-    it come as None. A video refused before its metadata yields only the failure."""
+    [<= spec.part_segments * clips, T, H, W, 3] part by part, then how it ended ({"status":
+    "ok", "decode_s"} or "failed" with the error). A process holds one part whatever the
+    video's length. The count is always 1 + parts + 1: a part that cannot be decoded and those
+    after it come as None. A video refused before its metadata yields only the failure."""
     t = time.perf_counter()
     parts: list[list[Segment]] = []
     done, started = 0, False
     try:
-        with open_planned(path, plan, (size, size), resize=resize, explicit=explicit,
-                          strict=strict) as v:
-            segs = v.segments
-            parts = [segs[i:i + part_segments] for i in range(0, len(segs), part_segments)]
+        with open_planned(path, spec.plan, (spec.size, spec.size), resize=spec.resize,
+                          explicit=explicit, strict=spec.strict) as v:
+            segs, n = v.segments, spec.part_segments
+            parts = [segs[i:i + n] for i in range(0, len(segs), n)]
             started = True
             yield {
                 "status": "ok", "error": "", "parts": len(parts),

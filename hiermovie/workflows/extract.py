@@ -11,7 +11,6 @@ rerun ends at once. Exit codes: `extract_report`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,24 +21,16 @@ from typing import Any, Literal
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
-from hiermovie.feature_store import (
-    VideoRecord,
-    create_store,
-    write_shard,
-)
-from hiermovie.feature_store.lease import Lease
-from hiermovie.feature_store.writer import check_writable, uncommit_shard
+from hiermovie.feature_store import StoreWriter
 from hiermovie.pipeline.backbone_config import BackboneConfig
 from hiermovie.pipeline.containers import probe
-from hiermovie.pipeline.decode import Resize, decode_item
+from hiermovie.pipeline.decode import DecodeSpec, Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.progress import progress
 from hiermovie.workflows.extract_plan import (
-    check_same_settings,
-    exists,
     plan_shards,
     provenance,
-    read_resume,
+    settings,
     tokens_per_segment,
 )
 from hiermovie.workflows.extract_report import ExtractRun, report
@@ -155,40 +146,35 @@ def run_extract(cfg: ExtractConfig) -> int:
         print(f"extract: warning: {cfg.input} gives segment times, which the {cfg.plan.kind!r} "
               "plan ignores (use --plan.kind explicit to extract them)")
     by_id = {it.video_id: it for it in items}
-    so = cfg.storage_options or None
+    store = StoreWriter(cfg.store, cfg.storage_options, chunk_segments=cfg.chunk_segments,
+                        compressor=cfg.compressor)
     # before Ray starts (seconds): a store another job is writing is refused, and a job with
     # nothing left to do ends here
-    if exists(cfg.store, so):
-        Lease(cfg.store, so).check()
-    resume = read_resume(cfg.store, so, set(by_id), cfg.retry_failed)
+    store.check_free()
+    resume = store.resume(set(by_id), cfg.retry_failed)
     shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
     summary = {"store": cfg.store, "total": len(items), "skipped_files": skipped_files,
                "strict": cfg.strict, "report_path": _report_path(cfg)}
     if not shards:
-        check_same_settings(cfg, so)  # what a finished store's rerun can check without a model
+        store.check_settings(settings(cfg))  # what a finished store's rerun can check
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
-    check_writable(cfg.store, so)  # a read-only or vanished location: exit 2 before Ray
-    return _extract(cfg, by_id, summary)
+    store.check_writable()  # a read-only or vanished location: exit 2 before Ray
+    return _extract(cfg, store, by_id, summary)
 
 
-def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str, Any]) -> int:
+def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem],
+             summary: dict[str, Any]) -> int:
     import ray
 
-    so = cfg.storage_options or None
     owns_ray = _init_ray(cfg)
-    lease, workers, run = None, [], None
+    workers, run = [], None
     writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
     try:
         res = Resources.of(cfg, ray.cluster_resources())
         d0 = _start_models(ray, cfg, res, workers)
-        create_store(cfg.store, provenance(cfg, d0), chunk_segments=cfg.chunk_segments,
-                     compressor=cfg.compressor, storage_options=so)
-        lease = Lease(cfg.store, so).acquire()
         # planned again under the lease: another job may have written while Ray started
-        resume = read_resume(cfg.store, so, set(by_id), cfg.retry_failed)
-        for name in resume.redo:
-            uncommit_shard(cfg.store, name, so)
+        resume = store.open(provenance(cfg, d0), set(by_id), cfg.retry_failed)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         run = ExtractRun(shards, tokens_per_segment(cfg), d0["dim"],
@@ -197,6 +183,8 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5)
+        spec = DecodeSpec(cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
+                          part_segments(cfg, d0["input_size"]))
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
 
         def done() -> None:
@@ -204,18 +192,15 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
             bar.set_postfix(seg_s=f"{run.decoded_segments / (time.time() - run.t0):.1f}",
                             refresh=False)
 
-        def write(records: list[VideoRecord]) -> str:
-            return _write(cfg.store, records, so)
-
         def timeout_s(item: VideoItem) -> float:
             header = probe(item.path)  # None where the driver cannot read the file
             return cfg.decode_timeout_s + cfg.decode_timeout_per_s * (
                 (header.duration_s or 0.0) if header else 0.0)
 
-        decode_args = (cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
-                       part_segments(cfg, d0["input_size"]))
-        Scheduler(ray, res, decode, decode_args, workers, run, write, timeout_s, done,
-                  lease.refresh).run_all(todo, writer)
+        # the driver's writer thread writes each shard: a local store needs no access from
+        # other machines, and the write (~0.1 s) overlaps the next videos' work
+        Scheduler(ray, res, decode, spec, workers, run, store.write, timeout_s, done,
+                  store.refresh).run_all(todo, writer)
         writer.shutdown(wait=True)
         bar.close()
         return report(run, stored_before=len(by_id) - len(todo),
@@ -227,8 +212,7 @@ def _extract(cfg: ExtractConfig, by_id: dict[str, VideoItem], summary: dict[str,
         for w in workers:  # a graceful actor exit costs ~1 CPU-s; they hold nothing to save
             with contextlib.suppress(Exception):  # best effort: never hide the job's own error
                 ray.kill(w)
-        if lease is not None:
-            lease.release()
+        store.close()
         if owns_ray:
             ray.shutdown()
 
@@ -250,16 +234,3 @@ def _start_models(ray: Any, cfg: ExtractConfig, res: Resources, workers: list) -
     if len({d["fingerprint"] for d in desc}) != 1:
         raise RuntimeError("model actors loaded different weights")
     return desc[0]
-
-
-def _write(url: str, records: list[VideoRecord], so: dict | None, tries: int = 3) -> str:
-    """One shard, written by the driver's writer thread: a local store needs no access from
-    other machines, and the write (~0.1 s) overlaps the next videos' work."""
-    for attempt in range(tries - 1):
-        try:
-            return write_shard(url, records, storage_options=so)
-        except OSError as e:  # a retry may outlast a network blip, never a full disk
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-                raise
-            time.sleep(2**attempt)
-    return write_shard(url, records, storage_options=so)

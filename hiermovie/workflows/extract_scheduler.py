@@ -25,6 +25,7 @@ from hiermovie.datasets import VideoItem
 from hiermovie.workflows.extract_report import ExtractRun
 
 if TYPE_CHECKING:
+    from hiermovie.pipeline.decode import DecodeSpec
     from hiermovie.workflows.extract import ExtractConfig
 
 DECODE_ATTEMPTS = 2  # a decode past its deadline is tried once more
@@ -94,11 +95,11 @@ class Part:
 
 
 class Scheduler:
-    def __init__(self, ray: Any, res: Resources, decode: Any, decode_args: tuple,
+    def __init__(self, ray: Any, res: Resources, decode: Any, spec: DecodeSpec,
                  workers: list, run: ExtractRun, write: Callable[[list], Any],
                  timeout_s: Callable[[VideoItem], float], on_done: Callable[[], None],
                  refresh: Callable[[], None]) -> None:
-        self.ray, self.res, self.decode, self.decode_args = ray, res, decode, decode_args
+        self.ray, self.res, self.decode, self.spec = ray, res, decode, spec
         self.workers, self.run, self.write = workers, run, write
         self.timeout_s, self.on_done, self.refresh = timeout_s, on_done, refresh
         self.queue: deque[Pending] = deque()
@@ -140,7 +141,7 @@ class Scheduler:
             p.deadline = time.time() + p.timeout_s
             p.received, p.parts, p.meta, p.feats, p.end = 0, -1, {}, {}, None
             segments = list(p.item.segments) if p.item.segments else None
-            p.gen = self.decode.remote(p.item.path, segments, *self.decode_args)
+            p.gen = self.decode.remote(p.item.path, segments, self.spec)
             self.decoding[p.gen] = p
 
     def _start_forwards(self) -> None:
