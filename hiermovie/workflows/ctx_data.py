@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
-from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
+from hiermovie.feature_store import FeatureStore, Provenance, SequenceDataset, pad_collate
 
 
 def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -112,3 +114,40 @@ def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]
     return ConcatDataset(parts), labelled_collate, (len(parts[0].vocab), len(RELATIONS))
 
 
+
+
+@dataclass
+class CtxData:
+    """pretrain-ctx's data: the stores' features, split into training and validation."""
+
+    provenance: Provenance  # the first store's (all share its K and D)
+    train: Dataset
+    val: Dataset
+    collate: Callable
+    classes: tuple[int, int] | None  # --objective supervised: (verbs, relations)
+    selection: dict  # how the videos were chosen, for the summary
+    sizes: dict[str, int]
+
+
+def load_data(cfg: Any) -> CtxData:
+    """Open `cfg.store`'s stores, keep the usable videos `cfg` selects and split them."""
+    stores = [FeatureStore(u, storage_options=cfg.storage_options or None) for u in cfg.store]
+    prov = stores[0].provenance
+    for st in stores[1:]:
+        if (st.provenance.dim, st.provenance.tokens_per_segment) != (
+                prov.dim, prov.tokens_per_segment):
+            raise ConfigError(f"store: {st.url} holds K={st.provenance.tokens_per_segment} "
+                              f"D={st.provenance.dim} features, {stores[0].url} "
+                              f"K={prov.tokens_per_segment} D={prov.dim}")
+    have, unusable = usable_videos(stores, "pretrain-ctx")
+    chosen, selection = select_videos(cfg, have)
+    selection["skipped_unusable"] = unusable
+    train_ids, val_ids = split_videos(chosen, cfg.val_fraction)
+    if not train_ids:
+        raise ConfigError(f"{','.join(cfg.store)}: one video left after holding out the "
+                          "validation videos; nothing to train on")
+    train, collate, classes = sequences(cfg, stores, train_ids)
+    val = sequences(cfg, stores, val_ids)[0]
+    sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
+             "train_sequences": len(train), "val_sequences": len(val)}
+    return CtxData(prov, train, val, collate, classes, selection, sizes)

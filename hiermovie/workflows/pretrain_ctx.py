@@ -24,14 +24,7 @@ from hiermovie.contextualizer import (
 from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm, ema_momentum
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
-from hiermovie.feature_store import FeatureStore
-from hiermovie.workflows.ctx_data import (
-    Batches,
-    select_videos,
-    sequences,
-    split_videos,
-    usable_videos,
-)
+from hiermovie.workflows.ctx_data import Batches, CtxData, load_data
 from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
 from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
 
@@ -125,45 +118,21 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
     run = Run(cfg, "pretrain-ctx")
     device, world, rank = run.device, run.world, run.rank
-    stores = [FeatureStore(u, storage_options=cfg.storage_options or None) for u in cfg.store]
-    prov = stores[0].provenance
-    for st in stores[1:]:
-        if (st.provenance.dim, st.provenance.tokens_per_segment) != (
-                prov.dim, prov.tokens_per_segment):
-            raise ConfigError(f"store: {st.url} holds K={st.provenance.tokens_per_segment} "
-                              f"D={st.provenance.dim} features, {stores[0].url} "
-                              f"K={prov.tokens_per_segment} D={prov.dim}")
-    have, unusable = usable_videos(stores, "pretrain-ctx")
-    chosen, selection = select_videos(cfg, have)
-    selection["skipped_unusable"] = unusable
-    train_ids, val_ids = split_videos(chosen, cfg.val_fraction)
-    if not train_ids:
-        raise ConfigError(f"{','.join(cfg.store)}: one video left after holding out the "
-                          "validation videos; nothing to train on")
-    train_ds, collate, classes = sequences(cfg, stores, train_ids)
-    val_ds = sequences(cfg, stores, val_ids)[0]
-
+    data = load_data(cfg)
     torch.manual_seed(cfg.seed)
-    mcfg = ContextualizerConfig(in_dim=prov.dim, tokens_per_segment=prov.tokens_per_segment,
+    mcfg = ContextualizerConfig(in_dim=data.provenance.dim,
+                                tokens_per_segment=data.provenance.tokens_per_segment,
                                 **asdict(cfg.model))
-    model = (LabelPredictor(Contextualizer(mcfg), *classes) if classes
-             else MaskPredictor(Contextualizer(mcfg), prov.dim, cfg.mask_spec())).to(device)
+    model = (LabelPredictor(Contextualizer(mcfg), *data.classes) if data.classes
+             else MaskPredictor(Contextualizer(mcfg), mcfg.in_dim, cfg.mask_spec())).to(device)
     opt_ = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay), lr=cfg.lr)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
-    baselines: dict[str, float] = dict(state.get("baselines", {}))
-    best = dict(state.get("best", {"val_loss": float("inf"), "step": 0}))
-    best_file = run.out / "best.safetensors"
+    baselines = dict(state.get("baselines", {})) or baselines_of(model, data, cfg, device)
+    best = Best(run.out / "best.safetensors", state.get("best"), enabled=cfg.keep == "best")
+    batches = Batches(data.train, cfg.batch_size, cfg.seed, rank, world, data.collate)
 
-    batches = Batches(train_ds, cfg.batch_size, cfg.seed, rank, world, collate)
-    if run.start == 0:  # on the same validation masks: an untrained model, the mean target
-        baselines = {"untrained": evaluate(model, val_ds, collate, cfg.batch_size, device)}
-        if not classes:
-            baselines["mean_feature"] = mean_baseline(model, train_ds, val_ds, collate, cfg,
-                                                      device)
-
-    last_val = float("nan")
-    t0, waited = time.time(), 0.0
+    last_val, t0, waited = float("nan"), time.time(), 0.0
     model.train()
     for step in run.steps():
         torch.manual_seed(cfg.seed * 1_000_003 + step * world + rank)  # dropout, per step
@@ -182,44 +151,71 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
         if done % cfg.val_every == 0 or done == cfg.steps:
-            last_val = evaluate(model, val_ds, collate, cfg.batch_size, device)
-            record["val_loss"] = last_val
-            if cfg.keep == "best" and last_val < best["val_loss"]:
-                best = {"val_loss": last_val, "step": done}
-                if rank == 0:  # a complete file or the previous one: a kill mid-write
-                    tmp = best_file.with_suffix(".tmp")
-                    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                              str(tmp))
-                    tmp.replace(best_file)
-        run.end_step(record, {"baselines": baselines, "best": best}, loss=f"{record['loss']:.4f}",
-                     val=f"{last_val:.4f}")
-    done, start, out = run.done, run.start, run.out
-    if rank == 0 and run.finished and cfg.keep == "best" and best["step"]:  # else no finite val
-        model.load_state_dict(load_file(str(best_file)))
-        last_val = best["val_loss"]
+            last_val = record["val_loss"] = evaluate(model, data.val, data.collate,
+                                                     cfg.batch_size, device)
+            best.offer(model, last_val, done, save=rank == 0)
+        run.end_step(record, {"baselines": baselines, "best": best.state()},
+                     loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}")
     if rank == 0 and run.finished:
+        last_val = best.restore(model, last_val)
         if cfg.target == "ema":  # the targets moved with the teacher: re-measure the baseline
-            baselines["mean_feature"] = mean_baseline(model, train_ds, val_ds, collate, cfg,
-                                                      device)
-        sizes = {"train_videos": len(train_ids), "val_videos": len(val_ids),
-                 "train_sequences": len(train_ds), "val_sequences": len(val_ds),
-                 "kept_step": best["step"] if cfg.keep == "best" and best["step"] else done}
-        _finish(cfg, out, model, baselines, last_val, selection, sizes,
-                collapse_check(model, val_ds, collate, device),
-                (time.time() - t0) / max(1, done - start), waited / max(1, done - start))
+            baselines["mean_feature"] = mean_baseline(model, data, cfg, device)
+        steps_run = max(1, run.done - run.start)
+        _finish(cfg, run.out, model, baselines, last_val, data.selection,
+                {**data.sizes, "kept_step": best.step or run.done},
+                collapse_check(model, data.val, data.collate, device),
+                (time.time() - t0) / steps_run, waited / steps_run)
     run.finish()
     return 0
 
 
-def mean_baseline(model: torch.nn.Module, train_ds: Any, val_ds: Any, collate: Any,
-                  cfg: PretrainCtxConfig, device: torch.device) -> float:
+class Best:
+    """With `enabled` (--keep best), the model of the lowest validation loss so far, on disk:
+    the file is complete or the previous one, whatever kill comes mid-write."""
+
+    def __init__(self, path: Path, state: dict | None, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+        state = state or {"val_loss": float("inf"), "step": 0}
+        self.val_loss, self.step = float(state["val_loss"]), int(state["step"])
+
+    def state(self) -> dict[str, float]:
+        return {"val_loss": self.val_loss, "step": self.step}
+
+    def offer(self, model: torch.nn.Module, val_loss: float, step: int, save: bool) -> None:
+        if self.enabled and val_loss < self.val_loss:
+            self.val_loss, self.step = val_loss, step
+            if save:
+                tmp = self.path.with_suffix(".tmp")
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+                tmp.replace(self.path)
+
+    def restore(self, model: torch.nn.Module, last_val: float) -> float:
+        """Load the kept model; returns its validation loss (`last_val` when none was kept:
+        no finite validation loss, or --keep last)."""
+        if not (self.enabled and self.step):
+            return last_val
+        model.load_state_dict(load_file(str(self.path)))
+        return self.val_loss
+
+
+def baselines_of(model: torch.nn.Module, data: CtxData, cfg: PretrainCtxConfig,
+                 device: torch.device) -> dict[str, float]:
+    """On the same validation masks as training's: the untrained model, the mean target."""
+    out = {"untrained": evaluate(model, data.val, data.collate, cfg.batch_size, device)}
+    if not data.classes:
+        out["mean_feature"] = mean_baseline(model, data, cfg, device)
+    return out
+
+
+def mean_baseline(model: torch.nn.Module, data: CtxData, cfg: PretrainCtxConfig,
+                  device: torch.device) -> float:
     """Validation loss of predicting the training clips' mean target everywhere."""
     def mean_of(i: int) -> torch.Tensor:
-        x = collate([train_ds[i]])
+        x = data.collate([data.train[i]])
         return model.targets(x["features"].to(device), x["mask"].to(device),
                              x["start_s"].to(device))[0].mean(0)
-    mean = torch.stack([mean_of(i) for i in range(min(len(train_ds), 512))]).mean(0)
-    return evaluate(model, val_ds, collate, cfg.batch_size, device, mean)
+    mean = torch.stack([mean_of(i) for i in range(min(len(data.train), 512))]).mean(0)
+    return evaluate(model, data.val, data.collate, cfg.batch_size, device, mean)
 
 
 def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
