@@ -72,6 +72,10 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return value
     if tp is Any:
         return value
+    return _coerce_scalar(tp, value, name)
+
+
+def _coerce_scalar(tp: Any, value: Any, name: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hiermovie.config import from_dict, opt
 
@@ -47,34 +47,71 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig) -> int:
     """Synthetic benchmark -> [pretrain-backbone] -> extract -> pretrain-ctx -> probe."""
-    from hiermovie.workflows.extract import ExtractConfig, run_extract
-    from hiermovie.workflows.pretrain_backbone import (
-        PretrainBackboneConfig,
-        run_pretrain_backbone,
-    )
-    from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
-    from hiermovie.workflows.probe.config import VidSituProbeConfig
-    from hiermovie.workflows.probe.vidsitu import run_vidsitu
-    from hiermovie.workflows.synth import SynthConfig, run_synth
+    demo = Demo(cfg)
+    demo.render()
+    runs = {f"{cfg.backbone} ({'given weights' if cfg.weights else 'random init'})":
+            demo.level2(cfg.backbone, cfg.weights, demo.work)}
+    if cfg.pretrain_backbone:
+        runs[f"{cfg.backbone} (pretrain-backbone)"] = demo.level2(
+            demo.pretrain_backbone(), "", demo.work / "trained")
+    demo.report(runs)
+    return 0
 
-    work = Path(cfg.workdir)
-    data = work / "synth"
-    timings: dict[str, float] = {}
 
-    def step(name: str, fn, job_cfg) -> None:
+class Demo:
+    """The demo's steps, each a job run in-process, timed, ending the demo if it fails."""
+
+    def __init__(self, cfg: DemoConfig) -> None:
+        self.cfg, self.work = cfg, Path(cfg.workdir)
+        self.data = self.work / "synth"
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, fn: Any, job_cfg: Any) -> None:
         print(f"\n== {name}")
         t = time.time()
         rc = fn(job_cfg)
-        timings[name] = round(timings.get(name, 0) + time.time() - t, 1)
+        self.timings[name] = round(self.timings.get(name, 0) + time.time() - t, 1)
         if rc:
             raise SystemExit(rc)
 
-    def level2(backbone: str, weights: str, sub: Path) -> dict:
+    def render(self) -> None:
+        from hiermovie.workflows.synth import SynthConfig, run_synth
+
+        cfg, data, world = self.cfg, self.data, WORLDS[self.cfg.world]
+        if not (data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").exists():
+            self.step("synth", run_synth, SynthConfig(
+                out=str(data), train=cfg.train, valid=cfg.valid, size=cfg.size, **world))
+        if cfg.pool and not (data / "pool" / f"pool{cfg.pool - 1:06d}.mp4").exists():
+            self.step("synth (pool)", run_synth, SynthConfig(
+                out=str(data), train=0, valid=0, pool=cfg.pool, size=cfg.size, **world))
+
+    def pretrain_backbone(self) -> str:
+        """Level 1 trained on the labelled clips' videos (no labels); its backbone's name."""
+        from hiermovie.workflows.pretrain_backbone import (
+            PretrainBackboneConfig,
+            run_pretrain_backbone,
+        )
+
+        bb, cfg = self.work / "backbone", self.cfg
+        self.step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
+            "input": f"vidsitu:{self.data}", "out": str(bb),
+            "backbone": {"name": cfg.backbone, "weights": cfg.weights},
+            "steps": cfg.backbone_steps, "resume": True, "labelled": f"vidsitu:{self.data}",
+            **BACKBONE_RECIPE}))
+        return f"trained/{bb}"
+
+    def level2(self, backbone: str, weights: str, sub: Path) -> dict:
         """extract -> pretrain-ctx -> probe for one backbone; returns the probe's results."""
+        from hiermovie.workflows.extract import ExtractConfig, run_extract
+        from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
+        from hiermovie.workflows.probe.config import VidSituProbeConfig
+        from hiermovie.workflows.probe.vidsitu import run_vidsitu
+
+        cfg, data = self.cfg, self.data
         store, pool = str(sub / "features.zarr"), str(sub / "pool.zarr")
         sources = [(f"vidsitu:{data}", store)] + ([(str(data / "pool"), pool)] if cfg.pool else [])
         for src, dst in sources:
-            step("extract", run_extract, from_dict(ExtractConfig, {
+            self.step("extract", run_extract, from_dict(ExtractConfig, {
                 "input": src, "store": dst, "backbone": {
                     "name": backbone, "weights": weights,
                     **({"input_size": cfg.size} if not backbone.startswith("trained/") else {})}}))
@@ -82,10 +119,12 @@ def run_demo(cfg: DemoConfig) -> int:
         shape = {"width": 256, "ffn": 512, "heads": 4}
         for name, objective, src in (("ctx", "mask", {"store": [pool]} if cfg.pool else labelled),
                                      ("ctx-control", "supervised", labelled)):
-            step(f"pretrain-ctx ({objective})", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
-                **src, "objective": objective, "out": str(sub / name), "steps": cfg.ctx_steps,
-                "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": shape}))
-        step("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
+            self.step(f"pretrain-ctx ({objective})", run_pretrain_ctx, from_dict(
+                PretrainCtxConfig, {
+                    **src, "objective": objective, "out": str(sub / name),
+                    "steps": cfg.ctx_steps, "lr": 5e-4, "warmup": 50, "val_every": 250,
+                    "resume": True, "model": shape}))
+        self.step("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
             "data": f"vidsitu:{data}", "store": store, "seeds": cfg.seeds,
             "contextualizer": str(sub / "ctx" / "contextualizer"),
             "positive_control": str(sub / "ctx-control" / "contextualizer"),
@@ -94,43 +133,28 @@ def run_demo(cfg: DemoConfig) -> int:
                 "ctx": json.loads((sub / "ctx" / "summary.json").read_text()),
                 "verb_share": level1_verb_share(store, data)}
 
-    world = WORLDS[cfg.world]
-    if not (data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").exists():
-        step("synth", run_synth, SynthConfig(out=str(data), train=cfg.train, valid=cfg.valid,
-                                             size=cfg.size, **world))
-    if cfg.pool and not (data / "pool" / f"pool{cfg.pool - 1:06d}.mp4").exists():
-        step("synth (pool)", run_synth, SynthConfig(out=str(data), train=0, valid=0,
-                                                     pool=cfg.pool, size=cfg.size, **world))
-    runs = {f"{cfg.backbone} ({'given weights' if cfg.weights else 'random init'})":
-            level2(cfg.backbone, cfg.weights, work)}
-    if cfg.pretrain_backbone:
-        bb = work / "backbone"
-        step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
-            "input": f"vidsitu:{data}", "out": str(bb),
-            "backbone": {"name": cfg.backbone, "weights": cfg.weights},
-            "steps": cfg.backbone_steps, "resume": True, "labelled": f"vidsitu:{data}",
-            **BACKBONE_RECIPE}))
-        runs[f"{cfg.backbone} (pretrain-backbone)"] = level2(f"trained/{bb}", "", work / "trained")
-    verdict = "".join(
-        f"Level 1 ({name}): the verb is {r['verb_share']:.0%} of its features' within-clip "
-        "variance. "
-        for name, r in runs.items()) + (
-        "The oracle map (BENCHMARKS.md) shows mask pretraining paying when neighbouring events "
-        "determine each other and level 1 carries the action (a verb share of 15-50%); below "
-        "that it adds little over training from scratch, so read the pretrained rows against "
-        "that share.\n")
-    report = (f"# hiermovie demo\n\n{table(runs, cfg.pool)}\n{verdict}\n" + "".join(
-        f"Contextualizer on {name}: mask-prediction loss on held-out pretraining clips "
-        f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting the "
-        f"mean feature; clip share of its outputs' variance "
-        f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
-        f"{r['ctx']['clip_share_backbone']:.2f}){identity(r['ctx'])}.\n"
-        for name, r in runs.items()) +
-        f"\nTimings (s): {json.dumps(timings)}; total {sum(timings.values()):.0f} s.\n")
-    (work / "demo.md").write_text(report)
-    print(f"\n{terminal_table(runs)}\n\n{verdict}\nEvery metric with its spread over seeds, "
-          f"and the timings: {work / 'demo.md'}")
-    return 0
+    def report(self, runs: dict[str, dict]) -> None:
+        """demo.md (every metric, the timings) and the terminal's short table."""
+        verdict = "".join(
+            f"Level 1 ({name}): the verb is {r['verb_share']:.0%} of its features' within-clip "
+            "variance. "
+            for name, r in runs.items()) + (
+            "The oracle map (BENCHMARKS.md) shows mask pretraining paying when neighbouring "
+            "events determine each other and level 1 carries the action (a verb share of "
+            "15-50%); below that it adds little over training from scratch, so read the "
+            "pretrained rows against that share.\n")
+        report = (f"# hiermovie demo\n\n{table(runs, self.cfg.pool)}\n{verdict}\n" + "".join(
+            f"Contextualizer on {name}: mask-prediction loss on held-out pretraining clips "
+            f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting "
+            f"the mean feature; clip share of its outputs' variance "
+            f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
+            f"{r['ctx']['clip_share_backbone']:.2f}){identity(r['ctx'])}.\n"
+            for name, r in runs.items()) +
+            f"\nTimings (s): {json.dumps(self.timings)}; total "
+            f"{sum(self.timings.values()):.0f} s.\n")
+        (self.work / "demo.md").write_text(report)
+        print(f"\n{terminal_table(runs)}\n\n{verdict}\nEvery metric with its spread over "
+              f"seeds, and the timings: {self.work / 'demo.md'}")
 
 
 # the demo's worlds (docs/synthetic-benchmark.md): SynthConfig fields
