@@ -34,7 +34,8 @@ CANDIDATES = {
     "negatives": ("time-contrastive: 8 moments of each video per batch (was 4), so more of a "
                   "video's other moments are negatives", {"clip": {**CLIP, "per_video": 8}}),
     "long": ("longer training: 400 steps (was 200)", {"steps": 400}),
-    "wide": ("a larger model: tiny3d/48 (1.5x the width)", {"backbone": {"name": "tiny3d/48"}}),
+    "wide": ("a larger model: tiny3d/48 (1.5x the width)",
+             {"backbone": {**BACKBONE_RECIPE["backbone"], "name": "tiny3d/48"}}),
 }
 
 

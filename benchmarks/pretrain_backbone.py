@@ -62,7 +62,7 @@ def main() -> None:
             timed("extract", run_extract, from_dict(ExtractConfig, {
                 "input": f"vidsitu:{data}", "store": str(store), "progress": False,
                 "backbone": {"name": name, "seed": seed,
-                             "input_size": BACKBONE_RECIPE["input_size"]}}),
+                             "input_size": BACKBONE_RECIPE["backbone"]["input_size"]}}),
                 Path(f"{store}.report.json"))
             probe = work / f"probe_{row}_{a.objective}_seed{seed}"
             timed("probe", run_vidsitu, from_dict(VidSituProbeConfig, {

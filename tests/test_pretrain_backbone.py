@@ -34,13 +34,14 @@ def videos(tmp_path_factory):
 
 
 def _cfg(videos, out, **kw):
-    base = {"input": str(out.parent / "videos.csv"), "out": str(out), "input_size": 32,
+    base = {"input": str(out.parent / "videos.csv"), "out": str(out),
             "steps": 6, "batch_size": 4, "workers": 0, "progress": False, "warmup": 2,
             "ckpt_every": 3, "hidden": 32, "proj_dim": 16,
             "clip": {"num_frames": 4, "sampling_rate": 2}}
     lines = ["video_id,path"] + [f"v{i},{p}" for i, p in enumerate(videos)]
     (out.parent / "videos.csv").write_text("\n".join(lines) + "\n")
-    return from_dict(PretrainBackboneConfig, {**base, **kw})
+    backbone = {"input_size": 32, **kw.pop("backbone", {})}
+    return from_dict(PretrainBackboneConfig, {**base, "backbone": backbone, **kw})
 
 
 def _losses(out):
@@ -144,7 +145,7 @@ def test_ddp_two_processes(videos, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "hiermovie.workflows.cli", "pretrain-backbone", "--input", cfg.input,
            "--out", str(out), "--steps", "4", "--batch_size", "2", "--workers", "0",
-           "--input_size", "32", "--hidden", "32", "--proj_dim", "16", "--device", "cpu",
+           "--backbone.input_size", "32", "--hidden", "32", "--proj_dim", "16", "--device", "cpu",
            "--clip.num_frames", "4", "--clip.sampling_rate", "2", "--progress", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -186,7 +187,7 @@ def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
     write_vidsitu(root, 4, 6, seed=0, size=32, workers=1)
     out = tmp_path / "bb"
     rc = run_pretrain_backbone(from_dict(PretrainBackboneConfig, {
-        "input": f"vidsitu:{root}", "out": str(out), "input_size": 32, "steps": 4,
+        "input": f"vidsitu:{root}", "out": str(out), "backbone": {"input_size": 32}, "steps": 4,
         "batch_size": 4, "workers": 0, "progress": False, "warmup": 1, "hidden": 32,
         "proj_dim": 16, "clip": {"num_frames": 4, "sampling_rate": 2, "per_video": 2},
         "labelled": f"vidsitu:{root}", "labelled_clips": 6}))

@@ -12,7 +12,7 @@ from hiermovie.config import from_dict, opt
 
 # what pretrain-backbone needs on the synthetic world (docs/backbone-pretraining.md)
 BACKBONE_RECIPE = {
-    "input_size": 64, "batch_size": 32, "lr": 1e-3,
+    "backbone": {"input_size": 64}, "batch_size": 32, "lr": 1e-3,
     "clip": {"max_gap_s": 0.3, "per_video": 4, "static_negative": True, "min_crop_area": 0.8,
              "jitter": 0.0, "grayscale": 0.0, "blur": 0.0},
 }
@@ -94,10 +94,10 @@ class Demo:
 
         bb, cfg = self.work / "backbone", self.cfg
         self.step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
-            "input": f"vidsitu:{self.data}", "out": str(bb),
-            "backbone": {"name": cfg.backbone, "weights": cfg.weights},
-            "steps": cfg.backbone_steps, "resume": True, "labelled": f"vidsitu:{self.data}",
-            **BACKBONE_RECIPE}))
+            **BACKBONE_RECIPE, "input": f"vidsitu:{self.data}", "out": str(bb),
+            "backbone": {**BACKBONE_RECIPE["backbone"], "name": cfg.backbone,
+                         "weights": cfg.weights},
+            "steps": cfg.backbone_steps, "resume": True, "labelled": f"vidsitu:{self.data}"}))
         return f"trained/{bb}"
 
     def level2(self, backbone: str, weights: str, sub: Path) -> dict:

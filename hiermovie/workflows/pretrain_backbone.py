@@ -46,7 +46,6 @@ class PretrainBackboneConfig(TrainingConfig):
     split: str = opt("train", "with vidsitu:ROOT, train on this split only (empty = all splits)")
     out: str = opt("runs/backbone", "output folder: checkpoints, metrics, backbone.safetensors")
     backbone: BackboneSource = opt(default_factory=BackboneSource)  # weights: start from these
-    input_size: int = opt(0, "crop size in pixels (0 = the backbone's default)")
     objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives) or rho_byol (no negatives)")
     clip: ClipConfig = opt(default_factory=ClipConfig)
     proj_dim: int = opt(128, "projection (and rho-BYOL prediction) output size")
@@ -114,8 +113,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
-    backbone = load_backbone(BackboneConfig(**vars(cfg.backbone),
-                                            input_size=cfg.input_size, seed=cfg.seed))
+    backbone = load_backbone(BackboneConfig(**vars(cfg.backbone), seed=cfg.seed))
     backbone.requires_grad_(True).train()
     size = backbone.input_size
     with torch.random.fork_rng(devices=[]):  # the projector's own seed, same on every rank
