@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -203,3 +204,18 @@ def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
     expected = verb_share(x, np.array([valid.majority_verbs(c) for c in valid.clips]))
     # measured 4e-5 apart (bf16 model, float16 store); decoding 8 frames instead: 0.02 apart
     assert summary["verb_share"] == pytest.approx(expected, abs=0.005)
+
+
+def test_a_static_negative_is_the_first_frame_held_augmented_with_its_clip(videos):
+    """--clip.static_negative: one more clip per sample, positive to nothing (group -1), whose
+    frames are all its video's first clip's first frame under that clip's own augmentation."""
+    cfg = from_dict(ClipConfig, {"num_frames": 4, "sampling_rate": 2, "static_negative": True,
+                                 "jitter": 0, "grayscale": 0, "blur": 0})
+    plain = MultiClipDataset(videos, replace(cfg, static_negative=False), 32, seed=1)[0]
+    s = MultiClipDataset(videos, cfg, 32, seed=1)[0]
+    assert len(s["clips"]) == len(plain["clips"]) + 1 == cfg.clips + 1
+    assert s["groups"].tolist() == [s["groups"][0]] * cfg.clips + [-1]
+    still = s["clips"][-1]
+    assert torch.equal(still, still[:1].expand_as(still))  # no motion
+    assert torch.equal(still[0], s["clips"][0][0])  # the first clip's frame, same crop
+    assert not torch.equal(s["clips"][0], s["clips"][0][:1].expand_as(s["clips"][0]))
