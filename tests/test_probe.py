@@ -228,7 +228,7 @@ def test_score_refuses_pickled_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.exec"):
         read_predictions(str(path))
     assert not hasattr(builtins, "hiermovie_evil_ran")
-    record("Security", "prediction file (.pkl) for `probe --score` carrying pickled code", 1,
+    record("Security", "prediction file (.pkl) for `probe score` carrying pickled code", 1,
            "refused: `refusing to load builtins.exec`, never executed")
 
 
@@ -273,8 +273,8 @@ def test_score_with_the_wrong_task_is_one_line(bench, tmp_path, capsys):
     path = tmp_path / "vb.json"
     n = len(VidSitu(root, "valid").clips)
     path.write_text(json.dumps([{"ann_idx": i, "pred_vbs_ev": [["a"]] * 5} for i in range(n)]))
-    assert main(["probe", "--data", f"vidsitu:{root}", "--score", str(path),
-                 "--score_task", "roles"]) == 2
+    assert main(["probe", "score", "--data", f"vidsitu:{root}", "--predictions", str(path),
+                 "--task", "roles"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(path) in err and "not a roles prediction file" in err
     assert len(err.splitlines()) == 1
@@ -296,7 +296,8 @@ def test_bad_contextualizer_on_the_cli_is_one_line_exit_2(bench, tmp_path, capsy
     path = tmp_path / "ctx"
     if kind != "missing":
         path.mkdir()
-    assert main(["probe", "--data", f"vidsitu:{root}", "--store", url, "--contextualizer",
+    assert main(["probe", "vidsitu", "--data", f"vidsitu:{root}", "--store", url,
+                 "--contextualizer",
                  str(path), "--out", str(tmp_path / "o"), "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(path) in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -220,7 +220,7 @@ def test_bad_store_urls_are_refused(many_clips, tmp_path, capsys, kind):
     (["extract", "--plan.num_frames", "0"], "plan.num_frames"),
     (["pretrain-ctx", "--mask_ratio", "1.5"], "mask_ratio"),
     (["pretrain-backbone", "--clip.clips", "1"], "clip"),
-    (["probe", "--rows", "nonsense"], "rows"),
+    (["probe", "vidsitu", "--rows", "nonsense"], "rows"),
 ])
 def test_bad_config_values_are_refused(args, words, capsys):
     # in-process (the CLI imports only the job it runs): exit 2 and one line naming the field

@@ -10,7 +10,7 @@ time maps to the last frame whose timestamp is <= that time, clamped to the vide
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -81,6 +81,25 @@ class PlanConfig(FrameSampling):
     def clips(self) -> int:
         """Model inputs per segment."""
         return self.clips_per_segment if self.coverage == "spread" else 1
+
+
+# the fields each plan kind reads, and those only the spread coverage reads (the rest of a
+# recorded plan are defaults it never used)
+KIND_FIELDS = {"vidsitu": ("events", "event_s"), "sliding": ("window_s", "stride_s"),
+               "explicit": ()}
+SPREAD_FIELDS = ("clips_per_segment", "clip_pool")
+
+
+def fields_used(sampling: dict[str, Any]) -> dict[str, Any]:
+    """A recorded plan (a store's `sampling`) without the fields its kind and coverage never
+    read; imported features' sampling (no plan kind) as the importer recorded it."""
+    kind = sampling.get("kind")
+    if kind not in KIND_FIELDS:
+        return sampling
+    keep = {"kind", "num_frames", "coverage", "resize", *KIND_FIELDS[kind]}
+    keep |= (set(SPREAD_FIELDS) if sampling.get("coverage") == "spread"
+             else {"sampling_rate", "target_fps"})
+    return {k: v for k, v in sampling.items() if k in keep}
 
 
 @dataclass

@@ -53,37 +53,6 @@ def _command(argv: list[str]) -> str | None:
     return words[0] if words else None
 
 
-def _probe_alias(argv: list[str]) -> list[str]:
-    """`hiermovie probe --data ...` (before probe had subcommands): vidsitu, or lvu for
-    `--data lvu:ROOT`, or score for `--score FILE [--score_task T]`."""
-    if "probe" not in argv:
-        return argv
-    i = argv.index("probe")
-    rest = argv[i + 1:]
-    if not rest or rest[0] in ("vidsitu", "lvu", "score", "-h", "--help"):
-        return argv
-    flat = " ".join(rest)
-    if "--score" in rest or "--score=" in flat:
-        rest = [{"--score": "--predictions", "--score_task": "--task"}.get(a, a) for a in rest]
-        return [*argv[:i], "probe", "score", *rest]
-    return [*argv[:i], "probe", "lvu" if "lvu:" in flat else "vidsitu", *rest]
-
-
-# the plan fields each segment-plan kind uses (the rest are defaults it never read)
-PLAN_FIELDS = {"vidsitu": ("events", "event_s"), "sliding": ("window_s", "stride_s"),
-               "explicit": ()}
-
-
-def _plan_used(sampling: dict) -> dict:
-    kind = sampling.get("kind")
-    if kind not in PLAN_FIELDS:
-        return sampling  # imported features: what the importer recorded
-    keep = {"kind", "num_frames", "coverage", "resize", *PLAN_FIELDS[kind]}
-    keep |= ({"clips_per_segment", "clip_pool"} if sampling.get("coverage") == "spread"
-             else {"sampling_rate", "target_fps"})
-    return {k: v for k, v in sampling.items() if k in keep}
-
-
 def _store_info(url: str, storage_options: str, list_videos: bool = False) -> int:
     from hiermovie.feature_store import FeatureStore
 
@@ -100,7 +69,9 @@ def _store_info(url: str, storage_options: str, list_videos: bool = False) -> in
           f"storage {info['storage']}")
     if prov.get("weights_origin"):
         print(f"weights    {prov['weights_origin']}")
-    print(f"sampling   {_plan_used(prov['sampling'])}")
+    from hiermovie.pipeline.plans import fields_used
+
+    print(f"sampling   {fields_used(prov['sampling'])}")
     print(f"preprocess {prov['preprocessing']}")
     print(f"written by hiermovie {prov['package_version']} at {prov['created']} "
           f"(format {prov['format_version']})")
@@ -196,7 +167,7 @@ def _refuse_unknown(sub: argparse.ArgumentParser, unknown: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = _probe_alias(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
     parser, jobs = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if args.command == "probe":

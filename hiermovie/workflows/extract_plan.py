@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hiermovie.feature_store import Provenance, shard_id_for
+from hiermovie.pipeline.plans import SPREAD_FIELDS
 
 if TYPE_CHECKING:
     from hiermovie.workflows.extract import ExtractConfig
@@ -42,7 +43,7 @@ def sampling(cfg: ExtractConfig) -> dict[str, Any]:
     `kind` first, their key order)."""
     plan = {"kind": cfg.plan.kind, **asdict(cfg.plan)}
     if cfg.plan.coverage == "centre":
-        for k in ("coverage", "clips_per_segment", "clip_pool"):
+        for k in ("coverage", *SPREAD_FIELDS):
             plan.pop(k)
     return {**plan, "resize": cfg.resize}
 

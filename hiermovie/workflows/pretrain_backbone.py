@@ -37,14 +37,21 @@ from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
 from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
-from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
+from hiermovie.workflows.training import (
+    Run,
+    TrainingConfig,
+    cosine_lr,
+    job_default,
+    optimizer_step,
+    plot_curve,
+)
 
 
 @dataclass
 class PretrainBackboneConfig(TrainingConfig):
     input: str = opt("", "unlabelled videos: folder, .csv/.jsonl manifest, vidsitu:ROOT, lvu:ROOT")
     split: str = opt("train", "with vidsitu:ROOT, train on this split only (empty = all splits)")
-    out: str = opt("runs/backbone", "output folder: checkpoints, metrics, backbone.safetensors")
+    out: str = job_default("out", "runs/backbone")
     backbone: BackboneSource = opt(default_factory=BackboneSource)  # weights: start from these
     objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives) or rho_byol (no negatives)")
     clip: ClipConfig = opt(default_factory=ClipConfig)
@@ -53,10 +60,10 @@ class PretrainBackboneConfig(TrainingConfig):
     temperature: float = opt(0.1, "cvrl: InfoNCE temperature")
     momentum: float = opt(0.99, "rho_byol: target momentum at the start (rises to 1)")
     workers: int = opt(2, "DataLoader decoding processes per training process (0 = in-process)")
-    steps: int = opt(1000, "optimisation steps")
-    lr: float = opt(1e-3, "peak learning rate (AdamW)")
-    warmup: int = opt(50, "linear warm-up steps before the cosine decay")
-    ckpt_every: int = opt(200, "checkpoint every N steps")
+    steps: int = job_default("steps", 1000)
+    lr: float = job_default("lr", 1e-3)
+    warmup: int = job_default("warmup", 50)
+    ckpt_every: int = job_default("ckpt_every", 200)
     labelled: str = opt("", "vidsitu:ROOT: before and after training, the verb's share of the "
                         "features' within-clip variance on its validation clips (summary.json "
                         "verb_share_at_start / verb_share): whether level 1 is about actions")

@@ -26,7 +26,14 @@ from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm, ema_mo
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
 from hiermovie.workflows.ctx_data import Batches, CtxData, load_data
 from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
-from hiermovie.workflows.training import Run, TrainingConfig, cosine_lr, optimizer_step, plot_curve
+from hiermovie.workflows.training import (
+    Run,
+    TrainingConfig,
+    cosine_lr,
+    job_default,
+    optimizer_step,
+    plot_curve,
+)
 
 
 def param_groups(model: torch.nn.Module, decay: float, which: str) -> list[dict]:
@@ -51,7 +58,7 @@ class PretrainCtxConfig(TrainingConfig):
                     "of --objective supervised")
     videos: str = opt("", "which videos: empty = every video of the stores, split:NAME = "
                       "--data's split NAME, or a file of ids (one per line)")
-    out: str = opt("runs/ctx", "output folder: checkpoints, metrics, the trained model")
+    out: str = job_default("out", "runs/ctx")
     model: ContextualizerShape = opt(default_factory=ContextualizerShape)
     loss: Loss = opt("l2", "l2 on normalised targets, cosine, or infonce")
     temperature: float = opt(0.1, "infonce temperature")

@@ -45,6 +45,12 @@ class TrainingConfig:
                 raise ValueError(f"{name}: must be >= 1")
 
 
+def job_default(name: str, value: Any) -> Any:
+    """A job's own default for a `TrainingConfig` field: the flag and its help stay the
+    shared one's, only the value differs (e.g. pretrain-backbone's higher learning rate)."""
+    return opt(value, TrainingConfig.__dataclass_fields__[name].metadata["help"])
+
+
 class Run:
     """What every training job puts around its loop body, which stays in the job (nanoGPT
     style): ranks and device, resume, metrics.jsonl and the progress bar, checkpoints and
