@@ -25,3 +25,22 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
 
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def return_freed_buffers(threshold: int = 1 << 20) -> None:
+    """Make this process give freed buffers of `threshold` bytes or more back to the system.
+
+    glibc serves blocks above its mmap threshold with their own mappings, returned on free,
+    but raises the threshold (up to 32 MiB) each time it sees such a block freed; a worker
+    that handles frames part after part then keeps its freed parts in the heap and creeps up
+    with the film's length. Fixing the threshold keeps them mapped and returned. A no-op
+    where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass

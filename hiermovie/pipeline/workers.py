@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
+from hiermovie.hardware import return_freed_buffers
 from hiermovie.pipeline.backbones import (
     BackboneConfig,
     encode,
@@ -26,6 +27,7 @@ class ModelWorker:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if threads:
             torch.set_num_threads(threads)
+        return_freed_buffers()  # a film's parts come and go: memory flat in its length
         self.cfg = cfg
         self.device = torch.device(device)
         self.model = load_backbone(cfg)
