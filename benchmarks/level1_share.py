@@ -39,6 +39,7 @@ CANDIDATES = {
     "negatives": ("time-contrastive: 8 moments of each video per batch (was 4), so more of a "
                   "video's other moments are negatives", {"clip": {**CLIP, "per_video": 8}}),
     "long": ("longer training: 400 steps (was 200)", {"steps": 400}),
+    "long800": ("longer still: 800 steps (round 2)", {"steps": 800}),
     "wide": ("a larger model: tiny3d/48 (1.5x the width)",
              {"backbone": {**BACKBONE_RECIPE["backbone"], "name": "tiny3d/48"}}),
 }
