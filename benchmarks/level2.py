@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--valid", type=int, default=300, help="validation clips")
     ap.add_argument("--size", type=int, default=64, help="rendered frame size (the backbone "
                     "reads 64 px)")
-    ap.add_argument("--backbone_steps", type=int, default=200)
+    ap.add_argument("--backbone_steps", type=int, default=BACKBONE_RECIPE["steps"])
     ap.add_argument("--ctx_steps", type=int, default=1500)
     ap.add_argument("--ctx", default="{}", help="an objective candidate: pretrain-ctx options "
                     "as JSON, e.g. '{\"visible_weight\": 1}' (its outputs get a name suffix; "
@@ -114,9 +114,9 @@ def main() -> None:
         or (control / "render.done").touch())
     bb = work / "backbone"
     step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
-         from_dict(PretrainBackboneConfig, {"input": str(pool), "out": str(bb),
-                                            "steps": a.backbone_steps, "resume": True,
-                                            "labelled": f"vidsitu:{data}", **BACKBONE_RECIPE}))
+         from_dict(PretrainBackboneConfig, {**BACKBONE_RECIPE, "input": str(pool),
+                                            "out": str(bb), "steps": a.backbone_steps,
+                                            "resume": True, "labelled": f"vidsitu:{data}"}))
     stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr"),
               "pool": (str(pool), work / "pool.zarr"),
               "control": (f"vidsitu:{control}", work / "control.zarr")}

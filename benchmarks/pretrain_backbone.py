@@ -54,9 +54,9 @@ def main() -> None:
     for seed in range(a.seeds):
         bb = work / f"{a.objective}_seed{seed}"
         timed("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
-            "input": f"vidsitu:{data}", "out": str(bb), "objective": a.objective,
-            "steps": a.steps, "seed": seed, "resume": True, "progress": False,
-            **BACKBONE_RECIPE}), bb / "backbone.safetensors")
+            **BACKBONE_RECIPE, "input": f"vidsitu:{data}", "out": str(bb),
+            "objective": a.objective, "steps": a.steps, "seed": seed, "resume": True,
+            "progress": False}), bb / "backbone.safetensors")
         for row, name in (("random", "tiny3d"), ("trained", f"trained/{bb}")):
             store = work / f"{row}_{a.objective}_seed{seed}.zarr"
             timed("extract", run_extract, from_dict(ExtractConfig, {

@@ -12,7 +12,7 @@ from hiermovie.config import from_dict, opt
 
 # what pretrain-backbone needs on the synthetic world (docs/backbone-pretraining.md)
 BACKBONE_RECIPE = {
-    "backbone": {"input_size": 64}, "batch_size": 32, "lr": 1e-3,
+    "backbone": {"input_size": 64}, "batch_size": 32, "lr": 1e-3, "steps": 800,
     "clip": {"max_gap_s": 0.3, "per_video": 4, "static_negative": True, "min_crop_area": 0.8,
              "jitter": 0.0, "grayscale": 0.0, "blur": 0.0},
 }
@@ -38,7 +38,8 @@ class DemoConfig:
     pretrain_backbone: bool = opt(False, "also pretrain the backbone (pretrain-backbone) and "
                                   "compare both levels: random vs trained backbone, each with "
                                   "and without the contextualizer")
-    backbone_steps: int = opt(200, "backbone pretraining steps (with pretrain_backbone)")
+    backbone_steps: int = opt(BACKBONE_RECIPE["steps"], "backbone pretraining steps (with "
+                              "pretrain_backbone)")
 
     def __post_init__(self) -> None:
         if self.train < 10 or self.valid < 5:
