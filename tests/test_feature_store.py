@@ -74,6 +74,23 @@ def test_provenance_mismatch_refused(tmp_path, prov):
         create_store(url, Provenance(backbone="other", dim=8, dtype="float32"))
 
 
+def test_a_rerun_whose_settings_differ_is_refused_before_its_model_loads(tmp_path):
+    """A finished store's rerun compares the settings it knows without a model, each field
+    whole: a plan that no longer records the spread coverage's fields is another plan."""
+    from hiermovie.feature_store import StoreWriter
+
+    url = str(tmp_path / "s.zarr")
+    spread = {"kind": "sliding", "num_frames": 8, "coverage": "spread", "clips_per_segment": 2}
+    create_store(url, Provenance(backbone="b", dim=8, dtype="float16", sampling=spread))
+    store = StoreWriter(url)
+    store.check_settings({"backbone": "b", "sampling": spread})  # the same: no error
+    centre = {k: v for k, v in spread.items() if k in ("kind", "num_frames")}
+    with pytest.raises(StoreError, match="sampling.clips_per_segment=2"):
+        store.check_settings({"backbone": "b", "sampling": centre})
+    with pytest.raises(StoreError, match="dtype='float16'"):
+        store.check_settings({"dtype": "float32"})
+
+
 def test_bad_urls(tmp_path):
     with pytest.raises(StoreError, match="not a Zarr group"):
         FeatureStore(str(tmp_path / "missing.zarr"))

@@ -143,10 +143,11 @@ def refuse_foreign(url: str, storage_options: dict | None) -> None:
 def refuse_other_features(url: str, stored: dict[str, Any], new: dict[str, Any], *,
                           partial: bool = False) -> None:
     """Refuse to add features to a store that holds features of another meaning: `new` is a
-    provenance's identity, or with `partial` some of its fields (what a rerun can check before
-    its model is loaded)."""
+    provenance's identity, or with `partial` some of its top-level fields (what a rerun can
+    check before its model is loaded), each compared whole."""
+    fields = set(new)
     old, new = _flat(Provenance.from_dict(stored).identity()), _flat(new)
-    keys = new.keys() if partial else old.keys() | new.keys()
+    keys = {k for k in old.keys() | new.keys() if not partial or k.split(".")[0] in fields}
     diff = [k for k in sorted(keys) if old.get(k) != new.get(k)]
     if diff:
         k = diff[0]
