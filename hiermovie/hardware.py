@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 def cpu_has_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 natively (elsewhere bf16 is emulated, slower than
@@ -27,6 +29,7 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
+@functools.cache
 def return_freed_buffers(threshold: int = 1 << 20) -> None:
     """Make this process give freed buffers of `threshold` bytes or more back to the system.
 
