@@ -83,22 +83,15 @@ def explain(backbone_dir: Path, labelled: str, clips: int = 200) -> dict[str, fl
     import numpy as np
 
     from hiermovie.datasets import data_root
-    from hiermovie.datasets.vidsitu import VidSitu
     from hiermovie.diagnostics import verb_share
     from hiermovie.pipeline.backbones import BackboneConfig, load_backbone
-    from hiermovie.pipeline.backbones.inference import encode
-    from hiermovie.pipeline.decode import decode_video
-    from hiermovie.pipeline.plans import PlanConfig
+    from hiermovie.workflows.pretrain_backbone import labelled_features
 
+    name = f"trained/{backbone_dir}"
+    x, ds, chosen = labelled_features(load_backbone(BackboneConfig(name=name)), name, labelled,
+                                      clips)
     root = Path(data_root(labelled, "vidsitu"))
-    ds = VidSitu(root, "valid")
     groups = json.loads((root / "vidsitu_annotations" / "synth_event_groups.json").read_text())
-    chosen = [c for c in ds.clips if ds.video_path(c).exists()][:clips]
-    run_as = BackboneConfig(name=f"trained/{backbone_dir}")
-    model = load_backbone(run_as).eval()
-    size = (model.input_size, model.input_size)
-    x = np.stack([encode(model, decode_video(str(ds.video_path(c)), PlanConfig(), size).frames,
-                         run_as).mean(1) for c in chosen])
     verbs = np.array([ds.majority_verbs(c) for c in chosen])
     cut = np.array([groups["groups"][c] for c in chosen]) != "plain"
     both = np.char.add(verbs, np.where(cut, "|cut", "|seen"))

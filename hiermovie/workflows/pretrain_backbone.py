@@ -170,24 +170,33 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     return 0
 
 
-@torch.no_grad()
 def backbone_verb_share(backbone: Backbone, cfg: PretrainBackboneConfig,
                         device: torch.device) -> float:
-    """`verb_share` of the backbone's features of `cfg.labelled`'s validation clips, each
-    decoded as extract's default plan reads it (5 events, their majority verbs)."""
-    root = data_root(cfg.labelled, "vidsitu")
+    """`verb_share` of the backbone's features of `cfg.labelled`'s validation clips."""
+    x, ds, clips = labelled_features(backbone, cfg.backbone.name, cfg.labelled,
+                                     cfg.labelled_clips, device)
+    return verb_share(x, np.array([ds.majority_verbs(c) for c in clips]))
+
+
+@torch.no_grad()
+def labelled_features(backbone: Backbone, name: str, labelled: str, clips: int,
+                      device: torch.device | str = "cpu") -> tuple[np.ndarray, VidSitu, list]:
+    """Pooled features [clips, events, D] of the first `clips` validation clips of
+    `labelled` (vidsitu:ROOT), each decoded as extract's default plan reads it (5 events);
+    also the data set and the clips' names."""
+    root = data_root(labelled, "vidsitu")
     ds = VidSitu(root, "valid")
-    clips = [c for c in ds.clips if ds.video_path(c).exists()][:cfg.labelled_clips]
-    if len(clips) < 2:
+    chosen = [c for c in ds.clips if ds.video_path(c).exists()][:clips]
+    if len(chosen) < 2:
         raise ConfigError(f"labelled: {root}: fewer than 2 validation clips with videos")
     was_training = backbone.training
     backbone.eval()
-    run_as = BackboneConfig(name=cfg.backbone.name, input_size=backbone.input_size)
+    run_as = BackboneConfig(name=name, input_size=backbone.input_size)
     size = (backbone.input_size, backbone.input_size)
     feats = [encode(backbone, decode_video(str(ds.video_path(c)), PlanConfig(), size).frames,
-                    run_as, device).mean(1) for c in clips]
+                    run_as, device).mean(1) for c in chosen]
     backbone.train(was_training)
-    return verb_share(np.stack(feats), np.array([ds.majority_verbs(c) for c in clips]))
+    return np.stack(feats), ds, chosen
 
 
 def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
