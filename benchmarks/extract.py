@@ -32,6 +32,7 @@ import ray
 import torch
 
 from hiermovie.config import from_dict
+from hiermovie.hardware import ONE_HEAP
 from hiermovie.pipeline.backbones import BackboneConfig, encode, load_backbone
 from hiermovie.pipeline.decode import DecodeSpec, decode_item
 from hiermovie.pipeline.plans import plan_segments
@@ -119,7 +120,8 @@ def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float,
     """Segments/s of the decode tasks alone, as the pipeline streams them; returns the parts."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
     task = ray.remote(decode_item).options(num_returns="streaming",
-                                           num_cpus=1 if gpus else 0.5)
+                                           num_cpus=1 if gpus else 0.5,
+                                           runtime_env={"env_vars": ONE_HEAP})
     cpus = os.cpu_count() or 2
     inflight = cpus - gpus if gpus else cpus  # as the pipeline: a decode task per free core
     spec = DecodeSpec(cfg.plan, size, cfg.resize, False, part_segments(cfg, size))

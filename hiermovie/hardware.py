@@ -29,6 +29,14 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
+# The environment of decode workers. glibc gives threads their own heaps (arenas); what a
+# decode task frees in one (a film's index, its parts) is not reused by the next allocation
+# landing in another, so the task crept up with the film's length. With one heap a decode
+# task's peak is 1.18x from a 1- to a 120-min take (was 1.28x), at the same decode rate
+# (BENCHMARKS.md, "Memory").
+ONE_HEAP = {"MALLOC_ARENA_MAX": "1"}
+
+
 @functools.cache
 def return_freed_buffers(threshold: int = 1 << 20) -> None:
     """Make this process give freed buffers of `threshold` bytes or more back to the system.

@@ -102,7 +102,7 @@ def fields_used(sampling: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sampling.items() if k in keep}
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     start_s: float
     end_s: float
@@ -178,6 +178,8 @@ def plan_segments(cfg: PlanConfig, frame_times: np.ndarray, duration_s: float,
     if len(frame_times) == 0:
         raise BadVideo("video has no frames")
     asked = dict(enumerate(explicit or [])) if cfg.kind == "explicit" else {}
-    return [Segment(s, e, frames_at(frame_times, sample_times(cfg, s, e)),
-                    clamped=i in asked and asked[i][1] > e + 1e-3)
-            for i, (s, e) in enumerate(spans(cfg, duration_s, explicit, strict))]
+    planned = spans(cfg, duration_s, explicit, strict)
+    # one lookup for the whole film: per segment it would scan the frame table each time
+    frames = frames_at(frame_times, np.stack([sample_times(cfg, s, e) for s, e in planned]))
+    return [Segment(s, e, frames[i], clamped=i in asked and asked[i][1] > e + 1e-3)
+            for i, (s, e) in enumerate(planned)]

@@ -22,6 +22,7 @@ from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import StoreWriter
+from hiermovie.hardware import ONE_HEAP
 from hiermovie.pipeline.backbone_config import BackboneConfig
 from hiermovie.pipeline.containers import probe
 from hiermovie.pipeline.decode import DecodeSpec, Resize, decode_item
@@ -182,7 +183,7 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
                          cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
-            num_cpus=1 if res.gpus else 0.5)
+            num_cpus=1 if res.gpus else 0.5, runtime_env={"env_vars": ONE_HEAP})
         spec = DecodeSpec(cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
                           part_segments(cfg, d0["input_size"]))
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
