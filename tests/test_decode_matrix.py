@@ -170,3 +170,39 @@ def test_decoder_reasons_carry_no_clock():
 
     e = RuntimeError("[22:45:12] /src/video/video_reader.cc:270: Error reading x.mp4\nmore")
     assert _reason(e) == "/src/video/video_reader.cc:270: Error reading x.mp4"
+
+
+def test_a_seek_the_decoder_gives_up_is_read_again_or_fails_the_video(tmp_path, monkeypatch):
+    """decord2 abandons a skip it finds slow (its decoder thread silent for 10 000 reads), then
+    returns later frames than asked and says so only on stderr; such a read is done again, and a
+    video whose reads keep giving up fails naming the file, never stores other frames."""
+    import os
+
+    from hiermovie.pipeline import decode
+
+    path = tmp_path / "h264.mp4"
+    encode(path, "mp4", "libx264")
+    real, calls = decode.get_frames, []
+
+    def gives_up(times: int):
+        def read(vr, source, indices, width, height, *, name=""):
+            calls.append(indices)
+            if len(calls) <= times:  # as decord does: its words on stderr, frames further on
+                os.write(2, f"[{source}] {decode.SEEK_GAVE_UP} at frame {indices[0]}.\n".encode())
+                indices = [min(i + 7, N - 1) for i in indices]
+            return real(vr, source, indices, width, height, name=name)
+        return read
+
+    monkeypatch.setattr(decode, "get_frames", gives_up(1))
+    d = decode_video(str(path), PLAN, (112, 112))
+    got = np.array([code(f) for f in d.frames.reshape(-1, 112, 112, 3)])
+    np.testing.assert_array_equal(got, np.concatenate([s.frame_indices for s in d.segments]))
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(decode, "get_frames", gives_up(decode.READS))
+    with pytest.raises(BadVideo, match=f"{path}: the decoder gave up seeking"):
+        decode_video(str(path), PLAN, (112, 112))
+    assert len(calls) == decode.READS
+    record("Integrity of decoded frames", "decord gives up a seek (its stderr message; frames "
+           "7 further on), once / on every read", 2,
+           "read again on a fresh reader: the planned frames / the video fails naming the file")

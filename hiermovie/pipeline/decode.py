@@ -1,6 +1,11 @@
 """Decoding the frames a segment plan needs, with decord, resized inside the decoder; files
 decord would index wrongly are first remuxed (`containers.readable`).
 
+decord2 gives up a skip to the wanted frame when its decoder thread returns nothing for 10 000
+reads (a busy machine, a long film) and then returns later frames than asked, saying so only on
+stderr; a read that says so is done again on a fresh reader, and a video whose reads keep
+giving up fails, so that no stored frame is another than planned.
+
 A film is decoded part by part (`decode_item`): the process holds one part of its frames,
 whatever its length.
 """
@@ -9,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +60,30 @@ def open_video(path: str, width: int = -1, height: int = -1, *, name: str = ""):
         # decord prints the real cause (e.g. "moov atom not found") to stderr only
         raise BadVideo(f"{name}: cannot open as video (not a video, truncated, audio-only or "
                        f"unsupported codec): {reason(e)}") from None
+
+
+SEEK_GAVE_UP = "Failed to skip frames effectively"  # decord2's words on stderr
+READS = 3  # tries of a read whose seek the decoder gave up
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[list[str]]:
+    """What native code writes to file descriptor 2 meanwhile (the list holds it on exit),
+    passed on to the real stderr afterwards."""
+    sys.stderr.flush()
+    saved, said = os.dup(2), []
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read()
+            if text:
+                os.write(2, text)
+            said.append(text.decode(errors="replace"))
 
 
 def get_frames(vr, path: str, indices: list[int], width: int, height: int, *,
@@ -141,8 +172,7 @@ class PlannedVideo:
         wanted = np.concatenate([s.frame_indices for s in segments])
         unique, inverse = np.unique(wanted, return_inverse=True)
         try:
-            frames = get_frames(self.vr, self.source, unique.tolist(), self.width, self.height,
-                                name=self.path)
+            frames = self._read(unique.tolist())
             if len(unique) < len(wanted) or (np.diff(wanted) < 0).any():
                 frames = frames[inverse]  # a copy only where frames repeat or come back
         except decoder_errors() as e:
@@ -156,6 +186,17 @@ class PlannedVideo:
             left = (frames.shape[3] - w) // 2
             frames = frames[:, :, top:top + h, left:left + w]
         return np.ascontiguousarray(frames)
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        for _ in range(READS):
+            with native_stderr() as said:
+                frames = get_frames(self.vr, self.source, indices, self.width, self.height,
+                                    name=self.path)
+            if SEEK_GAVE_UP not in said[0]:
+                return frames
+            self.vr = open_video(self.source, self.width, self.height, name=self.path)
+        raise BadVideo(f"{self.path}: the decoder gave up seeking to frames {indices[0]}-"
+                       f"{indices[-1]} in {READS} reads (decord: {SEEK_GAVE_UP})")
 
 
 @contextlib.contextmanager
