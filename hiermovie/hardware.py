@@ -33,7 +33,7 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
 # decode task frees in one (a film's index, its parts) is not reused by the next allocation
 # landing in another, so the task crept up with the film's length. With one heap a decode
 # task's peak is 1.18x from a 1- to a 120-min take (was 1.28x), at the same decode rate
-# (BENCHMARKS.md, "Memory").
+# (BENCHMARKS.md, "Memory"); `return_freed_buffers` adds nothing there (1.18x without it).
 ONE_HEAP = {"MALLOC_ARENA_MAX": "1"}
 
 
@@ -42,9 +42,9 @@ def return_freed_buffers(threshold: int = 1 << 20) -> None:
     """Make this process give freed buffers of `threshold` bytes or more back to the system.
 
     glibc serves blocks above its mmap threshold with their own mappings, returned on free,
-    but raises the threshold (up to 32 MiB) each time it sees such a block freed; a worker
-    that handles frames part after part then keeps its freed parts in the heap and creeps up
-    with the film's length. Fixing the threshold keeps them mapped and returned. A no-op
+    but raises the threshold (up to 32 MiB) each time it sees such a block freed; a model
+    actor that handles frames part after part then keeps its freed parts in the heap and
+    creeps up with the film's length. Fixing the threshold keeps them mapped and returned. A no-op
     where the C library is not glibc.
     """
     import ctypes

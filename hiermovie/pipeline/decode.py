@@ -255,10 +255,7 @@ def decode_item(path: str, explicit: list[tuple[float, float]] | None, spec: Dec
     "ok", "decode_s"} or "failed" with the error). A process holds one part whatever the
     video's length. The count is always 1 + parts + 1: a part that cannot be decoded and those
     after it come as None. A video refused before its metadata yields only the failure."""
-    from hiermovie.hardware import return_freed_buffers
-
-    return_freed_buffers()  # memory flat in the film's length (parts come and go)
-    t = time.perf_counter()
+    t = time.perf_counter()  # memory flat in the film's length: `hardware.ONE_HEAP`
     parts: list[list[Segment]] = []
     done, started = 0, False
     try:

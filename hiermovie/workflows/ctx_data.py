@@ -114,8 +114,6 @@ def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]
     return ConcatDataset(parts), labelled_collate, (len(parts[0].vocab), len(RELATIONS))
 
 
-
-
 @dataclass
 class CtxData:
     """pretrain-ctx's data: the stores' features, split into training and validation."""
