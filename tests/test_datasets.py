@@ -237,3 +237,79 @@ def test_synth_lvu_labels_do_not_depend_on_the_hash_seed(tmp_path):
     for task in w.LVU_CLASSES:
         a, b = ((tmp_path / s / "lvu_1.0" / task / "train.csv").read_text() for s in "01")
         assert a == b, task
+
+
+def _kinetics_tree(root, rows_by_split, per_label=(), suffix=".mp4", make=None):
+    """A tree as the official Kinetics downloader leaves it: annotation CSVs, videos flat in
+    their split's folder or (splits in `per_label`) one folder per label."""
+    from hiermovie.datasets.kinetics import clip_name
+
+    (root / "annotations").mkdir(parents=True)
+    for split, rows in rows_by_split.items():
+        lines = ["label,youtube_id,time_start,time_end,split"]
+        for label, yid, start, end, present in rows:
+            lines.append(f'"{label}",{yid},{start},{end},{split}')
+            if present:
+                folder = root / split / (label if split in per_label else "")
+                folder.mkdir(parents=True, exist_ok=True)
+                (make or (lambda p: p.write_bytes(b"")))(folder / f"{clip_name(yid, start, end)}"
+                                                          f"{suffix}")
+        (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_kinetics_release_layout_partial_download(tmp_path, capsys):
+    """Missing videos are counted, not fatal; label folders (with spaces) and flat folders
+    both resolve; a split without a folder yields nothing; labels come with the items."""
+    from hiermovie.datasets.kinetics import Kinetics
+
+    _kinetics_tree(tmp_path, {
+        "train": [("air drumming", "abcdefghijk", 10, 20, True),
+                  ("abseiling", "--xyzxyzxyz", 0, 10, False),  # removed from YouTube
+                  ("abseiling", "A_b-C_d-E_f", 95, 105, True)],
+        "val": [("air drumming", "zzzzzzzzzzz", 3, 13, True)],
+        "test": [("abseiling", "qqqqqqqqqqq", 1, 11, True)]}, per_label={"train"})
+    import shutil
+
+    shutil.rmtree(tmp_path / "test")  # a partial download: the test split not fetched
+    items = load_input(f"kinetics:{tmp_path}", "train")
+    assert [(i.video_id, i.label) for i in items] == [
+        ("abcdefghijk_000010_000020", "air drumming"), ("A_b-C_d-E_f_000095_000105", "abseiling")]
+    assert items[0].path.endswith("train/air drumming/abcdefghijk_000010_000020.mp4")
+    assert items[0].segments == ((0.0, 10.0),)
+    assert "train 2 of 3" in capsys.readouterr().out
+    everything = load_input(f"kinetics:{tmp_path}")
+    assert len(everything) == 3 and "test 0 of 1" in capsys.readouterr().out
+    assert Kinetics(tmp_path, "train").labels == ["abseiling", "air drumming"]
+    with pytest.raises(ManifestError, match="no valid.csv"):
+        load_input(f"kinetics:{tmp_path}", "valid")
+
+
+def test_kinetics_refuses_bad_annotation_files(tmp_path):
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "train.csv").write_text("label,youtube_id\nx,abc\n")
+    with pytest.raises(ManifestError, match=r"train.csv: missing column\(s\) time_start"):
+        load_input(f"kinetics:{tmp_path}", "train")
+    (tmp_path / "annotations" / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nx,abc,5,5,train\n")
+    with pytest.raises(ManifestError, match=r"train.csv:2: time_end 5 is not after"):
+        load_input(f"kinetics:{tmp_path}", "train")
+
+
+def test_synth_actions_are_trimmed_single_motions_in_the_kinetics_layout(tmp_path):
+    """`synth --actions`: each clip shows one motion of the world for 2-4 s, its file is where
+    the Kinetics layout says and lasts what its CSV row says (read by PyAV, not our decoder)."""
+    import av
+
+    from hiermovie.datasets.synth_world import MOTIONS
+    from hiermovie.workflows.synth import SynthConfig, run_synth
+
+    run_synth(SynthConfig(out=str(tmp_path), train=0, valid=0, actions=20, size=32))
+    items = load_input(f"kinetics:{tmp_path / 'actions'}", "train")
+    assert len(items) == 20 and {i.label for i in items} <= set(MOTIONS)
+    assert len({i.label for i in items}) > 5
+    for it in items[:4]:
+        with av.open(it.path) as f:
+            frames = sum(1 for _ in f.decode(video=0))
+        assert frames == round(it.segments[0][1] * 30) and 2 <= it.segments[0][1] <= 4
+    assert len(load_input(f"kinetics:{tmp_path / 'actions'}", "val")) == 2

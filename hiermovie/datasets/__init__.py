@@ -15,11 +15,16 @@ def data_root(data: str, kind: str) -> str:
 
 
 def load_input(source: str, split: str = "") -> list[VideoItem]:
-    """Videos of an input: a folder, a .csv/.jsonl manifest, or `vidsitu:`/`lvu:` ROOT.
+    """Videos of an input: a folder, a .csv/.jsonl manifest, or `vidsitu:`/`lvu:`/`kinetics:`
+    ROOT.
 
-    `split` keeps one VidSitu split (e.g. pretraining on training clips only).
+    `split` keeps one VidSitu or Kinetics split (e.g. pretraining on training clips only).
     """
     kind, sep, rest = source.partition(":")
+    if sep and kind == "kinetics" and rest:
+        from hiermovie.datasets import kinetics
+
+        return kinetics.videos(rest, split)
     if sep and kind == "vidsitu" and rest:
         from hiermovie.datasets import vidsitu
 

@@ -22,6 +22,7 @@ class VideoItem:
     video_id: str
     path: str
     segments: tuple[tuple[float, float], ...] | None = None  # explicit (start_s, end_s)
+    label: str | None = None  # a labelled data set's class (kinetics:ROOT), for supervised level 1
 
 
 def _check_ids(items: list[VideoItem], source: str) -> list[VideoItem]:

@@ -137,6 +137,64 @@ def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,
     _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
 
 
+# action clips (the Kinetics role) draw from their own seeds too
+ACTION_START = 4 * 10**6
+ACTION_SPLITS = ("train", "val", "test")
+# the verb each motion is rendered as (a look-alike pair shares one motion)
+MOTION_VERB = {m: next(v for v in w.VERB_LIST if w.VERBS[v] == m) for m in w.MOTIONS}
+
+
+def _action_clip(seed: int, idx: int) -> tuple[w.Event, str, int, int]:
+    """One trimmed action: a motion of the world by two actors on a scene, 2-4 s long (its
+    tempo follows the length), and the clip's fictional source video id and start second."""
+    rng = _rng(seed, ACTION_START + idx)
+    agent, patient = w.sample_cast(rng, 2)
+    motion = str(rng.choice(w.MOTIONS))
+    flip = bool(rng.random() < 0.5)
+    event = w.Event(MOTION_VERB[motion], agent, patient, str(rng.choice(w.SCENES)), flip,
+                    "right side" if flip else "left side")
+    return event, motion, int(rng.integers(2, 5)), int(rng.integers(0, 600))
+
+
+def action_name(seed: int, idx: int) -> tuple[str, str, int, int]:
+    """(label, youtube_id, time_start, time_end) of action clip `idx`, as Kinetics lists it."""
+    _, motion, duration, start = _action_clip(seed, idx)
+    return motion, f"sy{idx:09d}", start, start + duration  # 11 characters, as YouTube's ids
+
+
+def _render_action_clip(args: tuple[str, int, int, int]) -> None:
+    path, seed, idx, size = args
+    event, _, duration, _ = _action_clip(seed, idx)
+    rng = _rng(seed, ACTION_START + idx, 1)
+    write_video(Path(path), render_event(event, int(duration * VIDSITU_FPS), size, rng),
+                VIDSITU_FPS)
+
+
+def write_actions(root: str | Path, n_train: int, n_val: int, n_test: int = 0, *,
+                  seed: int = 0, size: int = 112, workers: int = 2) -> None:
+    """The role Kinetics-400 plays for level 1: short clips, each one motion of the world by
+    actors on a scene drawn at random (no story, no cut-aways), in the official downloader's
+    layout (`hiermovie.datasets.kinetics`): `root/annotations/{split}.csv` and flat
+    `root/{split}/{youtube_id}_{start:06d}_{end:06d}.mp4`. Clips on disk are kept."""
+    from hiermovie.datasets.kinetics import clip_name
+
+    root = Path(root)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    jobs, first = [], 0
+    for split, n in zip(ACTION_SPLITS, (n_train, n_val, n_test), strict=True):
+        lines = ["label,youtube_id,time_start,time_end,split"]
+        for idx in range(first, first + n):
+            label, yid, start, end = action_name(seed, idx)
+            lines.append(f"{label},{yid},{start},{end},{split}")
+            path = root / split / f"{clip_name(yid, start, end)}.mp4"
+            if not path.exists():
+                jobs.append((str(path), seed, idx, size))
+        first += n
+        if n:
+            (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    _run(_render_action_clip, jobs, workers)
+
+
 def event_groups(root: str | Path) -> dict[str, list[str]] | None:
     """Each clip's event groups if `root` was written by `write_vidsitu`, else None."""
     path = Path(root) / "vidsitu_annotations" / EVENT_GROUPS

@@ -1,7 +1,9 @@
-"""`hiermovie pretrain-backbone`: contrastive self-supervised training of a video backbone.
+"""`hiermovie pretrain-backbone`: training level 1, the video backbone.
 
 Level 1 of the hierarchy, from unlabelled clips: CVRL (InfoNCE between clips of one video at
-different times) or rho-BYOL (predict a momentum target's embedding of the video's other clips).
+different times), rho-BYOL (predict a momentum target's embedding of the video's other clips)
+or MoDist (CVRL plus a cross-modal InfoNCE with a motion pathway over optical flow); or from
+labelled action clips (`kinetics:ROOT`), supervised classification.
 
 Clips are decoded by torch DataLoader worker processes rather than Ray tasks: the training
 process consumes them in lock-step, DataLoader prefetches into the same process and pins
@@ -49,16 +51,25 @@ from hiermovie.workflows.training import (
 
 @dataclass
 class PretrainBackboneConfig(TrainingConfig):
-    input: str = opt("", "unlabelled videos: folder, .csv/.jsonl manifest, vidsitu:ROOT, lvu:ROOT")
-    split: str = opt("train", "with vidsitu:ROOT, train on this split only (empty = all splits)")
+    input: str = opt("", "videos: folder, .csv/.jsonl manifest, vidsitu:ROOT, lvu:ROOT, "
+                     "kinetics:ROOT (trimmed actions, the paper's level-1 data; labelled, as "
+                     "supervised needs)")
+    split: str = opt("train", "with vidsitu:ROOT or kinetics:ROOT, train on this split only "
+                     "(empty = all splits)")
     out: str = job_default("out", "runs/backbone")
     backbone: BackboneSource = opt(default_factory=BackboneSource)  # weights: start from these
-    objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives) or rho_byol (no negatives)")
+    objective: Objective = opt("cvrl", "cvrl (InfoNCE with negatives), rho_byol (no "
+                               "negatives), modist (cvrl + cross-modal InfoNCE with a motion "
+                               "pathway over optical flow) or supervised (the input's labels)")
     clip: ClipConfig = opt(default_factory=ClipConfig)
     proj_dim: int = opt(128, "projection (and rho-BYOL prediction) output size")
     hidden: int = opt(512, "hidden width of the projection and prediction MLPs")
     temperature: float = opt(0.1, "cvrl: InfoNCE temperature")
     momentum: float = opt(0.99, "rho_byol: target momentum at the start (rises to 1)")
+    flow_weight: float = opt(1.0, "modist: weight of the RGB-flow term (MaCLR's "
+                             "CONTRASTIVE_FLOW_WEIGHT)")
+    motion_width: int = opt(16, "modist: the motion pathway's first-layer channels (MaCLR: 1/8 "
+                            "of the RGB pathway's)")
     workers: int = opt(2, "DataLoader decoding processes per training process (0 = in-process)")
     steps: int = job_default("steps", 1000)
     lr: float = job_default("lr", 1e-3)
@@ -71,11 +82,14 @@ class PretrainBackboneConfig(TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("proj_dim", "hidden"):
+        for name in ("proj_dim", "hidden", "motion_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
-        if self.objective == "cvrl" and self.batch_size < 2:
-            raise ValueError("batch_size: cvrl needs at least 2 videos per step (negatives)")
+        if self.objective in ("cvrl", "modist") and self.batch_size < 2:
+            raise ValueError(f"batch_size: {self.objective} needs at least 2 videos per step "
+                             "(negatives)")
+        if self.flow_weight < 0:
+            raise ValueError("flow_weight: must be >= 0")
         if self.batch_size % self.clip.per_video:
             raise ValueError("batch_size: must be a multiple of clip.per_video")
         if not 0 <= self.momentum < 1:
@@ -120,13 +134,15 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
+    classes = class_names(items, cfg)
     backbone = load_backbone(BackboneConfig(**vars(cfg.backbone), seed=cfg.seed))
     backbone.requires_grad_(True).train()
     size = backbone.input_size
-    with torch.random.fork_rng(devices=[]):  # the projector's own seed, same on every rank
+    with torch.random.fork_rng(devices=[]):  # the heads' own seed, same on every rank
         torch.manual_seed(cfg.seed + 1)
         model = ClipLearner(backbone, backbone.dim, cfg.objective, cfg.proj_dim, cfg.hidden,
-                            cfg.temperature).to(device)
+                            cfg.temperature, classes=len(classes), flow_weight=cfg.flow_weight,
+                            motion_width=cfg.motion_width).to(device)
     if device.type == "cuda" and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global BN, as in CVRL
     opt_ = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
@@ -137,7 +153,9 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if cfg.labelled and run.rank == 0 and run.start == 0:
         shares["verb_share_at_start"] = backbone_verb_share(backbone, cfg, device)
 
-    data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed)
+    labels = [classes.index(it.label) for it in items] if classes else None
+    data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed, labels=labels,
+                            flow=model.uses_flow)
     loader = torch.utils.data.DataLoader(
         data, batch_sampler=StepBatches(run.start, cfg.steps, cfg.batch_size, run.rank, world),
         num_workers=cfg.workers, pin_memory=device.type == "cuda",
@@ -149,8 +167,11 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         x = normalise(batch["clips"], backbone, device)
+        flow = (batch["flow"].to(device, non_blocking=True).permute(0, 1, 3, 2, 4, 5).float()
+                if "flow" in batch else None)
+        label = batch["label"].to(device) if "label" in batch else None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = ddp_model(x, batch["groups"].to(device))
+            loss = ddp_model(x, batch["groups"].to(device), flow, label)
         if not run.loss_is_finite(loss, step):
             run.finish()
             return 1
@@ -165,9 +186,22 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         if cfg.labelled:
             shares["verb_share"] = backbone_verb_share(backbone, cfg, device)
         _finish(cfg, run.out, backbone, len(items), (time.time() - t0) / steps_run,
-                waited / max(time.time() - t0, 1e-9), loss_value, shares)
+                waited / max(time.time() - t0, 1e-9), loss_value, shares, classes)
     run.finish()
     return 0
+
+
+def class_names(items: list, cfg: PretrainBackboneConfig) -> list[str]:
+    """The supervised objective's classes (sorted labels of the input's videos); [] for the
+    self-supervised ones. Every video must be labelled."""
+    if cfg.objective != "supervised":
+        return []
+    unlabelled = [it.video_id for it in items if it.label is None]
+    if unlabelled:
+        raise ConfigError(f"input: {cfg.input}: objective supervised needs a label for every "
+                          f"video; {len(unlabelled)} have none (first: {unlabelled[0]}); use "
+                          "a labelled data set such as kinetics:ROOT")
+    return sorted({it.label for it in items})
 
 
 def backbone_verb_share(backbone: Backbone, cfg: PretrainBackboneConfig,
@@ -200,13 +234,17 @@ def labelled_features(backbone: Backbone, name: str, labelled: str, clips: int,
 
 
 def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
-            step_s: float, wait_fraction: float, loss: float, shares: dict) -> None:
+            step_s: float, wait_fraction: float, loss: float, shares: dict,
+            classes: list[str]) -> None:
     from safetensors.torch import save_file
 
     origin: dict[str, Any] = {
         "objective": cfg.objective, "data": cfg.input, "split": cfg.split, "videos": videos,
         "steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "clip": asdict(cfg.clip), "input_size": backbone.input_size, "final_loss": loss,
+        **({"flow": "opencv DIS (fast preset)", "flow_weight": cfg.flow_weight,
+            "motion_width": cfg.motion_width} if cfg.objective == "modist" else {}),
+        **({"classes": classes} if classes else {}),
     }
     state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
     tmp = out / "backbone.safetensors.tmp"

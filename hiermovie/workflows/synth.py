@@ -16,6 +16,10 @@ class SynthConfig:
     lvu: int = opt(0, "LVU-style long clips (30-90 s each)")
     pool: int = opt(0, "unlabelled clips of the same world in OUT/pool, no annotations (the "
                     "role MovieClips plays in the paper: data for pretrain-ctx)")
+    actions: int = opt(0, "trimmed action clips (2-4 s, one motion each, no story) in OUT/actions "
+                       "in Kinetics' layout, the role Kinetics-400 plays for level 1 "
+                       "(pretrain-backbone --input kinetics:OUT/actions); plus a tenth as many "
+                       "validation and test clips")
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
@@ -30,7 +34,7 @@ class SynthConfig:
                         "--p_hidden 0.3 --p_turn 0.7 (docs/synthetic-benchmark.md)")
 
     def __post_init__(self) -> None:
-        for name in ("train", "valid", "lvu", "pool"):
+        for name in ("train", "valid", "lvu", "pool", "actions"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
         if self.size < 32 or self.size % 2:
@@ -46,7 +50,7 @@ def run_synth(cfg: SynthConfig) -> int:
     """Render the synthetic benchmark (VidSitu and LVU layouts) into `cfg.out`."""
     from pathlib import Path
 
-    from hiermovie.datasets.synth import write_lvu, write_pool, write_vidsitu
+    from hiermovie.datasets.synth import write_actions, write_lvu, write_pool, write_vidsitu
     from hiermovie.datasets.synth_world import World
 
     t0 = time.time()
@@ -60,6 +64,10 @@ def run_synth(cfg: SynthConfig) -> int:
     if cfg.pool:
         write_pool(Path(cfg.out) / "pool", cfg.pool, seed=cfg.seed, size=cfg.size,
                    workers=cfg.workers, world=world)
-    n = cfg.train + cfg.valid + cfg.lvu + cfg.pool
+    if cfg.actions:
+        extra = max(1, cfg.actions // 10)
+        write_actions(Path(cfg.out) / "actions", cfg.actions, extra, extra, seed=cfg.seed,
+                      size=cfg.size, workers=cfg.workers)
+    n = cfg.train + cfg.valid + cfg.lvu + cfg.pool + cfg.actions
     print(f"synth: {n} clips in {cfg.out} ({time.time() - t0:.1f} s)")
     return 0
