@@ -334,3 +334,37 @@ def test_the_objective_audit_options_train(store, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {summary["config"][k] for k in ("mask_mode", "target_norm", "decay")} == {
         "bert", "channel", "weights"}
+
+
+def test_clip_infonce_cannot_be_answered_by_what_a_clip_shares():
+    """The negatives are the clip's other segments: predicting the clip's shared part (which
+    scores well under l2 when it dominates the targets) scores about chance, log(segments);
+    predicting each segment's own target scores near 0; padding is never a candidate."""
+    from hiermovie.contextualizer.objectives import clip_infonce, mask_loss
+
+    g = torch.Generator().manual_seed(0)
+    shared = 10 * torch.randn(3, 1, 8, generator=g)
+    own = torch.randn(3, 5, 8, generator=g)
+    tgt = shared + own
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid[2, 3:] = False  # a 3-segment clip, padded
+    scored = valid.clone()
+    summary = shared.expand(3, 5, 8)
+    scored[0, 4] = scored[1, 4] = False
+    # 4 scored segments in each 5-segment clip, 3 in the 3-segment one
+    chance = (8 * np.log(5) + 3 * np.log(3)) / 11
+    assert clip_infonce(summary, tgt, valid, scored).item() == pytest.approx(chance, rel=0.01)
+    assert mask_loss(summary[scored], tgt[scored], "cosine") < 0.1  # l2/cosine: nearly right
+    assert clip_infonce(own, own, valid, scored, temperature=0.01).item() < 1e-3
+    # a padded position holding exactly what segment (2, 0) predicts would take its mass if
+    # padding were a candidate
+    pred, leaky = tgt.clone(), tgt.clone()
+    leaky[2, 4] = pred[2, 0] * 3
+    assert torch.equal(clip_infonce(pred, tgt, valid, scored),
+                       clip_infonce(pred, leaky, valid, scored))
+
+
+def test_infonce_clip_trains(store, tmp_path):
+    assert run_pretrain_ctx(_cfg(store, tmp_path, steps=12, loss="infonce_clip")) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["loss"] == "infonce_clip" and np.isfinite(summary["val_loss"])

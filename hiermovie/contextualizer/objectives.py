@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Loss = Literal["l2", "cosine", "infonce"]
+Loss = Literal["l2", "cosine", "infonce", "infonce_clip"]
 Target = Literal["feature", "centered", "ema"]
 TargetNorm = Literal["segment", "channel"]
 
@@ -46,9 +46,22 @@ def ema_momentum(step: int, steps: int, start: float) -> float:
     return 1 - (1 - start) * (math.cos(math.pi * step / max(steps, 1)) + 1) / 2
 
 
+def clip_infonce(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                 scored: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """InfoNCE at each `scored` segment [B, S] whose negatives are the other segments of its
+    own clip: pred, target [B, S, D]. Whatever a clip's segments share (scene, cast) scores
+    every candidate alike, so only what tells a segment from its clip-mates can answer."""
+    p = F.normalize(pred.float(), dim=-1)
+    t = F.normalize(target.float(), dim=-1)
+    logits = torch.einsum("bsd,bud->bsu", p, t) / temperature
+    logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
+    own = torch.arange(valid.shape[1], device=valid.device).expand_as(valid)
+    return F.cross_entropy(logits[scored], own[scored])
+
+
 def mask_loss(pred: torch.Tensor, target: torch.Tensor, kind: Loss = "l2",
               temperature: float = 0.1) -> torch.Tensor:
-    """pred, target: [N, D] at the masked positions only."""
+    """pred, target: [N, D] at the masked positions only (`infonce_clip`: `clip_infonce`)."""
     if kind == "l2":
         return (pred.float() - target.float()).pow(2).mean()
     if kind == "cosine":

@@ -17,6 +17,7 @@ from hiermovie.contextualizer.objectives import (
     Loss,
     Target,
     TargetNorm,
+    clip_infonce,
     mask_loss,
     targets,
     teacher_targets,
@@ -81,18 +82,23 @@ class MaskPredictor(nn.Module):
         tgt = self.targets(feats, valid, start)
         n = int(masked.sum())
         if mean_target is not None:
-            return mask_loss(mean_target.expand_as(tgt[masked]), tgt[masked], s.loss,
-                             s.temperature), n
+            return self._score(mean_target.expand_as(tgt), tgt, valid, masked), n
         token = masked
         if s.mode == "bert":
             feats, token = bert_corrupt(feats, valid, masked, generator=generator)
-        h = self.ctx(feats, valid, token, start)
-        loss = mask_loss(self.head(h[masked]), tgt[masked], s.loss, s.temperature)
+        pred = self.head(self.ctx(feats, valid, token, start))
+        loss = self._score(pred, tgt, valid, masked)
         if train and s.visible_weight > 0:
-            seen = valid & ~masked
-            loss = loss + s.visible_weight * mask_loss(self.head(h[seen]), tgt[seen], s.loss,
-                                                       s.temperature)
+            loss = loss + s.visible_weight * self._score(pred, tgt, valid, valid & ~masked)
         return loss, n
+
+    def _score(self, pred: torch.Tensor, tgt: torch.Tensor, valid: torch.Tensor,
+               where: torch.Tensor) -> torch.Tensor:
+        """The loss of predictions [B, S, D] at the segments `where` [B, S]."""
+        s = self.spec
+        if s.loss == "infonce_clip":
+            return clip_infonce(pred, tgt, valid, where, s.temperature)
+        return mask_loss(pred[where], tgt[where], s.loss, s.temperature)
 
 
 class LabelPredictor(nn.Module):
