@@ -12,7 +12,7 @@ Kinetics-layout corpus `synth --actions` renders, `--render N` renders N trainin
 and, with world seed `--world_seed`, the determined world's 200 validation clips at
 `--labelled`'s ROOT); its candidates are named `actions_*`.
 
-Each candidate is the demo's recipe (`hiermovie.workflows.demo.BACKBONE_RECIPE`, at 200 steps as
+Each candidate is the demo's recipe (`hiermovie.workflows.presets.BACKBONE_RECIPE`, at 200 steps as
 it was before this benchmark chose 800; seed 0) with one change from the contrastive literature
 (`CANDIDATES`), trained by `pretrain-backbone` on the unlabelled pool; its summary gives the
 verb's share of the features' within-clip variance on the labelled set's validation clips before
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from hiermovie.config import from_dict
-from hiermovie.workflows.demo import BACKBONE_RECIPE
+from hiermovie.workflows.presets import BACKBONE_RECIPE, WORLDS
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
 
 CLIP = BACKBONE_RECIPE["clip"]
@@ -66,8 +66,8 @@ CANDIDATES = {
                            "forcing, as Background Erasing / IIC)",
                            {"clip": {**KINETICS_CLIP, "static_negative": True}}),
 }
-# the determined world (demo.WORLDS), where the verb share is measured
-DETERMINED = {"p_context": 0.0, "p_follow": 1.0, "p_hidden": 0.3, "p_turn": 1.0}
+# the determined world, where the verb share is measured
+DETERMINED = WORLDS["determined"]
 
 
 def main() -> None:

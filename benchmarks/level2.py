@@ -9,14 +9,17 @@ scratch with the heads?
 The story world (docs/synthetic-benchmark.md; fixed before any objective was measured on it), or
 with `--world` the story world with those parameters changed (e.g. the determined world of
 benchmarks/level2_oracle.py), world seed S: an unlabelled pool of N clips (the MovieClips role)
-and a labelled VidSitu-layout set. pretrain-backbone trains tiny3d on the pool (no labels; its
-summary gives the verb's share of the features, before and after); extract writes the pool's and
-the labelled clips' features with it; pretrain-ctx trains the mask-prediction contextualizer on
-the pool store only and the positive control (`--objective supervised`) on labelled training
-clips of its own (as many as the labelled set's, another seed of the same world: never the clips
-the probe trains on); probe vidsitu evaluates every row at each label count. Every step caches
-its output in DIR, so a rerun resumes and a second world reuses nothing by accident (all paths
-are in DIR).
+and a labelled VidSitu-layout set, and level 1's own corpus of trimmed actions (`--actions`
+clips in Kinetics' layout, the Kinetics-400 role). pretrain-backbone trains tiny3d on the action
+corpus twice: the chosen self-supervised level 1 (`presets.LEVEL1_RECIPE`, no labels; its
+summary gives the verb's share of the features, before and after) and the supervised one (the
+corpus' motion labels: the paper's "Supervised Training (K400)" row, probed on its own as
+`supervised_backbone`); extract writes the pool's and the labelled clips' features with them;
+pretrain-ctx trains the mask-prediction contextualizer on the pool store only and the positive
+control (`--objective supervised`) on labelled training clips of its own (as many as the
+labelled set's, another seed of the same world: never the clips the probe trains on); probe
+vidsitu evaluates every row at each label count. Every step caches its output in DIR, so a rerun
+resumes and a second world reuses nothing by accident (all paths are in DIR).
 
 Objective candidates (`--ctx '{"visible_weight": 1}'`, and `--rows` to probe fewer rows)
 reuse the world, the backbone and the stores and write DIR/level2-<options>.json etc.
@@ -36,9 +39,9 @@ from pathlib import Path
 
 from hiermovie.config import from_dict
 from hiermovie.datasets import synth_world as w
-from hiermovie.datasets.synth import write_pool, write_vidsitu
-from hiermovie.workflows.demo import BACKBONE_RECIPE
+from hiermovie.datasets.synth import write_actions, write_pool, write_vidsitu
 from hiermovie.workflows.extract import ExtractConfig, run_extract
+from hiermovie.workflows.presets import ACTION_CLIPS, ACTIONS_RECIPE, CTX_SHAPE, LEVEL1_RECIPE
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe import report
@@ -47,12 +50,12 @@ from hiermovie.workflows.probe.rows import ROWS as TITLES
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
 from hiermovie.workflows.tables import cell
 
+SUPERVISED = ("Supervised level 1 (action labels), backbone features alone",)
 ROWS = ["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
         "pretrained", "positive_control"]
 METRICS = {"verb_acc1": "verb/Per_Ev_Top_1", "verb_acc1_predictable": "verb/acc1_predictable",
            "verb_acc1_label_only": "verb/acc1_label_only",
            "relation_mean_acc": "relation/Macro_Top_1", "cider": "roles/cider"}
-SHAPE = {"width": 256, "ffn": 512, "heads": 4}  # the demo's contextualizer
 
 
 def main() -> None:
@@ -65,7 +68,9 @@ def main() -> None:
     ap.add_argument("--valid", type=int, default=300, help="validation clips")
     ap.add_argument("--size", type=int, default=64, help="rendered frame size (the backbone "
                     "reads 64 px)")
-    ap.add_argument("--backbone_steps", type=int, default=BACKBONE_RECIPE["steps"])
+    ap.add_argument("--actions", type=int, default=ACTION_CLIPS, help="level 1's corpus: "
+                    "trimmed action clips")
+    ap.add_argument("--backbone_steps", type=int, default=LEVEL1_RECIPE["steps"])
     ap.add_argument("--ctx_steps", type=int, default=1500)
     ap.add_argument("--ctx", default="{}", help="an objective candidate: pretrain-ctx options "
                     "as JSON, e.g. '{\"visible_weight\": 1}' (its outputs get a name suffix; "
@@ -112,18 +117,25 @@ def main() -> None:
     step("render the control's labelled clips", control / "render.done", lambda: write_vidsitu(
         control, train, 5, seed=a.seed + 10_000, size=a.size, world=world)
         or (control / "render.done").touch())
-    bb = work / "backbone"
-    step("pretrain-backbone (pool)", bb / "backbone.safetensors", run_pretrain_backbone,
-         from_dict(PretrainBackboneConfig, {**BACKBONE_RECIPE, "input": str(pool),
-                                            "out": str(bb), "steps": a.backbone_steps,
-                                            "resume": True, "labelled": f"vidsitu:{data}"}))
-    stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr"),
-              "pool": (str(pool), work / "pool.zarr"),
-              "control": (f"vidsitu:{control}", work / "control.zarr")}
-    for name, (src, store) in stores.items():
-        step(f"extract ({name})", store / "extract.done", lambda s=src, st=store: (
+    actions = work / "actions"
+    step("render the action corpus", actions / "render.done", lambda: write_actions(
+        actions, a.actions, 0, seed=a.seed, size=a.size) or (actions / "render.done").touch())
+    bb, sup = work / "backbone", work / "backbone-supervised"
+    for out, recipe in ((bb, LEVEL1_RECIPE), (sup, {**ACTIONS_RECIPE, "objective": "supervised"})):
+        step(f"pretrain-backbone ({recipe.get('objective', 'cvrl')}, actions)",
+             out / "backbone.safetensors", run_pretrain_backbone, from_dict(
+                 PretrainBackboneConfig, {**recipe, "input": f"kinetics:{actions}",
+                                          "out": str(out), "steps": a.backbone_steps,
+                                          "resume": True, "labelled": f"vidsitu:{data}"}))
+    stores = {"labelled": (f"vidsitu:{data}", work / "labelled.zarr", bb),
+              "pool": (str(pool), work / "pool.zarr", bb),
+              "control": (f"vidsitu:{control}", work / "control.zarr", bb),
+              "labelled, supervised level 1": (f"vidsitu:{data}",
+                                               work / "labelled-supervised.zarr", sup)}
+    for name, (src, store, level1) in stores.items():
+        step(f"extract ({name})", store / "extract.done", lambda s=src, st=store, b=level1: (
             run_extract(from_dict(ExtractConfig, {
-                "input": s, "store": str(st), "backbone": {"name": f"trained/{bb}"}}))
+                "input": s, "store": str(st), "backbone": {"name": f"trained/{b}"}}))
             or (st / "extract.done").touch()))
     ctx = {"mask": (work / f"ctx-pool{tag}", {"store": [str(work / "pool.zarr")], **variant}),
            # the control keeps its best validated model: trained to the end it memorises the
@@ -135,7 +147,7 @@ def main() -> None:
         step(f"pretrain-ctx ({objective})", out / "summary.json", run_pretrain_ctx,
              from_dict(PretrainCtxConfig, {
                  **src, "objective": objective, "out": str(out), "steps": a.ctx_steps,
-                 "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": SHAPE}))
+                 "lr": 5e-4, "warmup": 50, "val_every": 250, "resume": True, "model": CTX_SHAPE}))
     rows = a.rows.split(",")
     probe = work / f"probe{tag}{probe_tag}{'' if rows == ROWS else '-rows=' + a.rows}"
     step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
@@ -143,16 +155,27 @@ def main() -> None:
         "contextualizer": str(work / f"ctx-pool{tag}" / "contextualizer"),
         "positive_control": str(work / "ctx-control-own" / "contextualizer"),
         "train_clips": labels, "seeds": a.seeds, "out": str(probe), **probe_opts}))
-    write(work, probe, work / f"ctx-pool{tag}", a, labels, rows, seconds, world)
+    probe_sup = work / f"probe-supervised{probe_tag}"
+    step("probe (supervised level 1)", probe_sup / "results.json", run_vidsitu, from_dict(
+        VidSituProbeConfig, {"data": f"vidsitu:{data}", "store": str(stores[
+            "labelled, supervised level 1"][1]), "rows": ["backbone"], "train_clips": labels,
+            "seeds": a.seeds, "out": str(probe_sup), **probe_opts}))
+    write(work, probe, work / f"ctx-pool{tag}", a, labels, rows, seconds, world, probe_sup)
 
 
 def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: list[int],
-          rows_run: list[str], seconds: dict, world: w.World) -> None:
+          rows_run: list[str], seconds: dict, world: w.World, probe_sup: Path) -> None:
     res = json.loads((probe / "results.json").read_text())
     rows = [{"labels": c["labels"], "row": c["row"], "metric": name, "values": c["values"]}
             for c in res["cells"] for name, key in METRICS.items() if c["metric"] == key]
+    rows += [{"labels": c["labels"], "row": "supervised_backbone", "metric": name,
+              "values": c["values"]}
+             for c in json.loads((probe_sup / "results.json").read_text())["cells"]
+             for name, key in METRICS.items() if c["metric"] == key]
+    rows_run = ["supervised_backbone", *rows_run]
     summary = json.loads((ctx / "summary.json").read_text())
     level1 = json.loads((work / "backbone" / "summary.json").read_text())
+    level1_sup = json.loads((work / "backbone-supervised" / "summary.json").read_text())
     collapse = {k: summary.get(k) for k in ("clip_share_backbone", "clip_share_contextualizer",
                                             "identity_readout", "identity_chance",
                                             "ratio_to_mean_feature")}
@@ -162,7 +185,8 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
         "world": {"seed": a.seed, "pool": a.pool, **vars(world)}, "ctx": json.loads(a.ctx),
         "rows": rows,
         "ceiling": ceiling, "collapse": collapse, "seconds": seconds,
-        "verb_share": {k: level1.get(k) for k in ("verb_share_at_start", "verb_share")}},
+        "verb_share": {k: level1.get(k) for k in ("verb_share_at_start", "verb_share")},
+        "verb_share_supervised": level1_sup.get("verb_share")},
         indent=2))
     text = [f"# Level 2{probe.name[len('probe'):]}: world seed {a.seed}, pool {a.pool} clips, "
             f"labels "
@@ -173,17 +197,17 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
                 for g in ceiling["own"]) + ".\n",
             "Level 1: the verb's share of the features' within-clip variance "
             f"{level1.get('verb_share', float('nan')):.3f} (untrained "
-            f"{level1.get('verb_share_at_start', float('nan')):.3f}).\n",
+            f"{level1.get('verb_share_at_start', float('nan')):.3f}); supervised level 1 "
+            f"{level1_sup.get('verb_share', float('nan')):.3f}.\n",
             "Collapse check of the pool-pretrained contextualizer (on held-out pool clips): "
             f"clip share {collapse['clip_share_contextualizer']:.2f} (backbone features "
             f"{collapse['clip_share_backbone']:.2f}), identity read-out "
             f"{collapse['identity_readout'] or float('nan'):.2f}, chance "
             f"{collapse['identity_chance'] or float('nan'):.2f}.\n"]
     for n in labels:
-        body = [[TITLES[r][0]] + [cell(next((c["values"] for c in rows if c["labels"] == n
-                                                  and c["row"] == r and c["metric"] == m),
-                                                 [float("nan")]))
-                                       for m in METRICS] for r in rows_run]
+        found = {(c["row"], c["metric"]): c["values"] for c in rows if c["labels"] == n}
+        body = [[TITLES.get(r, SUPERVISED)[0]] + [cell(found.get((r, m), [float("nan")]))
+                                                  for m in METRICS] for r in rows_run]
         text.append(f"\n## {n} labelled clips\n\n" + report.markdown(["Row", *METRICS], body)
                     + "\n")
     text.append(f"\nSeconds per step (this run; cached steps absent): {json.dumps(seconds)}\n")

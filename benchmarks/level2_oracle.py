@@ -47,6 +47,7 @@ from hiermovie.datasets.synth import POOL_START, clip_id, write_vidsitu
 from hiermovie.datasets.synth_oracle import Oracle, calibrate, context_world, features, scripts
 from hiermovie.diagnostics import verb_share
 from hiermovie.feature_store.interop import import_hdf5
+from hiermovie.workflows import tables
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
@@ -150,8 +151,7 @@ def report_candidate(work: Path, cells: list[dict], a: argparse.Namespace) -> No
 
 def gain(cell_: dict, n: int, row: str, base: str, metric: str) -> tuple[float, float]:
     """Mean gain in points, and 2 x the larger std of the two rows (the bar for a real gain)."""
-    a, b = (np.asarray(cell_["rows"][str(n)][r][metric]) * 100 for r in (row, base))
-    return float(a.mean() - b.mean()), float(2 * max(a.std(), b.std()))
+    return tables.gain(*(cell_["rows"][str(n)][r][metric] for r in (row, base)))
 
 
 def report(work: Path, cells: list[dict], a: argparse.Namespace) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from hiermovie.config import from_dict
-from hiermovie.workflows.demo import BACKBONE_RECIPE
 from hiermovie.workflows.extract import ExtractConfig, run_extract
+from hiermovie.workflows.presets import BACKBONE_RECIPE
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
 from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu

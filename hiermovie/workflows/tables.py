@@ -16,3 +16,10 @@ def cell(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
 def spread(seeds: int) -> str:
     """The caption's words for what a cell holds."""
     return f"mean +- std over {seeds} seeds" if seeds > 1 else "one seed (no spread measured)"
+
+
+def gain(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Row a's mean gain over row b in points, and the bar a real gain must clear: 2 x the
+    larger std over seeds of the two."""
+    x, y = (np.asarray(v, np.float64) * 100 for v in (a, b))
+    return float(x.mean() - y.mean()), float(2 * max(x.std(), y.std()))

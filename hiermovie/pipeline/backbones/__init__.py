@@ -11,6 +11,8 @@ pools that map to K = kt*kh*kw tokens per segment. Names:
     torchscript              a TorchScript or torch.export file given as `weights`
     trained/<dir or file>    the output of `hiermovie pretrain-backbone` (architecture and
                              training provenance are read from the file)
+    zoo/<name>               weights this package ships, made by its own pretrain-backbone
+                             (hiermovie/zoo/README.md: the command and what each measures)
 
 Weights come from `weights` (a local file or directory, or a hub id); empty means random
 initialisation from `seed`. Checkpoints are loaded without running pickled code.

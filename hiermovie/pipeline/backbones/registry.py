@@ -32,6 +32,7 @@ class Backbone(nn.Module):
 REGISTRY: dict[str, Callable[[BackboneConfig, str], Backbone]] = {}
 # name prefix -> the module (in this package) that registers it, imported on first use
 FAMILIES = {"tiny3d": "tiny3d", "torchscript": "scripted", "trained": "trained",
+            "zoo": "trained",
             "slow_r50": "resnet", "torchvision": "tv", "hf": "hf", "hf-image": "hf"}
 
 

@@ -1,10 +1,12 @@
 """trained/<dir or file>: the output of `hiermovie pretrain-backbone`, rebuilt as the
-architecture recorded in the file, with its training provenance."""
+architecture recorded in the file, with its training provenance; zoo/<name>: such a file
+shipped in `hiermovie/zoo/` (a model zoo of the project's own level-1 weights)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 from hiermovie.config import ConfigError
 from hiermovie.pipeline.backbone_config import BackboneConfig
@@ -30,3 +32,15 @@ def _trained(cfg: BackboneConfig, arg: str) -> Backbone:
     model.origin = origin
     model.input_size = int(origin.get("input_size") or model.input_size)  # as it was trained
     return model
+
+
+ZOO = Path(__file__).resolve().parents[2] / "zoo"
+
+
+@register("zoo")
+def _zoo(cfg: BackboneConfig, arg: str) -> Backbone:
+    shipped = sorted(p.stem for p in ZOO.glob("*.safetensors"))
+    if arg not in shipped:
+        raise ConfigError(f"backbone.name: {cfg.name}: not in the zoo (shipped: "
+                          f"{', '.join('zoo/' + n for n in shipped) or 'none'})")
+    return _trained(replace(cfg, weights=""), str(ZOO / f"{arg}.safetensors"))
