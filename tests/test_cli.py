@@ -127,3 +127,23 @@ def test_an_internal_bug_keeps_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(synth, "run_synth", buggy)
     with pytest.raises(ValueError, match="internal bug"):
         main(["synth", "--out", str(tmp_path / "s")])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backbone.name", "slowfast_r50"], "unknown backbone 'slowfast_r50'"),
+    (["--backbone.name", "tiny3"], "did you mean 'tiny3d'?"),
+    (["--backbone.weights", "/no/such/weights.pth"], "/no/such/weights.pth: no such file"),
+    (["--backbone.name", "trained/no/such/run"], "no no/such/run (expected the output folder"),
+    (["--backbone.name", "zoo/nope"], "zoo/nope: not in the zoo (shipped: "),
+])
+def test_a_wrong_backbone_is_one_line_before_ray_starts(tmp_path, capsys, flags, message):
+    import ray
+
+    from tests.videos import make_video
+
+    make_video(tmp_path / "clips" / "a.mp4", seconds=1.0)
+    rc = main(["extract", "--input", str(tmp_path / "clips"), "--store",
+               str(tmp_path / "f.zarr"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not ray.is_initialized() and not (tmp_path / "f.zarr").exists()

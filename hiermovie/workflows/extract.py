@@ -23,7 +23,7 @@ from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import StoreWriter
 from hiermovie.hardware import ONE_HEAP
-from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbone_config import BackboneConfig, check_backbone
 from hiermovie.pipeline.containers import probe
 from hiermovie.pipeline.decode import DecodeSpec, Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
@@ -134,6 +134,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         raise ConfigError("input: required (a folder, a manifest or a data set)")
     if not cfg.store:
         raise ConfigError("store: required (a path or URL for the Zarr store)")
+    check_backbone(cfg.backbone)  # before Ray starts: one line, exit 2
     items = load_input(cfg.input)
     skipped_files = scan_folder(cfg.input)[1] if os.path.isdir(cfg.input) else {}
     if not items:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hiermovie.config import ConfigError
-from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbone_config import FAMILIES, BackboneConfig
 from hiermovie.pipeline.backbones.weights import weights_origin
 
 
@@ -30,10 +30,6 @@ class Backbone(nn.Module):
 
 
 REGISTRY: dict[str, Callable[[BackboneConfig, str], Backbone]] = {}
-# name prefix -> the module (in this package) that registers it, imported on first use
-FAMILIES = {"tiny3d": "tiny3d", "torchscript": "scripted", "trained": "trained",
-            "zoo": "trained",
-            "slow_r50": "resnet", "torchvision": "tv", "hf": "hf", "hf-image": "hf"}
 
 
 def register(prefix: str) -> Callable:

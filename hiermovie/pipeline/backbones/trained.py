@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
 from hiermovie.config import ConfigError
-from hiermovie.pipeline.backbone_config import BackboneConfig
+from hiermovie.pipeline.backbone_config import BackboneConfig, zoo_path
 from hiermovie.pipeline.backbones.registry import Backbone, factory, register
 from hiermovie.pipeline.backbones.weights import weights_origin
 
@@ -34,13 +33,6 @@ def _trained(cfg: BackboneConfig, arg: str) -> Backbone:
     return model
 
 
-ZOO = Path(__file__).resolve().parents[2] / "zoo"
-
-
 @register("zoo")
 def _zoo(cfg: BackboneConfig, arg: str) -> Backbone:
-    shipped = sorted(p.stem for p in ZOO.glob("*.safetensors"))
-    if arg not in shipped:
-        raise ConfigError(f"backbone.name: {cfg.name}: not in the zoo (shipped: "
-                          f"{', '.join('zoo/' + n for n in shipped) or 'none'})")
-    return _trained(replace(cfg, weights=""), str(ZOO / f"{arg}.safetensors"))
+    return _trained(replace(cfg, weights=""), str(zoo_path(cfg.name)))
