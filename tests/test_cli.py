@@ -147,3 +147,18 @@ def test_a_wrong_backbone_is_one_line_before_ray_starts(tmp_path, capsys, flags,
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1, err
     assert not ray.is_initialized() and not (tmp_path / "f.zarr").exists()
+
+
+def test_an_error_quoting_a_huge_value_stays_short(tmp_path, capsys):
+    """A 1 KB YAML config whose anchors expand (a "billion laughs" document) is refused with
+    one short line, not the expanded value."""
+    lines = ["videos_per_shard:", '  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        lines.append(f"  {name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    f = tmp_path / "laughs.yaml"
+    f.write_text("\n".join(lines) + "\n")
+    assert f.stat().st_size < 1024
+    assert main(["extract", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "videos_per_shard: expected an integer" in err and len(err) < 600
+    assert len(err.splitlines()) == 1

@@ -140,11 +140,13 @@ def test_extract_loads_the_trained_backbone_with_its_provenance(videos, tmp_path
     assert prov.weights_origin["steps"] == 6 and prov.weights_origin["videos"] == 6
 
 
-def test_ddp_two_processes(videos, tmp_path):
+@pytest.mark.parametrize("objective", ["cvrl", "modist"])
+def test_ddp_two_processes(videos, tmp_path, objective):
     out = tmp_path / "ddp"
     cfg = _cfg(videos, out)  # writes the manifest
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "hiermovie.workflows.cli", "pretrain-backbone", "--input", cfg.input,
+           "--objective", objective,
            "--out", str(out), "--steps", "4", "--batch_size", "2", "--workers", "0",
            "--backbone.input_size", "32", "--hidden", "32", "--proj_dim", "16", "--device", "cpu",
            "--clip.num_frames", "4", "--clip.sampling_rate", "2", "--progress", "false"]

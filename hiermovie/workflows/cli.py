@@ -192,12 +192,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(fn(cfg) or 0)
     except (ConfigError, StoreError, ManifestError, FileNotFoundError) as e:
         # what the user can fix; anything else is a bug and keeps its traceback
-        print(f"hiermovie {args.command}: error: {e}", file=sys.stderr)
+        print(f"hiermovie {args.command}: error: {bounded(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
         return 130
+
+
+def bounded(message: str, limit: int = 400) -> str:
+    """At most `limit` characters of an error: messages quote the user's input, which can be
+    huge (a YAML file whose anchors expand to megabytes)."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit} more characters not shown)"
 
 
 if __name__ == "__main__":
