@@ -198,7 +198,7 @@ def test_centered_targets_drop_what_the_clip_shares():
 
 def test_ema_targets_carry_context_and_the_teacher_follows_the_student():
     from hiermovie.contextualizer import MaskPredictor, MaskSpec
-    from hiermovie.contextualizer.objectives import ema_momentum
+    from hiermovie.workflows.training import ema_momentum
 
     torch.manual_seed(0)
     model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -39,11 +38,6 @@ def teacher_targets(layers: list[torch.Tensor], top: int) -> torch.Tensor:
     whole clip, so a target is the segment *in its context*, not only its own pixels."""
     t = torch.stack([F.layer_norm(h.float(), h.shape[-1:]) for h in layers[-top:]]).mean(0)
     return F.layer_norm(t, t.shape[-1:]).detach()
-
-
-def ema_momentum(step: int, steps: int, start: float) -> float:
-    """The teacher's EMA momentum at `step`: `start` rising to 1 on a cosine (BYOL)."""
-    return 1 - (1 - start) * (math.cos(math.pi * step / max(steps, 1)) + 1) / 2
 
 
 def clip_infonce(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,

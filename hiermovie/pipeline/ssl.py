@@ -11,7 +11,6 @@ paper's "Supervised Training (K400)" level 1).
 from __future__ import annotations
 
 import copy
-import math
 from typing import Literal
 
 import torch
@@ -106,11 +105,6 @@ def byol_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     cos = torch.einsum("bip,bjp->bij", p, t)
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=pred.device)
     return (2 - 2 * cos[:, off_diagonal]).mean()
-
-
-def momentum_at(step: int, total: int, base: float) -> float:
-    """BYOL's schedule: from `base` up to 1 along a cosine."""
-    return 1 - (1 - base) * (math.cos(math.pi * step / max(1, total)) + 1) / 2
 
 
 class ClipLearner(nn.Module):

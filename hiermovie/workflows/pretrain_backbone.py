@@ -38,11 +38,12 @@ from hiermovie.pipeline.backbones.inference import encode
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
 from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig
-from hiermovie.pipeline.ssl import ClipLearner, Objective, momentum_at
+from hiermovie.pipeline.ssl import ClipLearner, Objective
 from hiermovie.workflows.training import (
     Run,
     TrainingConfig,
     cosine_lr,
+    ema_momentum,
     job_default,
     optimizer_step,
     plot_curve,
@@ -176,7 +177,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
             run.finish()
             return 1
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
-        model.update_target(momentum_at(step + 1, cfg.steps, cfg.momentum))
+        model.update_target(ema_momentum(step + 1, cfg.steps, cfg.momentum))
         loss_value = loss.item()
         run.end_step({"step": step + 1, "loss": loss_value, "lr": lr},
                      loss=f"{loss_value:.4f}")

@@ -22,7 +22,7 @@ from hiermovie.contextualizer import (
     ContextualizerConfig,
 )
 from hiermovie.contextualizer.model import ContextualizerShape
-from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm, ema_momentum
+from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
 from hiermovie.workflows.ctx_data import Batches, CtxData, load_data
 from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
@@ -30,6 +30,7 @@ from hiermovie.workflows.training import (
     Run,
     TrainingConfig,
     cosine_lr,
+    ema_momentum,
     job_default,
     optimizer_step,
     plot_curve,

@@ -171,6 +171,12 @@ def cosine_lr(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def ema_momentum(step: int, total: int, start: float) -> float:
+    """A momentum target's momentum at `step`: `start` rising to 1 on a cosine (BYOL; the
+    rho-BYOL backbone's target and the data2vec contextualizer teacher)."""
+    return 1 - (1 - start) * (math.cos(math.pi * step / max(1, total)) + 1) / 2
+
+
 TRAILER = b"\nhiermovie-sha256:"
 
 
