@@ -153,3 +153,18 @@ def test_load_backbone_seeds_its_own_init_and_leaves_the_callers_rng_alone():
     sa, sb, sc = (list(m.state_dict().values()) for m in (a, b, c))
     assert all(torch.equal(x, y) for x, y in zip(sa, sb, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(sa, sc, strict=True))
+
+
+def test_the_zoo_ships_the_demos_level_1_with_its_provenance():
+    """`zoo/<name>` loads the shipped weights (RGB pathway only) with the command that made
+    them; the demo's default level 1 is one of them."""
+    from hiermovie.pipeline.backbones import BackboneConfig, load_backbone
+    from hiermovie.workflows.presets import LEVEL1_RECIPE, LEVEL1_ZOO
+
+    model = load_backbone(BackboneConfig(name=LEVEL1_ZOO))
+    assert model.origin["objective"] == LEVEL1_RECIPE["objective"]
+    assert model.origin["data"].startswith("kinetics:") and "level1_share.py" in \
+        model.origin["command"]
+    assert model.input_size == 64 and not any("motion" in k for k in model.state_dict())
+    x = torch.zeros(1, 3, 8, 64, 64)
+    assert torch.isfinite(model(x)).all()
