@@ -34,7 +34,7 @@ from hiermovie.pipeline.backbones import (
     BackboneConfig,
     load_backbone,
 )
-from hiermovie.pipeline.backbones.inference import encode
+from hiermovie.pipeline.backbones.inference import encode, normalise
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
 from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig
@@ -117,14 +117,6 @@ class StepBatches(torch.utils.data.Sampler):
         return self.steps - self.start
 
 
-def normalise(clips: torch.Tensor, model: Backbone, device: torch.device) -> torch.Tensor:
-    """uint8 [B, n, T, 3, H, W] -> the backbone's normalised float [B, n, 3, T, H, W]."""
-    x = clips.to(device, non_blocking=True).permute(0, 1, 3, 2, 4, 5).float().div_(255)
-    mean = torch.tensor(model.mean, device=device).view(1, 1, 3, 1, 1, 1)
-    std = torch.tensor(model.std, device=device).view(1, 1, 3, 1, 1, 1)
-    return (x - mean) / std
-
-
 def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     """Train `cfg.backbone` on the videos of `cfg.input`; writes `out/backbone.safetensors`."""
     if not cfg.input:
@@ -167,7 +159,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     for step, batch in zip(run.steps(), loader, strict=False):  # steps may stop first
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
-        x = normalise(batch["clips"], backbone, device)
+        x = normalise(batch["clips"].to(device, non_blocking=True).transpose(2, 3), backbone)
         flow = (batch["flow"].to(device, non_blocking=True).permute(0, 1, 3, 2, 4, 5).float()
                 if "flow" in batch else None)
         label = batch["label"].to(device) if "label" in batch else None

@@ -60,12 +60,19 @@ def _plain_sequential(m: nn.Module) -> bool:
     return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
 
 
+def normalise(x: torch.Tensor, model: Backbone) -> torch.Tensor:
+    """uint8 clips [..., 3, T, H, W] -> the float input `model` was trained on: scaled to
+    [0, 1], then standardised by its mean and std (the one normalisation of extract and
+    pretrain-backbone)."""
+    shape = (3, 1, 1, 1)
+    mean = torch.tensor(model.mean, device=x.device).view(shape)
+    std = torch.tensor(model.std, device=x.device).view(shape)
+    return (x.float() / 255 - mean) / std
+
+
 def preprocess(frames: np.ndarray, model: Backbone, device: torch.device) -> torch.Tensor:
     """uint8 [N, T, H, W, 3] -> normalised float [N, 3, T, H, W] on `device`."""
-    x = torch.from_numpy(frames).to(device).permute(0, 4, 1, 2, 3).float().div_(255)
-    mean = torch.tensor(model.mean, device=device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(model.std, device=device).view(1, 3, 1, 1, 1)
-    x = (x - mean) / std
+    x = normalise(torch.from_numpy(frames).to(device).permute(0, 4, 1, 2, 3), model)
     if model.channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     return x
