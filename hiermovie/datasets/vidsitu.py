@@ -120,14 +120,6 @@ def verb_vocab(train: VidSitu) -> list[str]:
     return [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def save_vocab(vocab: list[str], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(vocab))
-
-
-def load_vocab(path: str | Path) -> list[str]:
-    return list(json.loads(Path(path).read_text()))
-
-
 def videos(root: str, only: str = "") -> list[VideoItem]:
     """Every clip of every split present (or of split `only`) whose video file exists."""
     ann = _ann_dir(root)
