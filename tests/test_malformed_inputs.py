@@ -106,3 +106,29 @@ def test_malformed_prediction_file_is_refused_not_scored(annotations, tmp_path, 
     assert len(err.strip().splitlines()) == 1 and str(path) in err and words in err, err
     record("Malformed prediction files", f"`probe score` of a {task} file: {what}", 1,
            f"exit 2, nothing scored: `{words}`")
+
+
+def test_a_quoted_id_with_a_newline_is_refused_not_changed(tmp_path):
+    """The CSV was split into lines before the reader saw it, so `"a<newline>b"` became the
+    id `a` (and a row `b"`...); now the quoted field is read whole and refused by name, as is
+    a right-to-left override that makes an id read as another."""
+    from hiermovie.datasets.manifest import ManifestError, scan_folder
+
+    (tmp_path / "v.mp4").write_bytes(b"")
+    m = tmp_path / "m.csv"
+    m.write_text('video_id,path\n"clip\nB",v.mp4\n')
+    with pytest.raises(ManifestError, match=r"video id 'clip\\nB' holds a control"):
+        load_videos(str(m))
+    m.write_text("video_id,path\nclip\u202eB,v.mp4\n")
+    with pytest.raises(ManifestError, match="holds a control or formatting character"):
+        load_videos(str(m))
+    m.write_text('video_id,path\n"a, b",v.mp4\n')  # a quoted comma is an ordinary id
+    assert [i.video_id for i in load_videos(str(m))] == ["a, b"]
+    # in a folder, such a file is skipped and named escaped; the others are extracted
+    from tests.videos import make_video
+
+    make_video(tmp_path / "clips" / "good.mp4", seconds=0.5)
+    make_video(tmp_path / "clips" / "bad\nname.mp4", seconds=0.5)
+    items, skipped = scan_folder(str(tmp_path / "clips"))
+    assert [i.video_id for i in items] == ["good"]
+    assert skipped == {"'bad\\nname.mp4'": "its name holds a control or formatting character"}

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,21 @@ class VideoItem:
     label: str | None = None  # a labelled data set's class (kinetics:ROOT), for supervised level 1
 
 
+def _misleading(text: str) -> bool:
+    """A control or formatting character (a newline, a right-to-left override): the id
+    would print as another."""
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def _check_ids(items: list[VideoItem], source: str) -> list[VideoItem]:
     seen: set[str] = set()
     for it in items:
         if not it.video_id:
             raise ManifestError(f"{source}: empty video id for {it.path!r}")
+        if _misleading(it.video_id):
+            raise ManifestError(f"{source}: video id {it.video_id!r} holds a control or "
+                                "formatting character (a newline, a right-to-left override, "
+                                "...): it would read as another id")
         if it.video_id in seen:
             raise ManifestError(f"{source}: duplicate video id {it.video_id!r}")
         seen.add(it.video_id)
@@ -59,7 +70,9 @@ def scan_folder(folder: str | Path) -> tuple[list[VideoItem], dict[str, str]]:
         for name in files:
             path = Path(here) / name
             why = _not_a_video(path)
-            if why:
+            if _misleading(_rel(path, root)):  # its id would read as another: shown escaped
+                skipped[repr(_rel(path, root))] = "its name holds a control or formatting character"
+            elif why:
                 skipped[_rel(path, root)] = why
             else:
                 found.append(path)
@@ -127,7 +140,8 @@ def from_csv(path: str | Path) -> list[VideoItem]:
     Every malformed row is refused naming its line: a missing or extra field, an empty id or
     path, a bad time."""
     path = Path(path)
-    lines = _text(path).splitlines()
+    # line ends kept: a quoted field may hold a newline, and the reader must see it whole
+    lines = _text(path).splitlines(keepends=True)
     if not lines or not lines[0].strip():
         raise ManifestError(f"{path}: empty file (expected a header: video_id,path"
                             "[,start_s,end_s])")
