@@ -48,7 +48,7 @@ from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import ROWS as TITLES
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
-from hiermovie.workflows.tables import cell
+from hiermovie.workflows.tables import cell, number
 
 SUPERVISED = ("Supervised level 1 (action labels), backbone features alone",)
 ROWS = ["backbone", "random_frozen", "random_selfonly", "scratch", "pretrained_frozen",
@@ -200,8 +200,8 @@ def write(work: Path, probe: Path, ctx: Path, a: argparse.Namespace, labels: lis
             f"{level1.get('verb_share_at_start', float('nan')):.3f}); supervised level 1 "
             f"{level1_sup.get('verb_share', float('nan')):.3f}.\n",
             "Collapse check of the pool-pretrained contextualizer (on held-out pool clips): "
-            f"clip share {collapse['clip_share_contextualizer']:.2f} (backbone features "
-            f"{collapse['clip_share_backbone']:.2f}), identity read-out "
+            f"clip share {number(collapse['clip_share_contextualizer'])} (backbone features "
+            f"{number(collapse['clip_share_backbone'])}), identity read-out "
             f"{collapse['identity_readout'] or float('nan'):.2f}, chance "
             f"{collapse['identity_chance'] or float('nan'):.2f}.\n"]
     for n in labels:

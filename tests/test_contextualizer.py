@@ -368,3 +368,15 @@ def test_infonce_clip_trains(store, tmp_path):
     assert run_pretrain_ctx(_cfg(store, tmp_path, steps=12, loss="infonce_clip")) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["config"]["loss"] == "infonce_clip" and np.isfinite(summary["val_loss"])
+
+
+def test_clip_share_is_not_reported_where_the_clips_cannot_show_it():
+    """One held-out clip (share 0 whatever the model) or only one-segment clips (share 1):
+    None, and pretrain-ctx says so instead of printing 0.00."""
+    from hiermovie.workflows.ctx_eval import clip_share
+
+    x = torch.randn(1, 4, 8)
+    assert clip_share(x, torch.ones(1, 4, dtype=torch.bool)) is None
+    assert clip_share(torch.randn(3, 1, 8), torch.ones(3, 1, dtype=torch.bool)) is None
+    two = torch.ones(2, 4, dtype=torch.bool)
+    assert 0 <= clip_share(torch.randn(2, 4, 8), two) <= 1

@@ -37,9 +37,13 @@ def evaluate(model: nn.Module, val: Any, collate: Any, batch_size: int, device: 
 
 
 @torch.no_grad()
-def clip_share(x: torch.Tensor, valid: torch.Tensor) -> float:
+def clip_share(x: torch.Tensor, valid: torch.Tensor) -> float | None:
     """Share of the variance of segment features [B, S, F] that is common to their clip: near
-    1 means the outputs collapsed to a clip summary and lost the segment."""
+    1 means the outputs collapsed to a clip summary and lost the segment. None when the
+    held-out clips cannot show it: fewer than 2 clips, or none with 2 segments (one clip's
+    share is 0 and one-segment clips' is 1, whatever the model)."""
+    if int((valid.sum(1) > 0).sum()) < 2 or not bool((valid.sum(1) >= 2).any()):
+        return None
     w = valid[..., None].float()
     mean = (x * w).sum((0, 1)) / w.sum((0, 1))
     clip = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)

@@ -18,6 +18,7 @@ from hiermovie.workflows.presets import (
     LEVEL1_ZOO,
     WORLDS,
 )
+from hiermovie.workflows.tables import number
 
 
 @dataclass
@@ -154,8 +155,8 @@ class Demo:
             f"Contextualizer on {name}: mask-prediction loss on held-out pretraining clips "
             f"{r['ctx']['val_loss']:.4f}, {r['ctx']['ratio_to_mean_feature']:.3f}x predicting "
             f"the mean feature; clip share of its outputs' variance "
-            f"{r['ctx']['clip_share_contextualizer']:.2f} (backbone features "
-            f"{r['ctx']['clip_share_backbone']:.2f}){identity(r['ctx'])}.\n"
+            f"{number(r['ctx']['clip_share_contextualizer'])} (backbone features "
+            f"{number(r['ctx']['clip_share_backbone'])}){identity(r['ctx'])}.\n"
             for name, r in runs.items()) +
             f"\nTimings (s): {json.dumps(self.timings)}; total "
             f"{sum(self.timings.values()):.0f} s.\n")

@@ -250,8 +250,10 @@ def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
     plot_curve(out, what, {k.replace("_", " "): v for k, v in baselines.items()})
     print(f"pretrain-ctx: val loss {val:.4f} vs "
           + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baselines.items())
-          + f"; clip share of the outputs' variance {collapse['clip_share_contextualizer']:.2f} "
-          f"(backbone features {collapse['clip_share_backbone']:.2f})"
+          + (f"; clip share of the outputs' variance {collapse['clip_share_contextualizer']:.2f} "
+             f"(backbone features {collapse['clip_share_backbone']:.2f})"
+             if collapse["clip_share_backbone"] is not None else
+             "; clip share: too few held-out clips to measure (needs 2, one of 2 segments)")
           + (f"; own segment found by a linear read-out {collapse['identity_readout']:.2f} "
              f"(chance {collapse['identity_chance']:.2f})"
              if collapse["identity_readout"] is not None else "")

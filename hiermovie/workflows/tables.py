@@ -23,3 +23,8 @@ def gain(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     larger std over seeds of the two."""
     x, y = (np.asarray(v, np.float64) * 100 for v in (a, b))
     return float(x.mean() - y.mean()), float(2 * max(x.std(), y.std()))
+
+
+def number(value: float | None, spec: str = ".2f") -> str:
+    """A measured value, or "n/a" where there was too little data to measure it (None)."""
+    return "n/a" if value is None else format(value, spec)
