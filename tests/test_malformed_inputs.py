@@ -132,3 +132,30 @@ def test_a_quoted_id_with_a_newline_is_refused_not_changed(tmp_path):
     items, skipped = scan_folder(str(tmp_path / "clips"))
     assert [i.video_id for i in items] == ["good"]
     assert skipped == {"'bad\\nname.mp4'": "its name holds a control or formatting character"}
+
+
+def test_store_import_of_an_object_npy_is_one_line_and_runs_nothing(tmp_path, capsys):
+    """An object-dtype .npy can only be read by unpickling it: exit 2, one line naming the
+    file (it was exit 1 with numpy's raw ValueError), and its payload never runs."""
+    import numpy as np
+
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    payload = np.array([_Boom(str(marker))], dtype=object)
+    np.save(folder / "v1_feats.npy", payload, allow_pickle=True)
+    rc = main(["store", "import", str(folder), str(tmp_path / "s.zarr")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "v1_feats.npy: refused" in err and "pickled objects are never loaded" in err
+    assert not marker.exists()
+
+
+class _Boom:
+    """Unpickling this creates a file: proof that pickled code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

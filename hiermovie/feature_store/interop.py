@@ -31,6 +31,21 @@ def _as_record(video_id: str, feats: np.ndarray, segment_s: float, source: str) 
                        frame_indices=np.full((n, 0), -1, np.int64), duration_s=n * segment_s)
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """An .npy file's array, never running pickled code: an object array (which only a pickle
+    can hold) or a file that is not .npy is one line naming it."""
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except ValueError as e:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
+        raise StoreError(f"{path}: refused: {str(e).splitlines()[0]} (features must be a "
+                         "numeric array; pickled objects are never loaded)") from None
+    except (OSError, EOFError) as e:
+        raise StoreError(f"{path}: not a readable .npy file ({e})") from None
+    if not np.issubdtype(feats.dtype, np.number):
+        raise StoreError(f"{path}: features must be numbers, got dtype {feats.dtype}")
+    return feats
+
+
 def _dtype(records: list[VideoRecord], dtype: str | None) -> str:
     """The stored dtype: as asked, else the input's (float16 stays float16, anything else is
     stored as float32), never silently narrowed."""
@@ -78,7 +93,7 @@ def import_npy_folder(folder: str | Path, url: str, *, backbone: str = "imported
     records, sources = [], []
     for f in sorted(folder.glob(f"*{NPY_SUFFIX}")):
         vid = unquote(f.name[: -len(NPY_SUFFIX)])
-        rec = _as_record(vid, np.load(f, allow_pickle=False), segment_s, str(f))
+        rec = _as_record(vid, _load_npy(f), segment_s, str(f))
         _restore(rec, index.get("videos", {}).get(vid))
         records.append(rec)
         sources.append(str(f))
