@@ -304,3 +304,27 @@ def test_ray_processes_go_with_a_killed_driver(many_clips, tmp_path):
     record("Processes left behind", "the driver alone SIGKILLed mid-run (its Ray processes "
            "not signalled)", 1, f"all {len(tree)} Ray processes it started were gone "
            f"{gone_s:.1f} s after the kill")
+
+
+def test_sigterm_stops_extract_as_ctrl_c_does(many_clips, tmp_path):
+    """SIGTERM (a scheduler's or `kill`'s) once the first shard is stored: exit 143 with the
+    one "interrupted; rerun" line, no native signal dump from Ray's handler, and the rerun
+    finishes the store equal to an uninterrupted run's."""
+    ref = tmp_path / "ref.zarr"
+    assert run_extract(_cfg_from_args(many_clips, ref)) == 0
+    store = tmp_path / "termed.zarr"
+    proc = subprocess.Popen(extract_cmd(many_clips, store), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(store)
+                                          and complete_shards(str(store))):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted; rerun the same command to resume" in err
+    assert "SIGTERM received" not in err
+    done = subprocess.run(extract_cmd(many_clips, store), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    same_store(str(ref), str(store))

@@ -194,10 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         # what the user can fix; anything else is a bug and keeps its traceback
         print(f"hiermovie {args.command}: error: {bounded(str(e))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a job turned it into this
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
-        return 130
+        return 143 if type(e).__name__ == "Terminated" else 130
 
 
 def bounded(message: str, limit: int = 400) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -125,7 +127,19 @@ def _init_ray(cfg: ExtractConfig) -> bool:
         ray.init(address=address, log_to_driver=False)
     else:
         start_local_ray(cfg.num_cpus)
+    # after ray.init, whose native handler would print a signal dump and die: SIGTERM (what
+    # a scheduler or `kill` sends) stops the job as Ctrl-C does, cleanly, to be rerun
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     return True
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (the CLI exits 143 instead of 130)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def run_extract(cfg: ExtractConfig) -> int:
