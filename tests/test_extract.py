@@ -280,3 +280,23 @@ def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp
            f"streamed in {len(parts)} parts of <= {per} segments (whole forward batches, "
            f"<= {PART_BYTES >> 20} MiB of frames); stored features bitwise equal to one pass "
            "over the whole video")
+
+
+def test_a_refused_checkpoint_is_one_line_from_the_model_actor(tmp_path, capsys):
+    """The model actor refuses a checkpoint that would run code; the refusal reaches the user
+    as one line and exit 2 (it was a 30-line ActorDiedError after two actor restarts, exit
+    1), the code never runs and no store is created."""
+    from hiermovie.workflows.cli import main
+    from tests.videos import make_video
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model_state": {"w": Boom()}}, f)
+    make_video(tmp_path / "clips" / "a.mp4", seconds=1.0)
+    rc = main(["extract", "--input", str(tmp_path / "clips"), "--store",
+               str(tmp_path / "f.zarr"), "--backbone.name", "tiny3d/8", "--backbone.weights",
+               str(path), "--plan.kind", "sliding", "--progress", "false", "--num_cpus", "2"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "evil.pt: refused to load" in err and "pickled code ran" not in out + err
+    assert not (tmp_path / "f.zarr").exists()

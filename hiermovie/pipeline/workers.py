@@ -20,7 +20,11 @@ from hiermovie.pipeline.backbones import (
 
 
 class ModelWorker:
-    """Holds one frozen backbone on one device and encodes videos' frames."""
+    """Holds one frozen backbone on one device and encodes videos' frames.
+
+    A backbone it must refuse (a checkpoint that would run code, weights that do not fit) is
+    kept as the refusal and returned by `describe`, not raised: raised in a Ray actor's
+    constructor it reaches the user as a 30-line `ActorDiedError` after two restarts."""
 
     def __init__(self, cfg: BackboneConfig, device: str = "auto", threads: int = 0) -> None:
         if device == "auto":
@@ -30,7 +34,12 @@ class ModelWorker:
         return_freed_buffers()  # a film's parts come and go: memory flat in its length
         self.cfg = cfg
         self.device = torch.device(device)
-        self.model = load_backbone(cfg)
+        self.refused = ""
+        try:
+            self.model = load_backbone(cfg)
+        except ConfigError as e:
+            self.refused = str(e)
+            return
         self.fingerprint = fingerprint(self.model)  # of the weights as loaded, before folding
         fold_batchnorm(self.model)  # one op less per conv: ~10% faster r2plus1d_18 on CPU
         self.model = self.model.to(self.device)
@@ -54,15 +63,18 @@ class ModelWorker:
         return [None if v is None else next(feats) for v in videos]
 
     def describe(self, num_frames: int) -> dict[str, Any]:
-        """What the store's provenance needs; runs one forward to check the input shape fits."""
+        """What the store's provenance needs; runs one forward to check the input shape fits.
+        A refused backbone gives {"refused": the one-line reason}."""
+        if self.refused:
+            return {"refused": self.refused}
         size = self.model.input_size
         # a full batch: kernels for the shape real calls use are built now, not mid-run
         probe = np.zeros((self.cfg.batch_size, num_frames, size, size, 3), np.uint8)
         try:
             feats = encode(self.model, probe, self.cfg, self.device)
         except RuntimeError as e:
-            raise ConfigError(f"backbone {self.cfg.name!r} cannot take {num_frames} frames of "
-                             f"{size}x{size}: {str(e).splitlines()[0]}") from None
+            return {"refused": f"backbone {self.cfg.name!r} cannot take {num_frames} frames "
+                               f"of {size}x{size}: {str(e).splitlines()[0]}"}
         return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
                 "std": list(self.model.std), "fingerprint": self.fingerprint,
                 "origin": dict(self.model.origin),

@@ -247,6 +247,8 @@ def _start_models(ray: Any, cfg: ExtractConfig, res: Resources, workers: list) -
                                              0 if res.gpus else 1)
                 for _ in range(res.model_workers)]
     desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
+    if "refused" in desc[0]:  # raised here, in the driver: one line, exit 2
+        raise ConfigError(desc[0]["refused"])
     if len({d["fingerprint"] for d in desc}) != 1:
         raise RuntimeError("model actors loaded different weights")
     return desc[0]

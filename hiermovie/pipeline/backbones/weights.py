@@ -22,9 +22,11 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise ConfigError(f"backbone.weights: {path}: file not found") from None
     except Exception as e:  # an UnpicklingError names what the file tried to run
+        what = next((line.strip() for line in str(e).splitlines()
+                     if "Unsupported global" in line), "")
         raise ConfigError(f"backbone.weights: {path}: refused to load: the file holds pickled "
-                         f"objects other than tensors ({str(e).splitlines()[0][:160]}); "
-                         "convert it to safetensors") from None
+                          f"objects other than tensors{f' ({what[:160]})' if what else ''}; "
+                          "convert it to safetensors") from None
     for key in ("model_state", "state_dict", "model"):  # PySlowFast, Lightning, others
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
