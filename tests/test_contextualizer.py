@@ -380,3 +380,46 @@ def test_clip_share_is_not_reported_where_the_clips_cannot_show_it():
     assert clip_share(torch.randn(3, 1, 8), torch.ones(3, 1, dtype=torch.bool)) is None
     two = torch.ones(2, 4, dtype=torch.bool)
     assert 0 <= clip_share(torch.randn(2, 4, 8), two) <= 1
+
+
+def test_resume_refuses_a_pickled_or_misfitting_checkpoint_in_one_line(store, tmp_path, capsys):
+    """`--resume` of a checkpoint whose pickle would run code (with a valid checksum: anyone
+    can write one) or of one trained on features of another width: exit 2, one line naming
+    the checkpoint (they were tracebacks), and the code never runs."""
+    import hashlib
+    import pickle
+
+    from hiermovie.workflows.cli import main
+    from hiermovie.workflows.training import TRAILER
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    out = tmp_path / "evil"
+    out.mkdir()
+    body = pickle.dumps({"model": Boom(), "optimizer": {}, "step": 1})
+    (out / "checkpoint.pt").write_bytes(
+        body + TRAILER + hashlib.sha256(body).hexdigest().encode() + b"\n")
+    args = ["pretrain-ctx", "--store", store, "--steps", "4", "--progress", "false",
+            "--model.width", "32", "--model.layers", "1", "--model.heads", "4",
+            "--model.ffn", "64", "--resume", "true"]
+    assert main([*args, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "checkpoint.pt: refused to load" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "pickled code ran" not in captured.out + captured.err
+    # a run on 16-d features, resumed on 8-d ones
+    narrow = str(tmp_path / "narrow.zarr")
+    create_store(narrow, Provenance(backbone="t", dim=8, dtype="float32"))
+    rng = np.random.default_rng(1)
+    write_shard(narrow, [VideoRecord(f"n{i}", rng.standard_normal((4, 1, 8)).astype(np.float32),
+                                     np.arange(4.0), np.arange(4.0) + 2,
+                                     np.zeros((4, 0), np.int64)) for i in range(40)])
+    wide = tmp_path / "wide"
+    assert main([*args, "--out", str(wide), "--resume", "false", "--ckpt_every", "2"]) == 0
+    capsys.readouterr()
+    assert main([*args[:2], narrow, *args[3:], "--out", str(wide), "--steps", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this run's model" in err and "size mismatch" in err, err
+    assert len(err.strip().splitlines()) == 1

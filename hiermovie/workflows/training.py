@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import pickle
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,8 +74,15 @@ class Run:
         self.model, self.opt = model, opt_
         if self.cfg.resume and self.ckpt.exists():
             state = load_checkpoint(self.ckpt)
-            model.load_state_dict(state["model"])
-            opt_.load_state_dict(state["optimizer"])
+            try:
+                model.load_state_dict(state["model"])
+                opt_.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as e:  # e.g. features of another width
+                first = next((ln.strip() for ln in str(e).splitlines() if "mismatch" in ln),
+                             str(e).splitlines()[0] if str(e) else type(e).__name__)
+                raise ConfigError(f"resume: {self.ckpt} does not fit this run's model "
+                                  f"({first[:200]}); start a new --out or drop --resume"
+                                  ) from None
             self.start = self.done = self.saved = int(state["step"])
             return state
         if self.cfg.resume and self.rank == 0:
@@ -199,12 +207,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     body, sep, digest = data.rpartition(TRAILER)
-    if not sep:  # written by an older version: the checksum is in a file beside it
-        side = path.with_suffix(".sha256")
-        body, digest = data, side.read_bytes().strip() if side.exists() else b""
-    if hashlib.sha256(body).hexdigest().encode() != digest.strip():
+    if not sep or hashlib.sha256(body).hexdigest().encode() != digest.strip():
         raise ConfigError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
-    return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # what the file tried to run is not run
+        what = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln),
+                    "")
+        raise ConfigError(f"{path}: refused to load: the checkpoint holds pickled objects "
+                          f"other than tensors{f' ({what[:160]})' if what else ''}") from None
 
 
 def open_metrics(out: Path, start: int) -> io.TextIOWrapper:
