@@ -159,3 +159,24 @@ class _Boom:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+def test_export_of_an_id_too_long_for_a_file_name_is_refused_before_writing(tmp_path, capsys):
+    """`store export --to dir/` of an id whose file name the file system cannot hold: exit 2,
+    one line, and nothing written (it was OSError 'File name too long' after a partial
+    export); HDF5 keeps any id."""
+    import numpy as np
+
+    from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=4, dtype="float32"))
+    ids = ["a", "x" * 300]
+    write_shard(url, [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
+                                  np.arange(2.0) + 1, np.zeros((2, 0), np.int64)) for v in ids])
+    out = tmp_path / "out"
+    assert main(["store", "export", url, "--to", f"{out}/"]) == 2
+    err = capsys.readouterr().err
+    assert "makes a file name of 310 bytes" in err and len(err.strip().splitlines()) == 1
+    assert not any(out.glob("*.npy"))
+    assert main(["store", "export", url, "--to", str(tmp_path / "o.h5")]) == 0

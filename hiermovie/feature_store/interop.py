@@ -5,6 +5,7 @@ xarray). Exports carry the store's provenance and segment times, and imports res
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -165,9 +166,17 @@ def export_npy_folder(store: FeatureStore, folder: str | Path) -> int:
     provenance and each video's segment times."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # every file name checked before the first is written: no partial export
+    limit = os.pathconf(folder, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    names = {vid: f"{quote(vid, safe='')}{NPY_SUFFIX}" for vid in store.videos()}
+    for vid, name in names.items():
+        if len(name.encode()) > limit:
+            raise StoreError(f"{folder}: video id {vid[:60]!r}... makes a file name of "
+                             f"{len(name.encode())} bytes, over this file system's {limit}; "
+                             "export to HDF5 (--to out.h5) instead, which keeps any id")
     videos = {}
     for vid, feats in store.iter_videos():
-        np.save(folder / f"{quote(vid, safe='')}{NPY_SUFFIX}", feats)
+        np.save(folder / names[vid], feats)
         videos[vid] = _video_meta(store, vid)
     (folder / INDEX).write_text(json.dumps({"provenance": store.provenance.to_dict(),
                                             "videos": videos}))
