@@ -180,3 +180,26 @@ def test_export_of_an_id_too_long_for_a_file_name_is_refused_before_writing(tmp_
     assert "makes a file name of 310 bytes" in err and len(err.strip().splitlines()) == 1
     assert not any(out.glob("*.npy"))
     assert main(["store", "export", url, "--to", str(tmp_path / "o.h5")]) == 0
+
+
+@pytest.mark.parametrize("suffix", [".json", ".pkl"])
+def test_a_prediction_file_nested_too_deeply_is_one_line(annotations, tmp_path, capsys, suffix):
+    """Nesting deep enough to exhaust Python's recursion (in the JSON parser, or in the
+    checks of a pickle's entries) was a RecursionError traceback; now exit 2, one line."""
+    import pickle
+
+    path = tmp_path / f"pred{suffix}"
+    if suffix == ".json":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    else:  # opcodes by hand: pickle.dumps itself recurses; loading is iterative
+        def text(s: str) -> bytes:
+            return b"X" + len(s).to_bytes(4, "little") + s.encode()
+
+        n = 100_000
+        path.write_bytes(b"\x80\x02]}" + text("ann_idx") + b"K\x00s" + text("pred_vbs_ev")
+                         + b"]" * n + b"a" * (n - 1) + b"sa.")
+        assert len(pickle.loads(path.read_bytes())) == 1
+    assert main(["probe", "score", "--data", f"vidsitu:{annotations}", "--predictions",
+                 str(path), "--task", "verb"]) == 2
+    out, err = capsys.readouterr()
+    assert not out.strip() and len(err.strip().splitlines()) == 1, err

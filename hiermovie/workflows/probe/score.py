@@ -41,6 +41,9 @@ def read_predictions(path: str) -> list[dict[str, Any]]:
     except (ValueError, pickle.UnpicklingError, EOFError) as e:  # JSONDecodeError is one
         raise ConfigError(f"predictions: {path}: not a JSON or pickled prediction file "
                           f"({str(e)[:120]})") from None
+    except RecursionError:
+        raise ConfigError(f"predictions: {path}: nested too deeply to be a prediction file "
+                          "(a list of dicts, one per clip)") from None
 
 
 def run_score(cfg: ScoreConfig) -> int:
@@ -58,5 +61,8 @@ def run_score(cfg: ScoreConfig) -> int:
         result = vm.SCORERS[cfg.task](preds, ds)
     except ValueError as e:  # ConfigError is one
         raise ConfigError(f"predictions: {cfg.predictions}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"predictions: {cfg.predictions}: nested too deeply to be a "
+                          "prediction file") from None
     print(json.dumps(result, indent=2))  # every key the official evaluator writes
     return 0
