@@ -423,3 +423,38 @@ def test_resume_refuses_a_pickled_or_misfitting_checkpoint_in_one_line(store, tm
     err = capsys.readouterr().err
     assert "does not fit this run's model" in err and "size mismatch" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(store, tmp_path,
+                                                                             monkeypatch, capsys):
+    """The disk fills while pretrain-ctx writes its second checkpoint: one line naming the
+    file and the reason, exit 1 (the disk's fault, not the input's; it was a traceback), the
+    first checkpoint intact, and --resume then ends where an uninterrupted run does."""
+    import errno
+
+    from hiermovie.workflows import training
+    from hiermovie.workflows.cli import main
+
+    args = ["pretrain-ctx", "--store", store, "--steps", "6", "--ckpt_every", "2",
+            "--val_every", "2", "--progress", "false", "--model.width", "32",
+            "--model.layers", "1", "--model.heads", "4", "--model.ffn", "64"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", "checkpoint.tmp")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(training.os, "fsync", fsync)
+    capsys.readouterr()
+    out = tmp_path / "disk"
+    assert main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "rerun" in err and len(err.splitlines()) == 1
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+    monkeypatch.setattr(training.os, "fsync", real_fsync)
+    assert main([*args, "--out", str(out), "--resume", "true"]) == 0
+    assert _losses(out) == _losses(tmp_path / "full")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import sys
@@ -194,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         # what the user can fix; anything else is a bug and keeps its traceback
         print(f"hiermovie {args.command}: error: {bounded(str(e))}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise  # anything else is a bug and keeps its traceback
+        # the disk, not the input: exit 1; what was written before stays, a rerun resumes
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hiermovie {args.command}: error: {bounded(where + (e.strerror or str(e)))}; "
+              "free space (or fix permissions) and rerun the same command", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a job turned it into this
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)

@@ -201,7 +201,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
-    path.with_suffix(".sha256").unlink(missing_ok=True)  # left by older versions
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
