@@ -203,3 +203,34 @@ def test_a_prediction_file_nested_too_deeply_is_one_line(annotations, tmp_path, 
                  str(path), "--task", "verb"]) == 2
     out, err = capsys.readouterr()
     assert not out.strip() and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("theirs", ["zarr group", "shards folder"])
+def test_a_location_holding_someone_elses_zarr_group_or_shards_is_left_alone(tmp_path, capsys,
+                                                                            theirs):
+    """extract and store import refuse a folder holding the user's own Zarr group (a zarr.json
+    with their attributes) or their own shards/ (both were adopted with exit 0, the zarr.json
+    rewritten); nothing in it changes."""
+    import numpy as np
+    import zarr
+
+    from tests.videos import make_video
+
+    loc = tmp_path / "theirs"
+    if theirs == "zarr group":
+        zarr.open_group(str(loc), mode="w", attributes={"owner": "me"})
+    else:
+        (loc / "shards" / "mine").mkdir(parents=True)
+        (loc / "shards" / "mine" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in loc.rglob("*") if p.is_file()}
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    np.save(npy / "v1_feats.npy", np.ones((5, 8), np.float32))
+    make_video(tmp_path / "clips" / "a.mp4", seconds=1.0)
+    for args in (["store", "import", str(npy), str(loc)],
+                 ["extract", "--input", str(tmp_path / "clips"), "--store", str(loc),
+                  "--backbone.name", "tiny3d/8", "--plan.kind", "sliding"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "refusing to write into it" in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in loc.rglob("*") if p.is_file()} == before

@@ -53,6 +53,10 @@ def filesystem(url: str, storage_options: dict | None = None) -> tuple[Any, str]
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
+class NewerFormat(StoreError):
+    """A store written by a newer hiermovie: read or written by this one, never."""
+
+
 def open_group(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
     """Open a Zarr group by local path or fsspec URL, with a clear error when it is no store."""
     try:
@@ -67,7 +71,7 @@ def read_root_attrs(url: str, storage_options: dict | None = None) -> dict[str, 
     if meta is None:
         raise StoreError(f"{url}: a Zarr group but not a hiermovie feature store")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise StoreError(f"{url}: format version {meta['format_version']} is newer than this "
+        raise NewerFormat(f"{url}: format version {meta['format_version']} is newer than this "
                          f"hiermovie understands ({FORMAT_VERSION}); upgrade hiermovie")
     return meta
 
@@ -86,6 +90,8 @@ def create_store(
     _compressors(compressor)  # KeyError early for a bad name
     try:
         existing = read_root_attrs(url, storage_options)
+    except NewerFormat:
+        raise
     except StoreError:
         existing = None
     if existing is not None:
@@ -101,10 +107,8 @@ def create_store(
     # the root's metadata is written whole, in one write: a killed creation leaves no store, or
     # a store (perhaps still without its shards/ group, which readers take as empty)
     root = zarr.open_group(url, mode="a", storage_options=storage_options, attributes=meta)
-    if set(root.keys()) - {SHARDS} and ROOT_KEY not in root.attrs:
+    if ROOT_KEY not in root.attrs:  # another writer's group appeared meanwhile: never adopted
         raise StoreError(f"{url}: exists and is not a hiermovie store; refusing to write into it")
-    if ROOT_KEY not in root.attrs:
-        root.update_attributes(meta)
     root.require_group(SHARDS)
     _remove_partials(url, storage_options)
 
@@ -132,7 +136,17 @@ def refuse_foreign(url: str, storage_options: dict | None) -> None:
     if fs.isfile(path):
         raise StoreError(f"{url}: is a file, not a feature store")
     ours = {"zarr.json", SHARDS, LEASE}
-    other = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+    names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
+    # a store is created with its root metadata, marker included, in one write, before its
+    # shards/: a zarr.json without the marker, or shards/ without a zarr.json, is another's
+    if "zarr.json" in names and ROOT_KEY not in open_group(url, "r", storage_options).attrs:
+        raise StoreError(f"{url}: holds a Zarr group that is not a hiermovie feature store "
+                         f"(its zarr.json has no {ROOT_KEY!r} attribute); refusing to "
+                         "write into it")
+    if SHARDS in names and "zarr.json" not in names:
+        raise StoreError(f"{url}: holds a {SHARDS!r} folder but no feature store metadata "
+                         "(zarr.json); refusing to write into it")
+    other = sorted(names)
     # zarr's temporary files (*.partial) are left by a writer killed while creating the store
     other = [name for name in other if name not in ours and not name.endswith(".partial")]
     if other:
