@@ -11,7 +11,13 @@ from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
 from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.vidsitu import VidSitu
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import (
+    FeatureStore,
+    Provenance,
+    VideoRecord,
+    create_store,
+    write_shard,
+)
 from hiermovie.workflows.probe import ScoreConfig, VidSituProbeConfig, read_predictions, run_score
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
 from tests.reliability import record
@@ -421,3 +427,29 @@ def test_default_head_width_is_half_the_widest_rows_input():
     assert head_hidden(rows, 12, 0, "infill", False) == 32 // 2
     assert head_hidden(rows[:1], 12, 0, "infill", False) == 12 // 2
     assert head_hidden(rows, 12, 7, "infill", True) == 7
+
+
+def test_a_fused_store_holding_nan_is_skipped_and_named(bench, tmp_path, capsys):
+    """Features entering through --fuse_store pass the same check as the main store's: a clip
+    whose fused features hold NaN is skipped and named (it was used silently, exit 0)."""
+    import zarr
+
+    root, url = bench
+    fused = str(tmp_path / "fused.zarr")
+    store = FeatureStore(url)
+    create_store(fused, Provenance(backbone="other", dim=4, dtype="float32"))
+    write_shard(fused, [VideoRecord(c, np.ones((5, 1, 4), np.float32), np.arange(5) * 2.0,
+                                    np.arange(5) * 2.0 + 2, np.zeros((5, 0), np.int64))
+                        for c in store.videos()])
+    shard = next(iter(zarr.open_group(fused, mode="r")["shards"].group_keys()))
+    zarr.open_group(fused, mode="a")[f"shards/{shard}/features"][0, 0, 0] = np.nan
+    poisoned = FeatureStore(fused).videos()[0]
+    out = tmp_path / "probe"
+    assert run_vidsitu(from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{root}", "store": url, "seeds": 1, "epochs": 2, "eval_every": 1,
+        "lrs": [1e-2], "tasks": ["verb"], "fuse_store": fused, "rows": ["backbone"],
+        "out": str(out), "progress": False, "model": FAST["model"]})) == 0
+    err = capsys.readouterr().err
+    assert f"skipping 1 video(s) whose stored features are unusable: {poisoned}" in err
+    res = json.loads((out / "results.json").read_text())
+    assert all(np.isfinite(c["values"]).all() for c in res["cells"])

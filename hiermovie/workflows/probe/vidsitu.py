@@ -151,7 +151,11 @@ def load_data(cfg: VidSituProbeConfig) -> ProbeData:
     root = data_root(cfg.data, "vidsitu")
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
     store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
-    have = set(usable_videos([store], "probe")[0])
+    other = (FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
+             if cfg.fuse_store else None)
+    # every store features come from passes the one check: a clip unusable in either is out
+    bad = usable_videos([store, *([other] if other else [])], "probe")[1]
+    have = set(store.videos()) - set(bad)
     tr_all = [c for c in train.clips if c in have and c in train.records]
     va = [c for c in valid.clips if c in have and c in valid.records]
     coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
@@ -162,8 +166,7 @@ def load_data(cfg: VidSituProbeConfig) -> ProbeData:
     counts = label_counts(cfg, len(pool))
     vocab = verb_vocab(train)
     y, sel, val = (load_split(store, c) for c in (pool, sel_clips, va))
-    if cfg.fuse_store:
-        other = FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
+    if other:
         for split, clips in ((y, pool), (sel, sel_clips), (val, va)):
             split.raw = fuse(split.raw, other, clips)
     y.verbs, y.relations = labels(train, pool, vocab)
