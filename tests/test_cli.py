@@ -162,3 +162,28 @@ def test_an_error_quoting_a_huge_value_stays_short(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "videos_per_shard: expected an integer" in err and len(err) < 600
     assert len(err.splitlines()) == 1
+
+
+def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys):
+    """A contextualizer folder whose weights are a pickled pytorch_model.bin (code that runs
+    when unpickled): one line naming the folder; the code never runs (only
+    model.safetensors is read)."""
+    import pickle
+
+    from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, load_contextualizer
+
+    path = tmp_path / "ctx"
+    Contextualizer(ContextualizerConfig(in_dim=8, width=16, layers=1, heads=2, ffn=32)
+                   ).save_pretrained(path)
+    (path / "model.safetensors").unlink()
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    (path / "pytorch_model.bin").write_bytes(pickle.dumps({"w": Boom()}))
+    with pytest.raises(ValueError) as e:
+        load_contextualizer(str(path))
+    assert str(path) in str(e.value) and "pickled weights are never loaded" in str(e.value)
+    assert len(str(e.value).splitlines()) == 1
+    assert "pickled code ran" not in capsys.readouterr().out

@@ -158,8 +158,9 @@ def load_contextualizer(path: str) -> Contextualizer:
         if model_type != ContextualizerConfig.model_type:
             raise ConfigError(f"contextualizer: {path}: holds a {model_type!r} model, not a "
                              f"{ContextualizerConfig.model_type!r}")
-    try:
-        return Contextualizer.from_pretrained(path)
+    try:  # safetensors only: a pickled pytorch_model.bin could run code when loaded
+        return Contextualizer.from_pretrained(path, use_safetensors=True)
     except OSError as e:
         raise ConfigError(f"contextualizer: {path}: cannot be loaded: "
-                         f"{str(e).splitlines()[0][:160]}") from None
+                         f"{str(e).splitlines()[0][:160]} (only model.safetensors is read: "
+                         "pickled weights are never loaded)") from None
