@@ -44,8 +44,8 @@ def test_verdict_says_above_level_or_below_by_twice_the_spread():
     words = judge(_results(ACC1, HIDDEN))
     # verbs: +10.0 over level 1 alone and +5.0 over scratch, spreads ~0.8: above both; hidden
     # events: the same mean, within the spread: level with
-    assert "against level 1 alone: above it on verbs (+10.0 points" in words
-    assert "against from scratch: above it on verbs (+5.0 points" in words
+    assert "against level 1 alone, above it on verbs (+10.0 points" in words
+    assert "against a contextualizer trained from scratch, above it on verbs (+5.0" in words
     assert "level with it on hidden-event verbs (+0.0 points" in words
     below = judge(_results({**ACC1, "pretrained": [0.40, 0.40, 0.40]}, HIDDEN))
     assert "below it on verbs (-10.0 points" in below

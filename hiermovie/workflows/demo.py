@@ -240,7 +240,8 @@ def judge(results: dict) -> str:
     if "pretrained" not in rows:
         return ""
     said = []
-    for base in ("backbone", "scratch"):
+    for base, name in (("backbone", "level 1 alone"),
+                       ("scratch", "a contextualizer trained from scratch")):
         parts = []
         for metric, what in ((ACC1, "verbs"), (HIDDEN, "hidden-event verbs")):
             if metric not in rows[base] or metric not in rows["pretrained"]:
@@ -248,9 +249,8 @@ def judge(results: dict) -> str:
             gain, bar = tables.gain(rows["pretrained"][metric], rows[base][metric])
             word = "above" if gain > bar else "below" if gain < -bar else "level with"
             parts.append(f"{word} it on {what} ({gain:+.1f} points, 2 std {bar:.1f})")
-        said.append(f"against {SHORT[base].replace('+ ', '').replace('context, ', '')}: "
-                    + " and ".join(parts))
-    return "The mask-pretrained contextualizer, fine-tuned, is " + "; ".join(said) + "."
+        said.append(f"against {name}, " + " and ".join(parts))
+    return "The mask-pretrained contextualizer, fine-tuned: " + "; ".join(said) + "."
 
 
 def identity(summary: dict) -> str:
