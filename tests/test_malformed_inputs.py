@@ -234,3 +234,22 @@ def test_a_location_holding_someone_elses_zarr_group_or_shards_is_left_alone(tmp
         err = capsys.readouterr().err
         assert "refusing to write into it" in err and len(err.strip().splitlines()) == 1, err
     assert {p: p.read_bytes() for p in loc.rglob("*") if p.is_file()} == before
+
+
+def test_store_info_escapes_ids_that_would_read_as_others(tmp_path, capsys):
+    """Ids already in a store (another tool, an older version) print escaped when they hold a
+    newline or a right-to-left override: each video stays one line that reads as itself."""
+    import numpy as np
+
+    from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=4, dtype="float32"))
+    ids = ["plain", "two\nlines", "abc\u202edef"]
+    write_shard(url, [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
+                                  np.arange(2.0) + 1, np.zeros((2, 0), np.int64)) for v in ids])
+    assert main(["store", "info", url, "--videos"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("video ")]
+    assert len(lines) == 3 and lines[0].split()[1] == "plain"
+    assert "'two\\nlines'" in lines[1] and "'abc\\u202edef'" in lines[2]
+    assert not any("\u202e" in ln for ln in lines)

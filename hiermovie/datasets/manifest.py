@@ -26,7 +26,7 @@ class VideoItem:
     label: str | None = None  # a labelled data set's class (kinetics:ROOT), for supervised level 1
 
 
-def _misleading(text: str) -> bool:
+def misleading(text: str) -> bool:
     """A control or formatting character (a newline, a right-to-left override): the id
     would print as another."""
     return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
@@ -37,7 +37,7 @@ def _check_ids(items: list[VideoItem], source: str) -> list[VideoItem]:
     for it in items:
         if not it.video_id:
             raise ManifestError(f"{source}: empty video id for {it.path!r}")
-        if _misleading(it.video_id):
+        if misleading(it.video_id):
             raise ManifestError(f"{source}: video id {it.video_id!r} holds a control or "
                                 "formatting character (a newline, a right-to-left override, "
                                 "...): it would read as another id")
@@ -70,7 +70,7 @@ def scan_folder(folder: str | Path) -> tuple[list[VideoItem], dict[str, str]]:
         for name in files:
             path = Path(here) / name
             why = _not_a_video(path)
-            if _misleading(_rel(path, root)):  # its id would read as another: shown escaped
+            if misleading(_rel(path, root)):  # its id would read as another: shown escaped
                 skipped[repr(_rel(path, root))] = "its name holds a control or formatting character"
             elif why:
                 skipped[_rel(path, root)] = why

@@ -81,11 +81,11 @@ def _store_info(url: str, storage_options: str, list_videos: bool = False) -> in
     print(f"sizes      {info['feature_bytes'] / 2**20:.2f} MiB of features, "
           f"{info['feature_bytes_stored'] / 2**20:.2f} MiB stored")
     for vid, err in info["failures"].items():
-        print(f"failed     {vid}: {err}")
+        print(f"failed     {shown(vid)}: {err}")
     if list_videos:
         for vid in store.videos(status=None):
             e = store.entry(vid)
-            print(f"video      {vid}\t{e.status}\t{e.num_segments} segments\t"
+            print(f"video      {shown(vid)}\t{e.status}\t{e.num_segments} segments\t"
                   f"{e.duration_s:.2f} s{chr(9) + e.error if e.error else ''}")
     return 0
 
@@ -207,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
         return 143 if type(e).__name__ == "Terminated" else 130
+
+
+def shown(video_id: str) -> str:
+    """An id as printed for a person: escaped (repr) when it holds a control or formatting
+    character (a newline, a right-to-left override), which would make it read as another."""
+    from hiermovie.datasets.manifest import misleading
+
+    return repr(video_id) if misleading(video_id) else video_id
 
 
 def bounded(message: str, limit: int = 400) -> str:
