@@ -6,6 +6,7 @@ import pytest
 from hiermovie.config import ConfigError, from_dict, load_file
 from hiermovie.workflows.cli import JOBS, main
 from hiermovie.workflows.extract import ExtractConfig
+from tests.reliability import record
 
 
 def test_every_subcommand_has_help(capsys):
@@ -147,6 +148,11 @@ def test_a_wrong_backbone_is_one_line_before_ray_starts(tmp_path, capsys, flags,
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1, err
     assert not ray.is_initialized() and not (tmp_path / "f.zarr").exists()
+    record('Refusals in one line',
+           f"extract with {' '.join(flags)}",
+           1,
+           'exit 2, one line, before Ray starts (an unknown name was a 30-line '
+           'ActorDiedError)')
 
 
 def test_an_error_quoting_a_huge_value_stays_short(tmp_path, capsys):
@@ -162,6 +168,10 @@ def test_an_error_quoting_a_huge_value_stays_short(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "videos_per_shard: expected an integer" in err and len(err) < 600
     assert len(err.splitlines()) == 1
+    record('Refusals in one line',
+           'a 1 KB YAML config whose anchors expand (billion laughs)',
+           1,
+           'exit 2, one line under 600 characters (it was 33.9 MB)')
 
 
 def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys):
@@ -187,3 +197,7 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
     assert str(path) in str(e.value) and "pickled weights are never loaded" in str(e.value)
     assert len(str(e.value).splitlines()) == 1
     assert "pickled code ran" not in capsys.readouterr().out
+    record('Security',
+           'a contextualizer folder holding a pickled pytorch_model.bin that runs code',
+           1,
+           'refused in one line; never unpickled (only model.safetensors is read)')

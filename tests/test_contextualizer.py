@@ -423,6 +423,11 @@ def test_resume_refuses_a_pickled_or_misfitting_checkpoint_in_one_line(store, tm
     err = capsys.readouterr().err
     assert "does not fit this run's model" in err and "size mismatch" in err, err
     assert len(err.strip().splitlines()) == 1
+    record('Refusals in one line',
+           'pretrain-ctx --resume of a pickled checkpoint that runs code (valid checksum), '
+           'and of one trained on features of another width',
+           2,
+           'exit 2, one line each, the code never ran (were tracebacks)')
 
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(store, tmp_path,
@@ -458,3 +463,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(sto
     monkeypatch.setattr(training.os, "fsync", real_fsync)
     assert main([*args, "--out", str(out), "--resume", "true"]) == 0
     assert _losses(out) == _losses(tmp_path / "full")
+    record('Faults',
+           'the disk fills while pretrain-ctx writes its second checkpoint',
+           1,
+           'one line, exit 1; the first checkpoint intact; --resume ends where an '
+           'uninterrupted run does')

@@ -300,3 +300,9 @@ def test_a_refused_checkpoint_is_one_line_from_the_model_actor(tmp_path, capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "evil.pt: refused to load" in err and "pickled code ran" not in out + err
     assert not (tmp_path / "f.zarr").exists()
+    record('Refusals in one line',
+           'extract with backbone weights whose pickle runs code (refused in the model '
+           'actor)',
+           1,
+           'exit 2, one line from the driver, no store (was a 30-line ActorDiedError, exit '
+           '1)')

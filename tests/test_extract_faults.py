@@ -328,3 +328,8 @@ def test_sigterm_stops_extract_as_ctrl_c_does(many_clips, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     same_store(str(ref), str(store))
+    record('Faults',
+           'SIGTERM to extract once a shard is stored',
+           1,
+           "exit 143 with the one 'interrupted; rerun' line, no native signal dump; the "
+           'rerun equals an uninterrupted run')

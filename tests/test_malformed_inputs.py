@@ -132,6 +132,11 @@ def test_a_quoted_id_with_a_newline_is_refused_not_changed(tmp_path):
     items, skipped = scan_folder(str(tmp_path / "clips"))
     assert [i.video_id for i in items] == ["good"]
     assert skipped == {"'bad\\nname.mp4'": "its name holds a control or formatting character"}
+    record('Ids',
+           'a CSV id quoted with a newline in it; an id with a right-to-left override',
+           1,
+           'refused naming the row (it was stored as another id); in a folder such a file is'
+           ' skipped and listed escaped')
 
 
 def test_store_import_of_an_object_npy_is_one_line_and_runs_nothing(tmp_path, capsys):
@@ -149,6 +154,10 @@ def test_store_import_of_an_object_npy_is_one_line_and_runs_nothing(tmp_path, ca
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "v1_feats.npy: refused" in err and "pickled objects are never loaded" in err
     assert not marker.exists()
+    record('Security',
+           '`store import` of an object-dtype .npy (only a pickle holds one)',
+           1,
+           'exit 2, one line naming the file; its payload never ran')
 
 
 class _Boom:
@@ -180,6 +189,10 @@ def test_export_of_an_id_too_long_for_a_file_name_is_refused_before_writing(tmp_
     assert "makes a file name of 310 bytes" in err and len(err.strip().splitlines()) == 1
     assert not any(out.glob("*.npy"))
     assert main(["store", "export", url, "--to", str(tmp_path / "o.h5")]) == 0
+    record('Refusals in one line',
+           '`store export --to dir/` of an id longer than a file name may be',
+           1,
+           'exit 2 before any file is written (was OSError after a partial export)')
 
 
 @pytest.mark.parametrize("suffix", [".json", ".pkl"])
@@ -203,6 +216,10 @@ def test_a_prediction_file_nested_too_deeply_is_one_line(annotations, tmp_path, 
                  str(path), "--task", "verb"]) == 2
     out, err = capsys.readouterr()
     assert not out.strip() and len(err.strip().splitlines()) == 1, err
+    record('Refusals in one line',
+           f"`probe score` of a {suffix} prediction file nested 100 000 deep",
+           1,
+           'exit 2, one line (was a RecursionError traceback)')
 
 
 @pytest.mark.parametrize("theirs", ["zarr group", "shards folder"])
@@ -234,6 +251,11 @@ def test_a_location_holding_someone_elses_zarr_group_or_shards_is_left_alone(tmp
         err = capsys.readouterr().err
         assert "refusing to write into it" in err and len(err.strip().splitlines()) == 1, err
     assert {p: p.read_bytes() for p in loc.rglob("*") if p.is_file()} == before
+    record('Store locations',
+           f"extract and store import into a folder holding the user's own {theirs}",
+           1,
+           'both refused, exit 2, one line; nothing in the folder changed (was adopted, exit'
+           ' 0)')
 
 
 def test_store_info_escapes_ids_that_would_read_as_others(tmp_path, capsys):
@@ -253,3 +275,7 @@ def test_store_info_escapes_ids_that_would_read_as_others(tmp_path, capsys):
     assert len(lines) == 3 and lines[0].split()[1] == "plain"
     assert "'two\\nlines'" in lines[1] and "'abc\\u202edef'" in lines[2]
     assert not any("\u202e" in ln for ln in lines)
+    record('Ids',
+           '`store info --videos` of ids holding a newline or a right-to-left override',
+           1,
+           'printed escaped, one line each')

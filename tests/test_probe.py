@@ -453,3 +453,7 @@ def test_a_fused_store_holding_nan_is_skipped_and_named(bench, tmp_path, capsys)
     assert f"skipping 1 video(s) whose stored features are unusable: {poisoned}" in err
     res = json.loads((out / "results.json").read_text())
     assert all(np.isfinite(c["values"]).all() for c in res["cells"])
+    record('Non-finite values',
+           'probe vidsitu --fuse_store of a store holding a NaN clip',
+           1,
+           'the clip is skipped and named, every metric finite (was used silently)')
