@@ -231,3 +231,57 @@ def test_a_store_location_that_goes_away_does_not_break_the_lease(tmp_path):
         Lease(str(tmp_path / "gone" / "s.zarr")).acquire()  # before any work: refused
     record("Store location", "the store's folder deleted while the job holds its lease", 1,
            "refresh and release at exit stay quiet; the shard writes fail as faults (exit 1)")
+
+
+def _tamper(url: str, how: str) -> str:
+    """Edit a written store as a careless tool or a person might; returns the shard's name."""
+    shard = sorted(p for p in (Path(url) / "shards").iterdir() if p.is_dir())[0]
+    if how == "dtype":
+        meta = shard / "features" / "zarr.json"
+        m = json.loads(meta.read_text())
+        m["data_type"] = "float64"
+        meta.write_text(json.dumps(m))
+    elif how == "rows":
+        meta = shard / "zarr.json"
+        m = json.loads(meta.read_text())
+        m["attributes"]["index"]["num_segments"][0] += 1
+        meta.write_text(json.dumps(m))
+    elif how == "width":
+        meta = Path(url) / "zarr.json"
+        m = json.loads(meta.read_text())
+        m["attributes"]["hiermovie"]["provenance"]["dim"] = 16
+        meta.write_text(json.dumps(m))
+    else:  # a chunk file cut short
+        chunk = next(p for p in (shard / "features").rglob("*") if p.is_file()
+                     and p.name != "zarr.json")
+        chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    return shard.name
+
+
+@pytest.mark.parametrize("how", ["dtype", "rows", "width", "truncated chunk"])
+def test_a_tampered_store_is_named_by_store_info_and_refused_by_readers(tmp_path, capsys, how):
+    """A shard's metadata edited (dtype, rows, the provenance's width) or a chunk cut short:
+    `store info` said "sound" with exit 0 and pretrain-ctx died with a traceback ("cannot
+    reshape", "mat1 and mat2 shapes cannot be multiplied"). Now store info names the shard
+    (the truncated chunk with --verify, which reads every chunk) and exits 2, and
+    pretrain-ctx refuses in one line naming it."""
+    url = str(tmp_path / "s.zarr")
+    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
+    write_shard(url, _clips())
+    assert main(["store", "info", url, "--verify"]) == 0
+    assert "check      sound" in capsys.readouterr().out
+    shard = _tamper(url, how)
+    flags = ["--verify"] if how == "truncated chunk" else []
+    assert main(["store", "info", url, *flags]) == 2
+    out, err = capsys.readouterr()
+    if how == "rows":  # the shard's commit record itself no longer adds up: refused on open
+        assert f"shard {shard} is marked complete but its index does not add up" in err
+    else:
+        assert f"check      shard {shard}" in out and "do not match the schema" in err
+    rc = main(["pretrain-ctx", "--store", url, "--out", str(tmp_path / "ctx"), "--steps", "2",
+               "--progress", "false", "--model.width", "16", "--model.ffn", "32",
+               "--model.heads", "2", "--model.layers", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and shard in err and len(err.splitlines()) == 1, err
+    record("Tampered stores", f"a shard's {how} edited; pretrain-ctx and store info on it", 1,
+           "store info names the shard, exit 2; pretrain-ctx refuses in one line naming it")

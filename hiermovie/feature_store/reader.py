@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from hiermovie.feature_store.schema import SHARDS, Provenance, is_committed, unstorable
+from hiermovie.feature_store.schema import (
+    COMPLETE,
+    SHARDS,
+    Provenance,
+    is_committed,
+    unstorable,
+)
 from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
 
@@ -22,6 +28,10 @@ def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str,
     if SHARDS not in root:
         return []
     found = root[SHARDS].members(max_depth=0)
+    for name, g in found:  # a writer marks a shard complete only with a whole index
+        if g.attrs.get(COMPLETE) is True and not is_committed(g.attrs):
+            raise StoreError(f"{url}: shard {name} is marked complete but its index does not "
+                             "add up (the shard was altered); refusing to read the store")
     return sorted((n, g) for n, g in found if is_committed(g.attrs))
 
 
@@ -67,7 +77,11 @@ class FeatureStore:
     def _add_shard(self, name: str, group: Any) -> None:
         cols = group.attrs["index"]
         shard = len(self._shards)
-        self._shards.append(_Shard(group, sum(cols["num_segments"])))
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise StoreError(f"{self.url}: shard {name}: its index columns disagree on the "
+                             f"number of videos ({lengths}); the shard was altered")
+        self._shards.append(_Shard(group, sum(cols["num_segments"]), name, self))
         self._shard_names.append(name)
         for i, vid in enumerate(cols["video_id"]):
             vid = str(vid)
@@ -167,12 +181,32 @@ class FeatureStore:
         return {vid: problem for vid, f in self.iter_videos()
                 if (problem := unstorable(f, self.provenance.dtype))}
 
+    def check(self, deep: bool = False) -> dict[str, str]:
+        """What does not match the schema, by shard: each array's shape and dtype against the
+        provenance and the shard's index (metadata only), and with `deep` every chunk read
+        back (a truncated or corrupted chunk fails to decode). {} for a sound store."""
+        bad = {}
+        for shard in self._shards:
+            try:
+                for name in ("features", "start_s", "end_s"):
+                    arr = shard[name]
+                    if deep:
+                        values = arr[...]
+                        if name == "features" and not np.isfinite(values).all():
+                            raise StoreError(f"{shard.name}: non-finite features")
+            except StoreError as e:
+                bad[shard.name] = str(e).split(": ", 1)[-1]
+            except Exception as e:  # a chunk that no longer decodes, whatever the codec says
+                bad[shard.name] = f"cannot be read back ({type(e).__name__}: " \
+                                  f"{str(e).splitlines()[0][:120] if str(e) else ''})"
+        return bad
+
     def info(self) -> dict[str, Any]:
         """Provenance, sizes and counts, as `hiermovie store info` prints them."""
         entries = list(self._index.values())
         failed = [e for e in entries if e.status != "ok"]
-        stored = sum(g["features"].nbytes_stored() for g in self._shards)
-        raw = sum(g["features"].nbytes for g in self._shards)
+        stored = sum(g.group["features"].nbytes_stored() for g in self._shards)  # unchecked:
+        raw = sum(g.group["features"].nbytes for g in self._shards)  # check() reports
         return {
             "url": self.url,
             "provenance": self.provenance.to_dict(),
@@ -193,11 +227,13 @@ def _float(x: float | None) -> float:
 
 
 class _Shard:
-    """A committed shard's arrays, opened on first use."""
+    """A committed shard's arrays, opened on first use and checked against the schema then:
+    an altered shard is refused naming it, before any trainer reads a value."""
 
-    def __init__(self, group: zarr.Group, segments: int) -> None:
+    def __init__(self, group: zarr.Group, segments: int, name: str = "",
+                 store: FeatureStore | None = None) -> None:
         self.group = group
-        self.segments = segments
+        self.segments, self.name, self.store = segments, name, store
         self.arrays: dict[str, zarr.Array] = {}
 
     def read(self, *names: str) -> list[np.ndarray]:
@@ -205,10 +241,31 @@ class _Shard:
         # zarr's synchronous calls from several threads run concurrently on zarr's own event
         # loop: concurrency through the public API alone. A pool per call, not one per
         # process, so that a forked DataLoader worker never inherits a pool without threads.
-        with ThreadPoolExecutor(len(names)) as pool:
-            return list(pool.map(lambda n: self[n][...], names))
+        arrays = [self[n] for n in names]  # checked against the schema first
+        try:
+            with ThreadPoolExecutor(len(names)) as pool:
+                return list(pool.map(lambda a: a[...], arrays))
+        except (ValueError, TypeError, OSError) as e:  # a chunk that no longer decodes
+            url = self.store.url if self.store else ""
+            raise StoreError(f"{url}: shard {self.name}: cannot be read back "
+                             f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})"
+                             "; the shard is damaged") from None
 
     def __getitem__(self, name: str) -> zarr.Array:
         if name not in self.arrays:
-            self.arrays[name] = self.group[name]
+            arr = self.group[name]
+            self._conforms(name, arr)
+            self.arrays[name] = arr
         return self.arrays[name]
+
+    def _conforms(self, name: str, arr: zarr.Array) -> None:
+        if self.store is None:
+            return
+        prov = self.store.provenance
+        want = {"features": ((self.segments, prov.tokens_per_segment, prov.dim), prov.dtype),
+                "start_s": ((self.segments,), "float64"),
+                "end_s": ((self.segments,), "float64")}.get(name)
+        if want and (tuple(arr.shape) != want[0] or np.dtype(arr.dtype) != np.dtype(want[1])):
+            raise StoreError(f"{self.store.url}: shard {self.name}: {name} is "
+                             f"{tuple(arr.shape)} {arr.dtype}, the schema says {want[0]} "
+                             f"{want[1]} (the shard was altered); refusing to read it")

@@ -54,7 +54,8 @@ def _command(argv: list[str]) -> str | None:
     return words[0] if words else None
 
 
-def _store_info(url: str, storage_options: str, list_videos: bool = False) -> int:
+def _store_info(url: str, storage_options: str, list_videos: bool = False,
+                verify: bool = False) -> int:
     from hiermovie.feature_store import FeatureStore
 
     store = FeatureStore(url, storage_options=json.loads(storage_options) or None, cache_bytes=0)
@@ -82,11 +83,21 @@ def _store_info(url: str, storage_options: str, list_videos: bool = False) -> in
           f"{info['feature_bytes_stored'] / 2**20:.2f} MiB stored")
     for vid, err in info["failures"].items():
         print(f"failed     {shown(vid)}: {err}")
+    bad = store.check(deep=verify)
+    what = "every chunk read back" if verify else "metadata; --verify reads every chunk"
+    if not bad:
+        print(f"check      sound: {info['shards']} shards match the schema ({what})")
+    for shard, why in bad.items():
+        print(f"check      shard {shard}: {why}")
     if list_videos:
         for vid in store.videos(status=None):
             e = store.entry(vid)
             print(f"video      {shown(vid)}\t{e.status}\t{e.num_segments} segments\t"
                   f"{e.duration_s:.2f} s{chr(9) + e.error if e.error else ''}")
+    if bad:
+        print(f"hiermovie store: error: {url}: {len(bad)} of {info['shards']} shards do not "
+              "match the schema (listed above); readers refuse them", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -119,6 +130,8 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     info.add_argument("url", help="store path or fsspec URL")
     info.add_argument("--storage-options", default="{}", help="fsspec options as JSON")
     info.add_argument("--videos", action="store_true", help="list every video")
+    info.add_argument("--verify", action="store_true", help="read every chunk back, as well "
+                      "as checking each shard's metadata against the schema")
     export = store_sub.add_parser("export", help="write a store's features, times and "
                                   "provenance to HDF5 (.h5) or a folder of .npy files")
     export.add_argument("url", help="store path or fsspec URL")
@@ -182,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "store" and args.store_command == "info":
-            return _store_info(args.url, args.storage_options, args.videos)
+            return _store_info(args.url, args.storage_options, args.videos, args.verify)
         if args.command == "store":
             return _store_transfer(args)
         cfg_cls, fn, _ = jobs[args.command]
