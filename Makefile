@@ -18,6 +18,7 @@ lint:
 # The full fault suite (10 kills instead of CI's 1), writing RELIABILITY.md.
 RELIABILITY_TESTS := tests/test_reliability.py tests/test_extract_faults.py tests/test_commit_kills.py \
 	tests/test_decode_matrix.py tests/test_integrity.py tests/test_malformed_inputs.py \
-	tests/test_feature_store.py tests/test_contextualizer.py tests/test_extract.py tests/test_probe.py
+	tests/test_feature_store.py tests/test_contextualizer.py tests/test_extract.py tests/test_probe.py \
+	tests/test_cli.py
 reliability: setup
 	$(PY) -m pytest -q -m "slow or not slow" $(RELIABILITY_TESTS) --reliability-report RELIABILITY.md
