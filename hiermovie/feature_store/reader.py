@@ -28,8 +28,13 @@ def _committed_shards(url: str, storage_options: dict | None) -> list[tuple[str,
     if SHARDS not in root:
         return []
     found = root[SHARDS].members(max_depth=0)
-    for name, g in found:  # a writer marks a shard complete only with a whole index
-        if g.attrs.get(COMPLETE) is True and not is_committed(g.attrs):
+    for name, g in found:
+        # a torn commit record (older versions could leave one without its index) is
+        # incomplete, rewritten by the next writer; a whole index that does not add up was
+        # altered after the commit
+        index = g.attrs.get("index")
+        whole = isinstance(index, dict) and all(isinstance(v, list) for v in index.values())
+        if g.attrs.get(COMPLETE) is True and whole and not is_committed(g.attrs):
             raise StoreError(f"{url}: shard {name} is marked complete but its index does not "
                              "add up (the shard was altered); refusing to read the store")
     return sorted((n, g) for n, g in found if is_committed(g.attrs))
