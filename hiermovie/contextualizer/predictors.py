@@ -37,7 +37,7 @@ class MaskSpec:
     target: Target = "feature"
     norm: TargetNorm = "segment"
     ema_layers: int = 2
-    loss: Loss = "l2"
+    loss: Loss = "infonce_clip"
     temperature: float = 0.1
     visible_weight: float = 0.0
 

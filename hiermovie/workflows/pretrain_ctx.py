@@ -61,9 +61,11 @@ class PretrainCtxConfig(TrainingConfig):
                       "--data's split NAME, or a file of ids (one per line)")
     out: str = job_default("out", "runs/ctx")
     model: ContextualizerShape = opt(default_factory=ContextualizerShape)
-    loss: Loss = opt("l2", "l2 on normalised targets, cosine, infonce (the other masked "
-                     "segments of the batch are the negatives) or infonce_clip (the other "
-                     "segments of the same clip are: what a clip shares cannot answer)")
+    loss: Loss = opt("infonce_clip", "infonce_clip (the default: InfoNCE at each masked "
+                     "segment against the other segments of the same clip, so what a clip "
+                     "shares cannot answer; BENCHMARKS.md, 'objectives for a small verb "
+                     "share'), l2 on normalised targets, cosine, or infonce (the other masked "
+                     "segments of the batch are the negatives)")
     temperature: float = opt(0.1, "infonce and infonce_clip temperature")
     mask_ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")
     mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
