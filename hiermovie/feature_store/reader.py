@@ -193,17 +193,14 @@ class FeatureStore:
         bad = {}
         for shard in self._shards:
             try:
-                for name in ("features", "start_s", "end_s"):
-                    arr = shard[name]
-                    if deep:
-                        values = arr[...]
-                        if name == "features" and not np.isfinite(values).all():
-                            raise StoreError(f"{shard.name}: non-finite features")
+                arrays = [shard[n] for n in ("features", "start_s", "end_s")]  # metadata
+                if deep and not all(np.isfinite(a[...]).all() for a in arrays):
+                    bad[shard.name] = "non-finite values"
             except StoreError as e:
-                bad[shard.name] = str(e).split(": ", 1)[-1]
+                bad[shard.name] = str(e).split(f"shard {shard.name}: ", 1)[-1]
             except Exception as e:  # a chunk that no longer decodes, whatever the codec says
-                bad[shard.name] = f"cannot be read back ({type(e).__name__}: " \
-                                  f"{str(e).splitlines()[0][:120] if str(e) else ''})"
+                bad[shard.name] = (f"cannot be read back ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:120] if str(e) else ''})")
         return bad
 
     def info(self) -> dict[str, Any]:
