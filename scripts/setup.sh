@@ -7,7 +7,7 @@ TORCH=${TORCH:-torch==2.13.0}
 [ -x .venv/bin/python ] || python3 -m venv .venv
 pip() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 pip $TORCH
-pip -e ".[test,s3]"
+pip -e ".[test,s3,pytorchvideo]"
 # The optional torchvision video models: PyPI's build for torch 2.13 links CUDA but imports on
 # CPU through hiermovie._compat. --no-deps keeps pip from swapping the CPU torch for a CUDA one.
 if [ "$TORCH" = "torch==2.13.0" ]; then pip --no-deps torchvision==0.28.0; fi

@@ -77,7 +77,7 @@ def test_top_level_help_and_version_import_no_job(capsys):
 def test_choices_listed_and_typos_suggested(capsys):
     with pytest.raises(SystemExit):
         main(["extract", "--help"])
-    assert "one of vidsitu, sliding, explicit" in capsys.readouterr().out
+    assert "one of auto, vidsitu, sliding, explicit" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(SystemExit) as e:
         main(["extract", "--plan.kindd", "sliding"])
     err = capsys.readouterr().err
@@ -131,14 +131,21 @@ def test_an_internal_bug_keeps_its_traceback(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--backbone.name", "slowfast_r50"], "unknown backbone 'slowfast_r50'"),
+    (["--backbone.name", "slowfst_r50"], "did you mean 'slowfast_r50'?"),
     (["--backbone.name", "tiny3"], "did you mean 'tiny3d'?"),
     (["--backbone.weights", "/no/such/weights.pth"], "/no/such/weights.pth: no such file"),
     (["--backbone.name", "trained/no/such/run"], "no no/such/run (expected the output folder"),
     (["--backbone.name", "zoo/nope"], "zoo/nope: not in the zoo (shipped: "),
+    (["--backbone.name", "hf/not a hub id!"], "no such folder, and not a hub id"),
+    (["--backbone.name", "hf/nobody/not-cached-model"], "not in the local Hugging Face cache"),
+    (["--backbone.name", "slowfast_r50", "--backbone.weights", "/no/SLOWFAST_8x8.pkl"],
+     "/no/SLOWFAST_8x8.pkl: no such file"),
 ])
-def test_a_wrong_backbone_is_one_line_before_ray_starts(tmp_path, capsys, flags, message):
+def test_a_wrong_backbone_is_one_line_before_ray_starts(tmp_path, capsys, flags, message,
+                                                        monkeypatch):
     import ray
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
     from tests.videos import make_video
 

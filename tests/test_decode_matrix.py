@@ -45,7 +45,8 @@ CASES = [
 ]
 OPTIONS = {"libx264": {"crf": "12"}, "libx265": {"crf": "12", "log-level": "error"},
            "libsvtav1": {"crf": "20", "svtav1-params": "log-level=0"}}
-PLAN = PlanConfig()  # the VidSitu recipe: 5 events, 16 frames each, 4 apart at 30 fps
+# the VidSitu recipe: 5 events, 16 frames each, 4 apart at 30 fps
+PLAN = PlanConfig(kind="vidsitu", num_frames=16, sampling_rate=4)
 
 
 def frame(i: int) -> np.ndarray:

@@ -46,7 +46,7 @@ def _cfg(inp, store, **kw):
 
 def test_vidsitu_plan_matches_reference_indices():
     # VidSitu: event i centred at frame int((i+0.5)*60), 64-frame window, stride 2, clamped
-    cfg = PlanConfig(num_frames=32, sampling_rate=2)
+    cfg = PlanConfig(kind="vidsitu", num_frames=32, sampling_rate=2)
     segs = plan_segments(cfg, np.arange(300) / 30.0, 10.0)
     for i, s in enumerate(segs):
         centre = int((i + 0.5) * 60)
@@ -86,14 +86,15 @@ def test_local_ray_keeps_idle_decode_workers(ray_session):
 
 
 def test_store_equals_direct_forward(ray_session, clips, tmp_path):
-    cfg = _cfg(clips, tmp_path / "s.zarr")
+    cfg = _cfg(clips, tmp_path / "s.zarr", plan={"kind": "vidsitu", "num_frames": 8,
+                                                   "sampling_rate": 4})
     assert run_extract(cfg) == 0
     store = FeatureStore(str(tmp_path / "s.zarr"))
     assert sorted(store.videos()) == ["a30", "b25", "c24", "d15"]
     model = load_backbone(cfg.backbone)
     for vid, name in [("a30", "a30.mp4"), ("b25", "b25.mp4"), ("c24", "c24.mkv"),
                       ("d15", "d15.avi")]:
-        d = decode_video(str(clips / name), cfg.plan, (112, 112))
+        d = decode_video(str(clips / name), cfg.resolved(False)[0].plan, (112, 112))
         direct = encode(model, d.frames, cfg.backbone)
         got = store.get(vid).astype(np.float32)
         np.testing.assert_allclose(got, direct, rtol=2e-3, atol=2e-3)  # float16 rounding
@@ -119,7 +120,7 @@ def test_gpu_store_equals_direct_forward(ray_session, clips, tmp_path):
     assert store.provenance.preprocessing["precision"] == "bfloat16"
     model = load_backbone(cfg.backbone).cuda()
     for vid, name in [("a30", "a30.mp4"), ("d15", "d15.avi")]:
-        d = decode_video(str(clips / name), cfg.plan, (112, 112))
+        d = decode_video(str(clips / name), cfg.resolved(False)[0].plan, (112, 112))
         direct = encode(model, d.frames, cfg.backbone, "cuda")
         got = store.get(vid).astype(np.float32)
         cos = (got * direct).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(direct,
@@ -146,14 +147,15 @@ def test_bad_videos_are_recorded_and_job_goes_on(ray_session, clips, tmp_path):
     assert run_extract(_cfg(folder, store)) == 0
     assert run_extract(_cfg(folder, store, strict=True)) == 3  # failures are bad inputs
     s = FeatureStore(str(store))
-    assert sorted(s.videos()) == ["good", "sub dir/ünïcode clip"]
+    # a folder of clips gets windows over each whole clip: the 1-s one is stored too
+    assert sorted(s.videos()) == ["good", "short", "sub dir/ünïcode clip"]
+    bad.pop("short")
     failed = {v: s.entry(v).error for v in s.videos(status="failed")}
     assert set(failed) == set(bad)
     for vid, path in bad.items():
         assert str(path) in failed[vid]
     assert "empty file" in failed["zero"]
     assert "audio-only" in failed["audio"]
-    assert "vidsitu plan needs more than 9.00 s" in failed["short"]
 
 
 def test_manifest_with_a_missing_file(ray_session, clips, tmp_path):
@@ -260,7 +262,8 @@ def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp
 
     make_video(tmp_path / "in" / "film.mp4", 90.0, 10.0, (48, 64), seed=5)
     cfg = _cfg(tmp_path / "in", tmp_path / "s.zarr",
-               plan={"kind": "sliding", "window_s": 1, "stride_s": 1, "num_frames": 8})
+               plan={"kind": "sliding", "window_s": 1, "stride_s": 1, "num_frames": 8,
+                     "sampling_rate": 4})
     per = part_segments(cfg, 112)
     assert per % cfg.backbone.batch_size == 0 and per * 8 * 112 * 112 * 3 <= PART_BYTES
     items = list(decode_item(str(tmp_path / "in" / "film.mp4"), None,
@@ -306,3 +309,22 @@ def test_a_refused_checkpoint_is_one_line_from_the_model_actor(tmp_path, capsys)
            1,
            'exit 2, one line from the driver, no store (was a 30-line ActorDiedError, exit '
            '1)')
+
+
+def test_a_folder_of_short_clips_gets_windows_over_each_whole_clip(tmp_path, capsys):
+    """Issue 39's case: three short clips of a folder, under the defaults, all stored (the
+    VidSitu plan had stored the one longer than 9 s only), and the choice said and kept."""
+    from hiermovie.workflows.cli import main
+
+    for name, seconds in (("a", 2.5), ("b", 4.0), ("c", 6.0)):
+        make_video(tmp_path / "clips" / f"{name}.mp4", seconds=seconds, size=(48, 64))
+    store = str(tmp_path / "f.zarr")
+    assert main(["extract", "--input", str(tmp_path / "clips"), "--store", store,
+                 "--backbone.name", "tiny3d/8", "--progress", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "plan: windows of 2 s every 2 s over each whole video, 16 frames 4 apart" in out
+    s = FeatureStore(store)
+    assert sorted(s.videos()) == ["a", "b", "c"]
+    assert [s.entry(v).num_segments for v in "abc"] == [1, 2, 3]
+    assert s.provenance.sampling["kind"] == "sliding"
+    assert s.provenance.sampling["num_frames"] == 16

@@ -380,7 +380,7 @@ def test_rotated_video_is_read_upright(bad_folder):
     from hiermovie.pipeline.plans import PlanConfig
 
     _, paths = bad_folder
-    plan = PlanConfig(kind="sliding", num_frames=2)
+    plan = PlanConfig(kind="sliding", num_frames=2, sampling_rate=4)
     upright = decode_video(str(paths["good"]), plan, (64, 64)).frames[0, 0].astype(float)
     shown = decode_video(str(paths["rotated"]), plan, (64, 64)).frames[0, 0].astype(float)
     diff = {k: np.abs(np.rot90(upright, k) - shown).mean() for k in (0, 1, 2, 3)}

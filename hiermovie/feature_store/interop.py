@@ -162,8 +162,9 @@ def export_hdf5(store: FeatureStore, path: str | Path) -> int:
 
 
 def export_npy_folder(store: FeatureStore, folder: str | Path) -> int:
-    """Write `<quoted id>_feats.npy` = [S, K, D] per video, and hiermovie-index.json with the
-    provenance and each video's segment times."""
+    """Write `<quoted id>_feats.npy` = [S, K, D] per video ([S, D] for one token per segment,
+    as VidSitu's loader reads them), and hiermovie-index.json with the provenance and each
+    video's segment times."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # every file name checked before the first is written: no partial export
@@ -175,8 +176,8 @@ def export_npy_folder(store: FeatureStore, folder: str | Path) -> int:
                              f"{len(name.encode())} bytes, over this file system's {limit}; "
                              "export to HDF5 (--to out.h5) instead, which keeps any id")
     videos = {}
-    for vid, feats in store.iter_videos():
-        np.save(folder / names[vid], feats)
+    for vid, feats in store.iter_videos():  # one token: [S, D], VidSitu's (5, 2304) files
+        np.save(folder / names[vid], feats[:, 0] if feats.shape[1] == 1 else feats)
         videos[vid] = _video_meta(store, vid)
     (folder / INDEX).write_text(json.dumps({"provenance": store.provenance.to_dict(),
                                             "videos": videos}))

@@ -9,14 +9,14 @@ time maps to the last frame whose timestamp is <= that time, clamped to the vide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from hiermovie.config import opt
 
-PlanKind = Literal["vidsitu", "sliding", "explicit"]
+PlanKind = Literal["auto", "vidsitu", "sliding", "explicit"]
 Coverage = Literal["centre", "spread"]
 
 
@@ -32,11 +32,12 @@ class FrameSampling:
     num_frames: int = opt(16, "frames read per segment")
     sampling_rate: int = opt(4, "spacing of those frames, in frames at target_fps")
     target_fps: float = opt(30.0, "frame rate the sampling is defined at (VidSitu: 30)")
+    _least = 1  # PlanConfig admits 0: the backbone's recipe
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "sampling_rate"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1")
+            if getattr(self, name) < self._least:
+                raise ValueError(f"{name}: must be >= {self._least}")
         if not self.target_fps > 0:
             raise ValueError("target_fps: must be > 0")
 
@@ -52,8 +53,14 @@ class FrameSampling:
 
 @dataclass
 class PlanConfig(FrameSampling):
-    kind: PlanKind = opt("vidsitu", "vidsitu: 5 events of 2 s; sliding: windows over the whole "
-                         "video; explicit: start/end times from the manifest")
+    num_frames: int = opt(0, "frames read per segment (0 = the backbone's recipe, e.g. 32 "
+                          "for SlowFast 8x8; 16 for backbones without one)")
+    sampling_rate: int = opt(0, "spacing of those frames, in frames at target_fps (0 = the "
+                             "backbone's recipe; 4 for backbones without one)")
+    kind: PlanKind = opt("auto", "vidsitu: 5 events of 2 s; sliding: windows over the whole "
+                         "video; explicit: start/end times from the manifest; auto: vidsitu "
+                         "for vidsitu:ROOT, explicit where the input gives segment times "
+                         "(kinetics:ROOT, a manifest with times), else sliding")
     events: int = opt(5, "vidsitu: events per clip")
     event_s: float = opt(2.0, "vidsitu: event length in seconds")
     window_s: float = opt(2.0, "sliding: segment length in seconds")
@@ -77,10 +84,34 @@ class PlanConfig(FrameSampling):
         if self.clips_per_segment > 1 and self.coverage != "spread":
             raise ValueError("clips_per_segment: more than 1 needs coverage 'spread'")
 
+    _least = 0
+
     @property
     def clips(self) -> int:
         """Model inputs per segment."""
         return self.clips_per_segment if self.coverage == "spread" else 1
+
+    def resolved(self, source: str, has_segments: bool,
+                 recipe: tuple[int, int]) -> tuple[PlanConfig, str]:
+        """This plan with `auto` and the 0s chosen for an input and a backbone (its `recipe`:
+        frames, spacing), and a line saying what was chosen, empty when nothing was."""
+        chosen = {}
+        if self.kind == "auto":
+            chosen["kind"] = ("vidsitu" if source.startswith("vidsitu:") else
+                              "explicit" if has_segments else "sliding")
+        for name, value in zip(("num_frames", "sampling_rate"), recipe, strict=True):
+            if not getattr(self, name):
+                chosen[name] = value
+        plan = replace(self, **chosen)
+        if not chosen:
+            return plan, ""
+        what = {"vidsitu": f"VidSitu's {plan.events} events of {plan.event_s:g} s",
+                "explicit": "the segment times the input gives",
+                "sliding": f"windows of {plan.window_s:g} s every {plan.stride_s:g} s over each "
+                           "whole video"}[plan.kind]
+        return plan, (f"{what}, {plan.num_frames} frames {plan.sampling_rate} apart at "
+                      f"{plan.target_fps:g} fps per segment (chosen for this input and "
+                      f"backbone: {', '.join(f'--plan.{k}' for k in chosen)} to change)")
 
 
 # the fields each plan kind reads, and those only the spread coverage reads (the rest of a
@@ -115,6 +146,8 @@ def spans(cfg: PlanConfig, duration_s: float,
           strict: bool = False) -> list[tuple[float, float]]:
     """The (start, end) seconds of each segment of a video of `duration_s`. An explicit
     segment ending past the video's end is clamped to it (refused when `strict`)."""
+    if cfg.kind == "auto" or not cfg.num_frames or not cfg.sampling_rate:
+        raise ValueError("an unresolved plan: PlanConfig.resolved chooses auto's kind and frames")
     if cfg.kind == "vidsitu":
         last_centre = (cfg.events - 0.5) * cfg.event_s
         if duration_s <= last_centre:

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,12 @@ from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import StoreWriter
 from hiermovie.hardware import ONE_HEAP
-from hiermovie.pipeline.backbone_config import BackboneConfig, check_backbone
+from hiermovie.pipeline.backbone_config import (
+    DEFAULT_SAMPLING,
+    RECIPES,
+    BackboneConfig,
+    check_backbone,
+)
 from hiermovie.pipeline.containers import probe
 from hiermovie.pipeline.decode import DecodeSpec, Resize, decode_item
 from hiermovie.pipeline.plans import PlanConfig
@@ -88,6 +93,13 @@ class ExtractConfig:
                 raise ValueError(f"{name}: must be >= 0")
         if not self.decode_timeout_s > 0:
             raise ValueError("decode_timeout_s: must be > 0")
+
+    def resolved(self, has_segments: bool) -> tuple[ExtractConfig, str]:
+        """This config with the plan's `auto` and 0s chosen for its input and backbone, and
+        the line that says what was chosen."""
+        plan, chosen = self.plan.resolved(self.input, has_segments, RECIPES.get(
+            self.backbone.name, DEFAULT_SAMPLING))
+        return replace(self, plan=plan), chosen
 
 
 def _report_path(cfg: ExtractConfig) -> Path:
@@ -158,6 +170,9 @@ def run_extract(cfg: ExtractConfig) -> int:
                           f"'Inputs'){others}")
     if cfg.limit:
         items = items[:cfg.limit]
+    cfg, chosen = cfg.resolved(any(it.segments for it in items))
+    if chosen:
+        print(f"extract: plan: {chosen}")
     if cfg.plan.kind != "explicit" and any(it.segments for it in items):
         print(f"extract: warning: {cfg.input} gives segment times, which the {cfg.plan.kind!r} "
               "plan ignores (use --plan.kind explicit to extract them)")

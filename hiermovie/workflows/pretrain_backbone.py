@@ -49,6 +49,9 @@ from hiermovie.workflows.training import (
     plot_curve,
 )
 
+# how the labelled check reads a clip: VidSitu's events, 16 frames 4 apart
+VIDSITU_16X4 = PlanConfig(kind="vidsitu", num_frames=16, sampling_rate=4)
+
 
 @dataclass
 class PretrainBackboneConfig(TrainingConfig):
@@ -220,7 +223,7 @@ def labelled_features(backbone: Backbone, name: str, labelled: str, clips: int,
     backbone.eval()
     run_as = BackboneConfig(name=name, input_size=backbone.input_size)
     size = (backbone.input_size, backbone.input_size)
-    feats = [encode(backbone, decode_video(str(ds.video_path(c)), PlanConfig(), size).frames,
+    feats = [encode(backbone, decode_video(str(ds.video_path(c)), VIDSITU_16X4, size).frames,
                     run_as, device).mean(1) for c in chosen]
     backbone.train(was_training)
     return np.stack(feats), ds, chosen

@@ -94,8 +94,8 @@ def encode(model: Backbone, frames: np.ndarray, cfg: BackboneConfig,
     for i in range(0, len(frames), cfg.batch_size):
         x = preprocess(frames[i:i + cfg.batch_size], model, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            fmap = model(x)
-        out.append(pool_tokens(fmap, cfg.tokens).cpu().numpy())
+            tokens = model.after_pool(pool_tokens(model(x), cfg.tokens))
+        out.append(tokens.float().cpu().numpy())
     if not out:
         return np.zeros((0, int(np.prod(cfg.tokens)), model.dim), np.float32)
     return np.concatenate(out)

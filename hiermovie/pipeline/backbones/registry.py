@@ -28,6 +28,11 @@ class Backbone(nn.Module):
         super().__init__()
         self.origin: dict = {}  # how the weights were trained, when the weights file says so
 
+    def after_pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, K, D] pooled tokens -> the features stored (a model whose last layers run after
+        its global pool, as X3D's head, applies them here)."""
+        return tokens
+
 
 REGISTRY: dict[str, Callable[[BackboneConfig, str], Backbone]] = {}
 
