@@ -238,7 +238,7 @@ def test_score_refuses_pickled_code(tmp_path):
            "refused: `refusing to load builtins.exec`, never executed")
 
 
-def test_fused_store_reaches_the_heads(bench, tmp_path):
+def test_fused_and_joined_stores_reach_the_heads(bench, tmp_path):
     """Fusing a store that holds each event's verb (one-hot) must lift verb accuracy to ~100%,
     with and without a contextualizer: the heads see the fused channels."""
     root, url = bench
@@ -256,18 +256,21 @@ def test_fused_store_reaches_the_heads(bench, tmp_path):
                                     np.zeros((5, 0), np.int64)))
     write_shard(oracle, recs)
     acc = {}
-    for fuse in ("", oracle):
-        out = tmp_path / f"fuse{bool(fuse)}"
+    # and `--store a,b` (issue 39): the oracle's features joined to every segment's own
+    for key, fuse, store in ((False, "", url), (True, oracle, url),
+                             ("joined", "", f"{url},{oracle}")):
+        out = tmp_path / f"fuse{key}"
         cfg = from_dict(VidSituProbeConfig, {
-            "data": f"vidsitu:{root}", "store": url, "seeds": 1, "epochs": 100,
+            "data": f"vidsitu:{root}", "store": store, "seeds": 1, "epochs": 100,
             "eval_every": 20, "lrs": [1e-2], "tasks": ["verb"], "fuse_store": fuse,
             "rows": ["backbone", "random_frozen"], "out": str(out), "progress": False,
             "model": FAST["model"]})
         assert run_vidsitu(cfg) == 0
         cells = json.loads((out / "results.json").read_text())["cells"]
-        acc[bool(fuse)] = {c["row"]: c["values"][0] for c in cells
-                           if c["metric"] == "verb/Per_Ev_Top_1"}
+        acc[key] = {c["row"]: c["values"][0] for c in cells
+                    if c["metric"] == "verb/Per_Ev_Top_1"}
     assert acc[True]["backbone"] > 0.9 and acc[True]["random_frozen"] > 0.9
+    assert acc["joined"]["backbone"] > 0.9
     assert acc[False]["backbone"] < 0.6
     assert "fused" in (tmp_path / "fuseTrue" / "results.md").read_text()
 

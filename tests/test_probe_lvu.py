@@ -137,3 +137,55 @@ def test_lvu_selection_always_leaves_videos_to_fit(tmp_path):
     assert run_lvu(cfg) == 0
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {c["metric"] for c in res["cells"]} == {"scene"}
+
+
+def test_joined_stores_concatenate_each_segment_and_refuse_misaligned_ones(tmp_path, capsys):
+    """Issue 39: `--store a,b` joins an instance store with a scene store (the seed's
+    "Object Transformer ++"); the LVU probe solves the scene task from b's half."""
+    from hiermovie.feature_store import JoinedStore, StoreError, open_stores
+
+    write_lvu(tmp_path, 80, seed=2, size=32, workers=1, render=False)
+    scene = {e.video_id: e.target for s in ("train", "test")
+             for e in lvu.load_task(tmp_path, "scene", s)}
+    ids = sorted(scene)
+    rng = np.random.default_rng(0)
+    lengths = {vid: int(rng.integers(20, 40)) for vid in ids}
+    urls = {}
+    for name, dim, informative in (("noise", 8, False), ("scene", 16, True)):
+        urls[name] = url = str(tmp_path / f"{name}.zarr")
+        create_store(url, Provenance(backbone=name, dim=dim, dtype="float32"))
+        recs = []
+        for vid in ids if informative else ids[1:]:  # one video only in the scene store
+            n = lengths[vid]
+            f = 0.1 * rng.standard_normal((n, 1, dim)).astype(np.float32)
+            if informative:
+                f[:, 0, scene[vid]] += 1.0
+            start = np.arange(n) * 2.0
+            recs.append(VideoRecord(vid, f, start, start + 2, np.zeros((n, 0), np.int64)))
+        write_shard(url, recs)
+    joined = open_stores(f"{urls['noise']},{urls['scene']}")
+    assert isinstance(joined, JoinedStore) and joined.provenance.dim == 24
+    assert ids[0] not in joined and len(joined) == len(ids) - 1
+    assert "1 video(s) not in every one" in capsys.readouterr().err
+    vid = ids[3]
+    np.testing.assert_array_equal(joined.get(vid)[..., 8:], open_stores(urls["scene"]).get(vid))
+    cfg = from_dict(LvuProbeConfig, {
+        "data": f"lvu:{tmp_path}", "store": f"{urls['noise']},{urls['scene']}", "seeds": 1,
+        "epochs": 40, "eval_every": 20, "lrs": [1e-2], "rows": ["backbone"], "window": 10,
+        "tasks": ["scene"], "out": str(tmp_path / "out"), "progress": False,
+        "precision": "fp32"})
+    assert run_lvu(cfg) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert min(next(c["values"] for c in res["cells"] if c["metric"] == "scene")) >= 0.75
+
+    shifted = str(tmp_path / "shifted.zarr")  # the same videos, one with other segment times
+    create_store(shifted, Provenance(backbone="s", dim=4, dtype="float32"))
+    recs = []
+    for vid in ids:
+        n = lengths[vid]
+        start = np.arange(n) * (2.0 if vid != ids[5] else 1.0)
+        recs.append(VideoRecord(vid, np.zeros((n, 1, 4), np.float32), start, start + 2,
+                                np.zeros((n, 0), np.int64)))
+    write_shard(shifted, recs)
+    with pytest.raises(StoreError, match=f"the segments of video '{ids[5]}' do not line up"):
+        open_stores(f"{urls['scene']},{shifted}")

@@ -70,7 +70,8 @@ class Selection:
 class RowsConfig(Selection):
     """What both probes of feature rows read: the store, the contextualizers, the heads."""
 
-    store: str = opt("", "feature store of the clips")
+    store: str = opt("", "feature store of the clips; several, comma-separated, are joined: "
+                     "each segment's features concatenated (their segments must line up)")
     contextualizer: str = opt("", "folder of a pretrained contextualizer (pretrain-ctx output): "
                               "the pretrained rows, and the shape of the random ones")
     positive_control: str = opt("", "folder of a contextualizer trained with labels "

@@ -18,7 +18,7 @@ from torch import nn
 from hiermovie.config import ConfigError
 from hiermovie.contextualizer import read_out
 from hiermovie.datasets import data_root, lvu
-from hiermovie.feature_store import FeatureStore
+from hiermovie.feature_store import FeatureStore, open_stores
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit
@@ -87,7 +87,7 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
     root = data_root(cfg.data, "lvu")
-    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
+    store = open_stores(cfg.store, cfg.storage_options or None)
     have = set(usable_videos([store], "probe")[0])
     tasks = cfg.tasks or list(lvu.TASKS)
     if bad := [t for t in tasks if t not in lvu.TASKS]:

@@ -21,7 +21,7 @@ from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
-from hiermovie.feature_store import FeatureStore, Provenance
+from hiermovie.feature_store import FeatureStore, Provenance, open_stores
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.srl import RoleGenerator, target_text
@@ -150,7 +150,7 @@ class ProbeData:
 def load_data(cfg: VidSituProbeConfig) -> ProbeData:
     root = data_root(cfg.data, "vidsitu")
     train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
-    store = FeatureStore(cfg.store, storage_options=cfg.storage_options or None)
+    store = open_stores(cfg.store, cfg.storage_options or None)
     other = (FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
              if cfg.fuse_store else None)
     # every store features come from passes the one check: a clip unusable in either is out
