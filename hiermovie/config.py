@@ -23,6 +23,11 @@ class ConfigError(ValueError):
     """A config value that does not fit; the message starts with the field's dotted name."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, where a job turns it into this: handled as Ctrl-C is (the CLI exits 143
+    instead of 130)."""
+
+
 def opt(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
     """A dataclass field with a help text for the CLI."""
     if isinstance(default, list | dict):

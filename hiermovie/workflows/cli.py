@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from hiermovie.config import ConfigError, add_arguments, dump, resolve
+from hiermovie.config import ConfigError, Terminated, add_arguments, dump, resolve
 
 # subcommand -> (module, config class, run function, one-line help)
 JOBS: dict[str, tuple[str, str, str, str]] = {
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a job turned it into this
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
-        return 143 if type(e).__name__ == "Terminated" else 130
+        return 143 if isinstance(e, Terminated) else 130
 
 
 def shown(video_id: str) -> str:

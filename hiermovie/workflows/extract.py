@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from hiermovie.config import ConfigError, opt
+from hiermovie.config import ConfigError, Terminated, opt
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
 from hiermovie.feature_store import StoreWriter
@@ -144,10 +144,6 @@ def _init_ray(cfg: ExtractConfig) -> bool:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     return True
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is (the CLI exits 143 instead of 130)."""
 
 
 def _terminated(signum: int, frame: Any) -> None:
