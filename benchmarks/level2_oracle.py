@@ -96,7 +96,7 @@ def run_cell(work: Path, c: float, share: float, a: argparse.Namespace) -> dict:
     if not (ctx / "summary.json").exists() and run_pretrain_ctx(from_dict(PretrainCtxConfig, {
             "store": [str(cdir / "pool.zarr")], "out": str(ctx), "steps": a.ctx_steps,
             "val_every": 500, "resume": True, "progress": False,
-            "model": SHAPE, **extra})):
+            "model": SHAPE, **MAP_OBJECTIVE, **extra})):
         raise SystemExit(f"{cdir}: pretrain-ctx failed")
     seconds["pretrain_ctx"] = round(time.time() - t, 1)
     probe = cdir / f"probe{tag}"
@@ -117,6 +117,11 @@ def run_cell(work: Path, c: float, share: float, a: argparse.Namespace) -> dict:
         cellres["rows"][str(n)] = {r: {m: values[(n, r, key)] for m, key in METRICS.items()}
                                    for r in rows}
     return cellres
+
+
+# the objective every map cell was measured with (pretrain-ctx's default until the objective
+# audit made infonce_clip the default); candidates change it by their options
+MAP_OBJECTIVE = {"loss": "l2"}
 
 
 def candidate(a: argparse.Namespace) -> tuple[dict, str]:
