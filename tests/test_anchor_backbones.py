@@ -44,27 +44,54 @@ def _pack(x, alpha):  # PyTorchVideo's tutorial PackPathway
     return [x.index_select(2, torch.linspace(0, x.shape[2] - 1, x.shape[2] // alpha).long()), x]
 
 
-def test_slowfast_r50_equals_pytorchvideos_forward_and_is_vidsitus_2304():
-    frames = _frames(2, 32, 64)
-    ours = _features("slowfast_r50", frames)
-    assert ours.shape == (2, 2304)
-    net = hub.slowfast_r50(pretrained=False, head_pool_kernel_sizes=((8, 2, 2), (32, 2, 2)))
-    net.load_state_dict(load_backbone(BackboneConfig(name="slowfast_r50")).net.state_dict())
-    with torch.no_grad():
-        ref = _no_classifier(net)(_pack(_normalised(frames), 4)).numpy()
-    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+# name -> (input size where PyTorchVideo's own head pools globally, its builder's extra kwargs)
+REFERENCE = {
+    "slowfast_r50": (64, {"head_pool_kernel_sizes": ((8, 2, 2), (32, 2, 2))}),
+    "slowfast_r50_4x16": (64, {"head_pool_kernel_sizes": ((4, 2, 2), (32, 2, 2))}),
+    "slowfast_r101": (64, {"head_pool_kernel_sizes": ((8, 2, 2), (32, 2, 2))}),
+    "i3d_r50": (224, {}), "x3d_xs": (160, {}), "x3d_s": (160, {}), "x3d_m": (224, {}),
+    "x3d_l": (312, {}),
+}
 
 
-@pytest.mark.parametrize("name,t,size", [("i3d_r50", 8, 224), ("x3d_xs", 4, 160)])
-def test_i3d_and_x3d_equal_pytorchvideos_forward(name, t, size):
-    frames = _frames(1, t, size)
-    ours = _features(name, frames)
-    assert ours.shape == (1, 2048)
-    net = getattr(hub, name)(pretrained=False)
+def _clip_frames(tmp_path, name, size):
+    """One segment of a generated clip, decoded as extract decodes it, at the recipe's frames."""
+    from hiermovie.pipeline.backbone_config import RECIPES
+    from hiermovie.pipeline.decode import decode_video
+    from hiermovie.pipeline.plans import PlanConfig
+    from tests.videos import make_video
+
+    path = make_video(tmp_path / "clip.mp4", seconds=3.0, size=(72, 96))
+    frames, rate = RECIPES[name]
+    plan = PlanConfig(kind="sliding", window_s=3.0, stride_s=3.0, num_frames=frames,
+                      sampling_rate=rate)
+    return decode_video(str(path), plan, (size, size)).frames
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_each_anchor_backbone_extracts_a_clip_as_pytorchvideos_forward(tmp_path, name):
+    """Features of a generated clip through the extract's model worker equal PyTorchVideo's
+    forward (its classifier removed; same weights, same input); SlowFast's are VidSitu's
+    2304-d."""
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    from hiermovie.pipeline.backbones.ptv import MODELS
+    from hiermovie.pipeline.workers import ModelWorker
+
+    size, kwargs = REFERENCE[name]
+    frames = _clip_frames(tmp_path, name, size)
+    worker = ModelWorker(BackboneConfig(name=name, input_size=size, precision="fp32"))
+    ours = worker(frames)[0][:, 0]
+    builder, base, _, alpha = MODELS[name]
+    net = (create_slowfast(**base, **kwargs) if builder == "create_slowfast" else
+           getattr(hub, builder)(pretrained=False, **kwargs))
     net.load_state_dict(load_backbone(BackboneConfig(name=name)).net.state_dict())
+    x = _normalised(frames)
     with torch.no_grad():
-        ref = _no_classifier(net)(_normalised(frames)).numpy()
-    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+        ref = _no_classifier(net)(_pack(x, alpha) if alpha else x).numpy()
+    assert ours.shape == (len(frames), 2304 if alpha else 2048)
+    # the worker folds BatchNorm into the convolutions: equal up to float rounding
+    np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=2e-3)
 
 
 def test_mvit_features_are_pytorchvideos_patch_tokens():
@@ -201,3 +228,20 @@ def test_slowfast_extracts_a_clip_and_exports_vidsitus_5_by_2304_files(tmp_path,
     assert main(["store", "export", store, "--to", str(tmp_path / "feats") + "/"]) == 0
     feats = np.load(tmp_path / "feats" / "v_abc_seg_1_feats.npy")
     assert feats.shape == (5, 2304) and np.isfinite(feats).all()
+
+
+@pytest.mark.parametrize("name, t, folds", [("slowfast_r50", 32, 106), ("x3d_xs", 4, 56)])
+def test_pytorchvideos_conv_norm_pairs_fold_without_changing_features(name, t, folds):
+    from hiermovie.pipeline.backbones import fold_batchnorm
+
+    cfg = BackboneConfig(name=name, input_size=64, precision="fp32")
+    models = [load_backbone(cfg) for _ in range(2)]
+    for m in models:  # BatchNorm statistics that matter
+        g = torch.Generator().manual_seed(0)
+        for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm3d)):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+    assert fold_batchnorm(models[1]) == folds
+    x = _frames(1, t, 64)
+    a, b = encode(models[0], x, cfg), encode(models[1], x, cfg)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(a).max())

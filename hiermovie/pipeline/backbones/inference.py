@@ -22,7 +22,8 @@ def fold_batchnorm(model: nn.Module) -> int:
     """Fold every eval-mode BatchNorm into the convolution just before it, in place; returns
     how many were folded. Inference only: the outputs change by float rounding, the weights'
     fingerprint does not (take it first). Folded pairs are those whose order is certain: inside
-    an nn.Sequential, and PySlowFast's named pairs (`X` then `X_bn`, e.g. branch2.a, a_bn).
+    an nn.Sequential, PySlowFast's named pairs (`X` then `X_bn`, e.g. branch2.a, a_bn) and
+    PyTorchVideo's (`conv_X` then `norm_X`, `X_conv` then `X_norm`, `conv` then `norm`).
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -41,7 +42,7 @@ def fold_batchnorm(model: nn.Module) -> int:
         if _plain_sequential(parent):
             pairs = list(zip(names, names[1:], strict=False))
         else:
-            pairs = [(n, n + "_bn") for n in names if n + "_bn" in parent._modules]
+            pairs = [(n, m) for n in names for m in _norm_names(n) if m in parent._modules]
         for a, b in pairs:
             bn, slot = parent._modules[b], conv_slot(parent, a)
             if slot is None or not isinstance(bn, nn.modules.batchnorm._BatchNorm) or \
@@ -54,6 +55,16 @@ def fold_batchnorm(model: nn.Module) -> int:
             parent._modules[b] = nn.Identity()
             folded += 1
     return folded
+
+
+def _norm_names(conv: str) -> list[str]:
+    """The names of the norm that directly follows a conv so named, in the two layouts."""
+    names = [conv + "_bn"]
+    if conv.startswith("conv"):
+        names.append("norm" + conv[4:])
+    if conv.endswith("_conv"):
+        names.append(conv[:-5] + "_norm")
+    return names
 
 
 def _plain_sequential(m: nn.Module) -> bool:
