@@ -217,7 +217,7 @@ def test_bad_store_urls_are_refused(many_clips, tmp_path, capsys, kind):
 
 @pytest.mark.parametrize("args, words", [
     (["extract", "--backbone.batch_size", "many"], "backbone.batch_size"),
-    (["extract", "--plan.num_frames", "0"], "plan.num_frames"),
+    (["extract", "--plan.num_frames", "-1"], "plan.num_frames"),
     (["pretrain-ctx", "--mask_ratio", "1.5"], "mask_ratio"),
     (["pretrain-backbone", "--clip.clips", "1"], "clip"),
     (["probe", "vidsitu", "--rows", "nonsense"], "rows"),
@@ -305,7 +305,7 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, referen
     assert "Traceback" not in r.stdout + r.stderr
     seen = FeatureStore(str(copy))  # still opens; only complete shards are visible
     assert len(seen.shard_names) == len(complete_shards(str(copy))) < 4
-    summary = next(ln for ln in r.stdout.splitlines() if ln.startswith("extract: "))
+    summary = next(ln for ln in r.stdout.splitlines() if " ok, " in ln)
     assert summary.startswith(f"extract: {len(seen.videos())} ok,"), summary  # committed only
     assert "finished video(s) not stored" in r.stdout
     rerun = _cli("extract", "--input", many_clips, "--store", copy, "--videos_per_shard", "2",
