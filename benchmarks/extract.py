@@ -41,7 +41,6 @@ from hiermovie.pipeline.decode import DecodeSpec, decode_item
 from hiermovie.pipeline.plans import plan_segments
 from hiermovie.pipeline.workers import ModelWorker
 from hiermovie.workflows.extract import ExtractConfig, run_extract, start_local_ray
-from hiermovie.workflows.extract_scheduler import part_segments
 
 SIZE = 112  # both regimes' default backbones take 112x112 frames
 
@@ -134,7 +133,7 @@ def decode_only(cfg: ExtractConfig, paths: list[str], size: int) -> tuple[float,
                                            runtime_env={"env_vars": ONE_HEAP})
     cpus = os.cpu_count() or 2
     inflight = cpus - gpus if gpus else cpus  # as the pipeline: a decode task per free core
-    spec = DecodeSpec(cfg.plan, size, cfg.resize, False, part_segments(cfg, size))
+    spec = DecodeSpec(cfg.plan, size, cfg.resize, False, cfg.part_segments(size))
     t = time.perf_counter()
     pending, parts, segs = [], [], 0
 

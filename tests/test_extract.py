@@ -258,13 +258,13 @@ def test_a_film_is_streamed_in_bounded_parts_equal_to_the_whole(ray_session, tmp
     most PART_BYTES of frames, never the whole video, and the stored features are the whole
     video's, bitwise (on CPU), as one pass over all its frames gives them."""
     from hiermovie.pipeline.decode import DecodeSpec, decode_item
-    from hiermovie.workflows.extract_scheduler import PART_BYTES, part_segments
+    from hiermovie.workflows.extract.config import PART_BYTES
 
     make_video(tmp_path / "in" / "film.mp4", 90.0, 10.0, (48, 64), seed=5)
     cfg = _cfg(tmp_path / "in", tmp_path / "s.zarr",
                plan={"kind": "sliding", "window_s": 1, "stride_s": 1, "num_frames": 8,
                      "sampling_rate": 4})
-    per = part_segments(cfg, 112)
+    per = cfg.part_segments(112)
     assert per % cfg.backbone.batch_size == 0 and per * 8 * 112 * 112 * 3 <= PART_BYTES
     items = list(decode_item(str(tmp_path / "in" / "film.mp4"), None,
                              DecodeSpec(cfg.plan, 112, "squash", False, per)))

@@ -51,7 +51,7 @@ def test_time_scale_divides_the_start_times_a_time_position_model_reads():
 
 def test_decode_workers_and_inflight_set_the_decoders_and_the_queue():
     from hiermovie.workflows.extract import ExtractConfig
-    from hiermovie.workflows.extract_scheduler import Resources
+    from hiermovie.workflows.extract.scheduler import Resources
 
     base = {"input": "in", "store": "s.zarr"}
     default = Resources.of(from_dict(ExtractConfig, base), {"CPU": 8})

@@ -71,7 +71,7 @@ def test_writer_refuses_ok_videos_not_storable(tmp_path):
 
 def test_extract_fails_a_video_whose_features_overflow_the_stored_dtype(tmp_path):
     from hiermovie.datasets import VideoItem
-    from hiermovie.workflows.extract_report import ExtractRun
+    from hiermovie.workflows.extract.report import ExtractRun
 
     run = ExtractRun([["a", "b"]], tokens=1, dim=8, frames=0,
                      report_path=tmp_path / "report.md", dtype="float16")

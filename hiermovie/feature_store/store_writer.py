@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hiermovie.feature_store.lease import Lease
-from hiermovie.feature_store.schema import Provenance, VideoRecord
+from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
 from hiermovie.feature_store.writer import (
     Compressor,
     StoreError,
@@ -137,3 +137,18 @@ class StoreWriter:
         if self.leased:
             self.lease.release()
             self.leased = False
+
+
+def plan_shards(ids: list[str], per_shard: int, done: set[str],
+                stored: set[str]) -> list[list[str]]:
+    """Sorted ids cut into shards; complete shards and already-stored videos are left out."""
+    ids = sorted(ids)
+    shards = []
+    for i in range(0, len(ids), per_shard):
+        part = ids[i:i + per_shard]
+        if shard_id_for(part) in done:
+            continue
+        part = [v for v in part if v not in stored]
+        if part:
+            shards.append(part)
+    return shards

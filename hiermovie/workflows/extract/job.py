@@ -1,11 +1,11 @@
-"""`hiermovie extract`: Ray workers decode clips, run a frozen backbone and fill a Zarr store.
+"""The extract job: Ray workers decode clips, run a frozen backbone and fill a Zarr store.
 
 Work flows as Ray tasks and actors: one decode task per video (CPU), model actors that encode
 decoded videos (one per GPU, or one single-thread actor per CPU core on CPU-only machines); the
-loop is `extract_scheduler`. The driver's writer thread writes each shard once all its videos
+loop is `scheduler`. The driver's writer thread writes each shard once all its videos
 are encoded (features are small; writing where the store is named keeps local-path stores
 correct on a cluster). What is stored already is planned before Ray starts, so a finished job's
-rerun ends at once. Exit codes: `extract_report`.
+rerun ends at once. Exit codes: `report`.
 """
 
 from __future__ import annotations
@@ -16,98 +16,22 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from hiermovie.config import ConfigError, Terminated, opt
+from hiermovie.config import ConfigError, Terminated
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
-from hiermovie.feature_store import StoreWriter
+from hiermovie.feature_store import StoreWriter, plan_shards
 from hiermovie.hardware import ONE_HEAP
 from hiermovie.pipeline.backbone_config import (
-    DEFAULT_SAMPLING,
-    RECIPES,
-    BackboneConfig,
     check_backbone,
 )
 from hiermovie.pipeline.containers import probe
-from hiermovie.pipeline.decode import DecodeSpec, Resize, decode_item
-from hiermovie.pipeline.plans import PlanConfig
+from hiermovie.pipeline.decode import DecodeSpec, decode_item
 from hiermovie.progress import progress
-from hiermovie.workflows.extract_plan import (
-    plan_shards,
-    provenance,
-    settings,
-    tokens_per_segment,
-)
-from hiermovie.workflows.extract_report import ExtractRun, report
-from hiermovie.workflows.extract_scheduler import (
-    DECODER_AHEAD,
-    Resources,
-    Scheduler,
-    part_segments,
-)
-
-
-@dataclass
-class ExtractConfig:
-    input: str = opt("", "folder of videos, .csv/.jsonl manifest, or vidsitu:ROOT / lvu:ROOT")
-    store: str = opt("", "Zarr store: a local path or an fsspec URL (s3://...)")
-    backbone: BackboneConfig = opt(default_factory=BackboneConfig)
-    plan: PlanConfig = opt(default_factory=PlanConfig)
-    resize: Resize = opt("squash", "squash to the input size (VidSitu) or short side + crop")
-    dtype: Literal["float16", "float32"] = opt("float16", "stored feature dtype")
-    videos_per_shard: int = opt(32, "videos per shard (one shard = one write)")
-    chunk_segments: int = opt(4096, "segments per Zarr chunk (a shard in one chunk reads fastest)")
-    compressor: Literal["none", "zstd", "blosc-zstd"] = opt("none", "feature compression")
-    storage_options: dict = opt({}, "fsspec options for the store (e.g. endpoint_url)")
-    ray_address: str = opt("", "join this Ray cluster; empty = $RAY_ADDRESS when set (as in "
-                               "`ray job submit`), else start a local instance")
-    num_cpus: int = opt(0, "local Ray instance: CPUs to use (0 = all)")
-    model_workers: int = opt(0, "model actors (0 = one per GPU, else one per CPU)")
-    decode_workers: int = opt(0, "concurrent decode tasks (0 = one per CPU not running a GPU "
-                                 "actor, at least 1)")
-    decode_inflight: int = opt(0, "parts (a short clip, or ~4 MiB of a film's frames) decoded "
-                                  "ahead of the model (0 = 2 per model actor + 2)")
-    videos_per_call: int = opt(0, "parts (a short clip, or ~4 MiB of a film's frames) per model "
-                                  "call (0 = 1 on CPU, 8 on GPU)")
-    limit: int = opt(0, "only the first N videos (0 = all)")
-    decode_timeout_s: float = opt(120.0, "a video's decode deadline: this many seconds ...")
-    decode_timeout_per_s: float = opt(2.0, "... plus this many per second of video (read from "
-                                           "its header); past it the task is killed and "
-                                           "retried once, then the video is recorded failed")
-    retry_failed: bool = opt(False, "decode again the videos earlier runs recorded as failed "
-                                    "(their shards are rewritten)")
-    strict: bool = opt(False, "exit non-zero (3) when any video fails")
-    report: str = opt("", "JSON report path (default: next to a local store)")
-    progress: bool = opt(True, "show a progress bar")
-
-    def __post_init__(self) -> None:
-        for name in ("videos_per_shard", "chunk_segments"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1")
-        for name in ("num_cpus", "model_workers", "decode_workers", "decode_inflight",
-                     "videos_per_call", "limit", "decode_timeout_per_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0")
-        if not self.decode_timeout_s > 0:
-            raise ValueError("decode_timeout_s: must be > 0")
-
-    def resolved(self, has_segments: bool) -> tuple[ExtractConfig, str]:
-        """This config with the plan's `auto` and 0s chosen for its input and backbone, and
-        the line that says what was chosen."""
-        plan, chosen = self.plan.resolved(self.input, has_segments, RECIPES.get(
-            self.backbone.name, DEFAULT_SAMPLING))
-        return replace(self, plan=plan), chosen
-
-
-def _report_path(cfg: ExtractConfig) -> Path:
-    if cfg.report:
-        return Path(cfg.report)
-    if "://" in cfg.store:
-        return Path("extract-report.json")
-    return Path(cfg.store.rstrip("/") + ".report.json")
+from hiermovie.workflows.extract.config import ExtractConfig
+from hiermovie.workflows.extract.report import ExtractRun, report
+from hiermovie.workflows.extract.scheduler import DECODER_AHEAD, Resources, Scheduler
 
 
 def start_local_ray(num_cpus: int = 0) -> None:
@@ -181,9 +105,9 @@ def run_extract(cfg: ExtractConfig) -> int:
     resume = store.resume(set(by_id), cfg.retry_failed)
     shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
     summary = {"store": cfg.store, "total": len(items), "skipped_files": skipped_files,
-               "strict": cfg.strict, "report_path": _report_path(cfg)}
+               "strict": cfg.strict, "report_path": cfg.report_path}
     if not shards:
-        store.check_settings(settings(cfg))  # what a finished store's rerun can check
+        store.check_settings(cfg.settings())  # what a finished store's rerun can check
         return report(None, stored_before=len(items),
                       earlier_failures=resume.earlier_failures, **summary)
     store.check_writable()  # a read-only or vanished location: exit 2 before Ray
@@ -201,17 +125,17 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
         res = Resources.of(cfg, ray.cluster_resources())
         d0 = _start_models(ray, cfg, res, workers)
         # planned again under the lease: another job may have written while Ray started
-        resume = store.open(provenance(cfg, d0), set(by_id), cfg.retry_failed)
+        resume = store.open(cfg.provenance(d0), set(by_id), cfg.retry_failed)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
-        run = ExtractRun(shards, tokens_per_segment(cfg), d0["dim"],
+        run = ExtractRun(shards, cfg.tokens_per_segment, d0["dim"],
                          cfg.plan.num_frames * cfg.plan.clips, summary["report_path"],
                          cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5, runtime_env={"env_vars": ONE_HEAP})
         spec = DecodeSpec(cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
-                          part_segments(cfg, d0["input_size"]))
+                          cfg.part_segments(d0["input_size"]))
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
 
         def done() -> None:

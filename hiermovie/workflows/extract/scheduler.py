@@ -22,14 +22,13 @@ import numpy as np
 
 from hiermovie.config import ConfigError
 from hiermovie.datasets import VideoItem
-from hiermovie.workflows.extract_report import ExtractRun
+from hiermovie.workflows.extract.config import ExtractConfig
+from hiermovie.workflows.extract.report import ExtractRun
 
 if TYPE_CHECKING:
     from hiermovie.pipeline.decode import DecodeSpec
-    from hiermovie.workflows.extract import ExtractConfig
 
 DECODE_ATTEMPTS = 2  # a decode past its deadline is tried once more
-PART_BYTES = 4 << 20  # frames a decode task hands the model at a time: memory flat in length
 DECODER_AHEAD = 2  # parts a decoder may produce before the driver takes them
 
 
@@ -59,14 +58,6 @@ class Resources:
             decoders=cfg.decode_workers or max(1, cpus - n if gpus else cpus),
             inflight=cfg.decode_inflight or 2 * n + 2,
             per_call=cfg.videos_per_call or (8 if gpus else 1))
-
-
-def part_segments(cfg: ExtractConfig, input_size: int) -> int:
-    """Segments a decode task streams at a time: about PART_BYTES of frames, a whole number of
-    forward batches (so a part's features equal the whole video's, bitwise, on CPU)."""
-    per_segment = cfg.plan.clips * cfg.plan.num_frames * input_size**2 * 3
-    batches = max(1, PART_BYTES // (per_segment * cfg.backbone.batch_size))
-    return batches * cfg.backbone.batch_size
 
 
 @dataclass
