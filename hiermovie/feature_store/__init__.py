@@ -3,7 +3,7 @@
 from typing import Any
 
 from hiermovie.feature_store.joined import JoinedStore, open_stores
-from hiermovie.feature_store.reader import FeatureStore, VideoEntry
+from hiermovie.feature_store.reader import FeatureStore, VideoEntry, usable_videos
 from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
 from hiermovie.feature_store.store_writer import StoreWriter, plan_shards
 from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
@@ -27,5 +27,5 @@ __all__ = [
     "FeatureStore", "JoinedStore", "Provenance", "SequenceDataset", "StoreError", "StoreWriter",
     "VideoEntry", "VideoRecord", "complete_shards", "create_store", "export_hdf5",
     "export_npy_folder", "import_hdf5", "import_npy_folder", "open_stores", "open_xarray",
-    "pad_collate", "plan_shards", "shard_id_for", "write_shard",
+    "pad_collate", "plan_shards", "shard_id_for", "usable_videos", "write_shard",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -271,3 +272,16 @@ class _Shard:
             raise StoreError(f"{self.store.url}: shard {self.name}: {name} is "
                              f"{tuple(arr.shape)} {arr.dtype}, the schema says {want[0]} "
                              f"{want[1]} (the shard was altered); refusing to read it")
+
+
+def usable_videos(stores: list[FeatureStore], job: str) -> tuple[list[str], dict[str, str]]:
+    """The stores' ok videos (a video in several: once) less those whose stored features no
+    trainer should read, which are named on stderr and returned with the reason: the one check
+    every way features enter a model goes through."""
+    bad = {v: f"{st.url}: {why}" for st in stores for v, why in st.unusable().items()}
+    if bad:
+        shown = "; ".join(f"{v} ({why})" for v, why in list(bad.items())[:5])
+        print(f"{job}: skipping {len(bad)} video(s) whose stored features are unusable: "
+              f"{shown}{' ...' if len(bad) > 5 else ''}", file=sys.stderr)
+    have = dict.fromkeys(v for st in stores for v in st.videos())
+    return [v for v in have if v not in bad], bad

@@ -14,7 +14,13 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
-from hiermovie.feature_store import FeatureStore, Provenance, SequenceDataset, pad_collate
+from hiermovie.feature_store import (
+    FeatureStore,
+    Provenance,
+    SequenceDataset,
+    pad_collate,
+    usable_videos,
+)
 
 
 def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -24,20 +30,6 @@ def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[s
         return int(hashlib.sha1(v.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     val = {v for v in ids if score(v) < val_fraction} or {min(ids, key=score)}
     return [v for v in ids if v not in val], [v for v in ids if v in val]
-
-
-def usable_videos(stores: list[FeatureStore], job: str) -> tuple[list[str], dict[str, str]]:
-    """The stores' ok videos (a video in several: once) less those whose stored features no
-    trainer should read, which are named on stderr and returned with the reason."""
-    import sys
-
-    bad = {v: f"{st.url}: {why}" for st in stores for v, why in st.unusable().items()}
-    if bad:
-        shown = "; ".join(f"{v} ({why})" for v, why in list(bad.items())[:5])
-        print(f"{job}: skipping {len(bad)} video(s) whose stored features are unusable: "
-              f"{shown}{' ...' if len(bad) > 5 else ''}", file=sys.stderr)
-    have = dict.fromkeys(v for st in stores for v in st.videos())
-    return [v for v in have if v not in bad], bad
 
 
 def select_videos(cfg: Any, have: list[str]) -> tuple[list[str], dict]:

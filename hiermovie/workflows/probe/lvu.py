@@ -18,12 +18,11 @@ from torch import nn
 from hiermovie.config import ConfigError
 from hiermovie.contextualizer import read_out
 from hiermovie.datasets import data_root, lvu
-from hiermovie.feature_store import FeatureStore, open_stores
+from hiermovie.feature_store import FeatureStore, open_stores, usable_videos
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit
 from hiermovie.progress import progress
-from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe.config import LvuProbeConfig
 from hiermovie.workflows.probe.report import markdown
 from hiermovie.workflows.probe.rows import ROWS, Row, build_rows

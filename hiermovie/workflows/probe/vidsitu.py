@@ -21,12 +21,11 @@ from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
-from hiermovie.feature_store import FeatureStore, Provenance, open_stores
+from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
-from hiermovie.workflows.ctx_data import usable_videos
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import build_rows, head_hidden
