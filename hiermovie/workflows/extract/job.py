@@ -31,7 +31,12 @@ from hiermovie.pipeline.decode import DecodeSpec, decode_item
 from hiermovie.progress import progress
 from hiermovie.workflows.extract.config import ExtractConfig
 from hiermovie.workflows.extract.report import ExtractRun, report
-from hiermovie.workflows.extract.scheduler import DECODER_AHEAD, Resources, Scheduler
+from hiermovie.workflows.extract.scheduler import (
+    DECODER_AHEAD,
+    Collaborators,
+    Resources,
+    Scheduler,
+)
 
 
 def start_local_ray(num_cpus: int = 0) -> None:
@@ -150,8 +155,8 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
 
         # the driver's writer thread writes each shard: a local store needs no access from
         # other machines, and the write (~0.1 s) overlaps the next videos' work
-        Scheduler(ray, res, decode, spec, workers, run, store.write, timeout_s, done,
-                  store.refresh).run_all(todo, writer)
+        Scheduler(Collaborators(ray, res, decode, spec, workers, run, store.write, timeout_s,
+                                done, store.refresh)).run_all(todo, writer)
         writer.shutdown(wait=True)
         bar.close()
         return report(run, stored_before=len(by_id) - len(todo),

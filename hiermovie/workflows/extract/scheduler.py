@@ -7,6 +7,16 @@ holds a bounded number of parts, however long the film or the manifest. Every de
 deadline (the time it is held back by a busy model does not count); one past it is killed (its
 worker process with it: a decoder deadlocked in native code cannot be interrupted otherwise) and
 retried once, then recorded as failed, and the job goes on.
+
+Why not Ray Data (`read` -> `map_batches` with a stateful model class, the obvious fit): its
+unit is a block of rows, and what this job needs is per video. A decode stuck in native code
+must be killed at a deadline that grows with the video's length and stops while the model holds
+it back, then retried once and recorded as failed without failing the dataset; a film streams
+in parts whose features are joined before its shard can be written; shards are committed as
+their last video finishes, so a kill loses at most the shards in flight and a rerun skips the
+rest. Ray Data retries whole tasks and reports errors by block, and expresses none of these;
+the loop below is the part of a scheduler Ray Core does not give (Ray still schedules, retries
+and streams), tested against a fake Ray (`tests/test_extract_scheduler.py`).
 """
 
 from __future__ import annotations
@@ -85,19 +95,32 @@ class Part:
     ref: Any
 
 
+@dataclass
+class Collaborators:
+    """What the loop drives and reports to."""
+
+    ray: Any  # the `ray` module (a fake in tests): wait, get, cancel, exceptions
+    res: Resources
+    decode: Any  # the streaming decode task: .remote(path, segments, spec) -> a stream
+    spec: DecodeSpec
+    workers: list  # model actors: .__call__.remote(*parts) -> [features per part]
+    run: ExtractRun  # finish, full_shards, take, committed, faults, unwritten
+    write: Callable[[list], Any]  # writes one shard's records (in the writer thread)
+    timeout_s: Callable[[VideoItem], float]  # a video's decode deadline
+    on_done: Callable[[], None]  # after each video (the progress bar)
+    refresh: Callable[[], None]  # every turn of the loop (the store's lease)
+
+
 class Scheduler:
-    def __init__(self, ray: Any, res: Resources, decode: Any, spec: DecodeSpec,
-                 workers: list, run: ExtractRun, write: Callable[[list], Any],
-                 timeout_s: Callable[[VideoItem], float], on_done: Callable[[], None],
-                 refresh: Callable[[], None]) -> None:
-        self.ray, self.res, self.decode, self.spec = ray, res, decode, spec
-        self.workers, self.run, self.write = workers, run, write
-        self.timeout_s, self.on_done, self.refresh = timeout_s, on_done, refresh
+    def __init__(self, c: Collaborators) -> None:
+        self.ray, self.res, self.decode, self.spec = c.ray, c.res, c.decode, c.spec
+        self.workers, self.run, self.write = c.workers, c.run, c.write
+        self.timeout_s, self.on_done, self.refresh = c.timeout_s, c.on_done, c.refresh
         self.queue: deque[Pending] = deque()
         self.decoding: dict[Any, Pending] = {}  # stream -> video, until its end item
         self.ready: deque[Part] = deque()
         self.forwarding: dict[Any, tuple[int, list[Part]]] = {}
-        self.load = [0] * len(workers)
+        self.load = [0] * len(c.workers)
         self.writing: dict[Future, tuple[int, list]] = {}  # -> (shard, its records)
 
     def run_all(self, todo: list[tuple[int, VideoItem]], writer: ThreadPoolExecutor) -> None:
