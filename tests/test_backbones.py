@@ -69,7 +69,7 @@ def test_model_worker_folds_but_records_the_loaded_weights():
     cfg = BackboneConfig(name="tiny3d/8", precision="fp32")
     w = ModelWorker(cfg, "cpu")
     assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in w.model.modules())
-    assert w.describe(8)["fingerprint"] == fingerprint(load_backbone(cfg))
+    assert w.describe(8).fingerprint == fingerprint(load_backbone(cfg))
 
 
 def test_token_grid():

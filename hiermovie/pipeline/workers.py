@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,6 +17,20 @@ from hiermovie.pipeline.backbones import (
     load_backbone,
     precision_dtype,
 )
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What a model actor loaded, as the store's provenance records it; or why it refused."""
+
+    dim: int = 0
+    input_size: int = 0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    fingerprint: str = ""
+    origin: dict = field(default_factory=dict)
+    precision: str = ""
+    refused: str = ""  # the one-line reason a backbone could not be used
 
 
 class ModelWorker:
@@ -62,21 +76,21 @@ class ModelWorker:
                               np.cumsum(counts)[:-1]) if given else [])
         return [None if v is None else next(feats) for v in videos]
 
-    def describe(self, num_frames: int) -> dict[str, Any]:
+    def describe(self, num_frames: int) -> BackboneInfo:
         """What the store's provenance needs; runs one forward to check the input shape fits.
-        A refused backbone gives {"refused": the one-line reason}."""
+        A refused backbone gives only the one-line reason (`refused`)."""
         if self.refused:
-            return {"refused": self.refused}
+            return BackboneInfo(refused=self.refused)
         size = self.model.input_size
         # a full batch: kernels for the shape real calls use are built now, not mid-run
         probe = np.zeros((self.cfg.batch_size, num_frames, size, size, 3), np.uint8)
         try:
             feats = encode(self.model, probe, self.cfg, self.device)
         except RuntimeError as e:
-            return {"refused": f"backbone {self.cfg.name!r} cannot take {num_frames} frames "
-                               f"of {size}x{size}: {str(e).splitlines()[0]}"}
-        return {"dim": int(feats.shape[-1]), "input_size": size, "mean": list(self.model.mean),
-                "std": list(self.model.std), "fingerprint": self.fingerprint,
-                "origin": dict(self.model.origin),
-                "precision": str(precision_dtype(self.cfg.precision, self.device)).replace(
-                    "torch.", "")}
+            return BackboneInfo(refused=f"backbone {self.cfg.name!r} cannot take {num_frames} "
+                                        f"frames of {size}x{size}: {str(e).splitlines()[0]}")
+        return BackboneInfo(
+            dim=int(feats.shape[-1]), input_size=size, mean=tuple(self.model.mean),
+            std=tuple(self.model.std), fingerprint=self.fingerprint,
+            origin=dict(self.model.origin),
+            precision=str(precision_dtype(self.cfg.precision, self.device)).replace("torch.", ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from hiermovie.feature_store import Provenance
 from hiermovie.pipeline.backbone_config import DEFAULT_SAMPLING, RECIPES, BackboneConfig
 from hiermovie.pipeline.decode import Resize
 from hiermovie.pipeline.plans import SPREAD_FIELDS, PlanConfig
+
+if TYPE_CHECKING:
+    from hiermovie.pipeline.workers import BackboneInfo  # imports torch: for types only
 
 PART_BYTES = 4 << 20  # frames a decode task hands the model at a time: memory flat in length
 
@@ -93,15 +96,15 @@ class ExtractConfig:
         return {"backbone": self.backbone.name, "tokens_per_segment": self.tokens_per_segment,
                 "dtype": self.dtype, "sampling": self.sampling()}
 
-    def provenance(self, model: dict[str, Any]) -> Provenance:
+    def provenance(self, model: BackboneInfo) -> Provenance:
         """The store's identity, given what the model actors `describe`."""
         return Provenance(
-            backbone=self.backbone.name, dim=model["dim"],
+            backbone=self.backbone.name, dim=model.dim,
             tokens_per_segment=self.tokens_per_segment, dtype=self.dtype,
-            weights_fingerprint=model["fingerprint"], weights_origin=model["origin"],
+            weights_fingerprint=model.fingerprint, weights_origin=model.origin,
             sampling=self.sampling(),
-            preprocessing={"input_size": model["input_size"], "mean": model["mean"],
-                           "std": model["std"], "precision": model["precision"],
+            preprocessing={"input_size": model.input_size, "mean": list(model.mean),
+                           "std": list(model.std), "precision": model.precision,
                            "tokens": list(self.backbone.tokens),
                            "weights": self.backbone.weights})
 

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hiermovie.config import ConfigError, Terminated
 from hiermovie.datasets import VideoItem, load_input
@@ -37,6 +37,9 @@ from hiermovie.workflows.extract.scheduler import (
     Resources,
     Scheduler,
 )
+
+if TYPE_CHECKING:
+    from hiermovie.pipeline.workers import BackboneInfo  # imports torch: for types only
 
 
 def start_local_ray(num_cpus: int = 0) -> None:
@@ -133,14 +136,14 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
         resume = store.open(cfg.provenance(d0), set(by_id), cfg.retry_failed)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
-        run = ExtractRun(shards, cfg.tokens_per_segment, d0["dim"],
+        run = ExtractRun(shards, cfg.tokens_per_segment, d0.dim,
                          cfg.plan.num_frames * cfg.plan.clips, summary["report_path"],
                          cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5, runtime_env={"env_vars": ONE_HEAP})
-        spec = DecodeSpec(cfg.plan, d0["input_size"], cfg.resize, cfg.strict,
-                          cfg.part_segments(d0["input_size"]))
+        spec = DecodeSpec(cfg.plan, d0.input_size, cfg.resize, cfg.strict,
+                          cfg.part_segments(d0.input_size))
         bar = progress(total=len(todo), unit="video", enabled=cfg.progress, desc="extract")
 
         def done() -> None:
@@ -173,7 +176,8 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
             ray.shutdown()
 
 
-def _start_models(ray: Any, cfg: ExtractConfig, res: Resources, workers: list) -> dict:
+def _start_models(ray: Any, cfg: ExtractConfig, res: Resources,
+                  workers: list) -> BackboneInfo:
     """Start the model actors (into `workers`, so that the caller stops them whatever
     happens) and check they loaded the same weights; returns what the provenance needs."""
     from hiermovie.pipeline.workers import ModelWorker
@@ -187,8 +191,8 @@ def _start_models(ray: Any, cfg: ExtractConfig, res: Resources, workers: list) -
                                              0 if res.gpus else 1)
                 for _ in range(res.model_workers)]
     desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
-    if "refused" in desc[0]:  # raised here, in the driver: one line, exit 2
-        raise ConfigError(desc[0]["refused"])
-    if len({d["fingerprint"] for d in desc}) != 1:
+    if desc[0].refused:  # raised here, in the driver: one line, exit 2
+        raise ConfigError(desc[0].refused)
+    if len({d.fingerprint for d in desc}) != 1:
         raise RuntimeError("model actors loaded different weights")
     return desc[0]
