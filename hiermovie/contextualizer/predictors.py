@@ -22,6 +22,7 @@ from hiermovie.contextualizer.objectives import (
     targets,
     teacher_targets,
 )
+from hiermovie.datasets.vidsitu import CENTRE_EVENT, RELATED_EVENTS
 
 Batch = dict[str, torch.Tensor]  # features [B, S, K, D], mask [B, S], start_s [B, S], labels
 
@@ -113,8 +114,9 @@ class LabelPredictor(nn.Module):
     def logits(self, feats: torch.Tensor, valid: torch.Tensor,
                start_s: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.ctx(feats, valid, None, start_s)
-        pairs = h[:, [0, 1, 3, 4]]
-        return self.verb(h), self.rel(torch.cat([pairs, h[:, 2:3].expand_as(pairs)], -1))
+        pairs = h[:, list(RELATED_EVENTS)]
+        centre = h[:, CENTRE_EVENT:CENTRE_EVENT + 1].expand_as(pairs)
+        return self.verb(h), self.rel(torch.cat([pairs, centre], -1))
 
     def forward(self, batch: Batch, generator: torch.Generator | None = None, *,
                 train: bool = True, mean_target: torch.Tensor | None = None

@@ -17,6 +17,9 @@ from hiermovie.datasets.manifest import ManifestError, VideoItem
 
 EVENTS = ("Ev1", "Ev2", "Ev3", "Ev4", "Ev5")
 RELATION_PAIRS = ("Ev1", "Ev2", "Ev4", "Ev5")  # each relative to Ev3
+# the same as positions among a clip's five events: the related events and the one they relate to
+RELATED_EVENTS = tuple(int(ev[2:]) - 1 for ev in RELATION_PAIRS)  # (0, 1, 3, 4)
+CENTRE_EVENT = 2
 RELATIONS = ("Causes", "Reaction To", "Enables", "NoRel")
 SCORED_ROLES = ("Arg0", "Arg1", "Arg2", "ALoc", "AScn")
 _ARGM = {"location": "ALoc", "manner": "AMnr", "purpose": "APrp", "direction": "ADir",

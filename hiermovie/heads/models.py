@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hiermovie.datasets.vidsitu import CENTRE_EVENT, RELATED_EVENTS
 from hiermovie.heads.fit import StackedMLP
-
-PAIRS = (0, 1, 3, 4)  # Ev1, Ev2, Ev4, Ev5, each related to Ev3
 
 
 class VidSituHeads(nn.Module):
@@ -27,7 +26,8 @@ class VidSituHeads(nn.Module):
 
     def forward(self, ev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ev [M, B, 5, F] -> verb logits [M, B, 5, V], relation logits [M, B, 4, R]."""
-        return self.verb(ev), self.rel(ev[:, :, list(PAIRS)], ev[:, :, 2:3])
+        centre = ev[:, :, CENTRE_EVENT:CENTRE_EVENT + 1]
+        return self.verb(ev), self.rel(ev[:, :, list(RELATED_EVENTS)], centre)
 
 
 def head_loss(verb_logits: torch.Tensor, rel_logits: torch.Tensor, verbs: torch.Tensor,
