@@ -317,14 +317,13 @@ def test_channel_targets_are_standardised_per_channel_and_segment_ones_per_segme
 
 def test_decay_on_weights_only_spares_biases_norms_mask_token_and_embeddings():
     from hiermovie.contextualizer import MaskPredictor
-    from hiermovie.workflows.pretrain_ctx import param_groups
 
     ctx = Contextualizer(ContextualizerConfig(in_dim=16, width=32, layers=1, heads=4, ffn=64,
                                               tokens_per_segment=2, token_mode="flatten"))
     model = MaskPredictor(ctx, 16)
-    every = param_groups(model, 0.05, "all")
+    every = model.param_groups(0.05, "all")
     assert len(every) == 1 and every[0]["weight_decay"] == 0.05
-    decayed, spared = param_groups(model, 0.05, "weights")
+    decayed, spared = model.param_groups(0.05, "weights")
     ids = {id(p) for p in spared["params"]}
     assert spared["weight_decay"] == 0.0 and decayed["weight_decay"] == 0.05
     assert id(ctx.mask_token) in ids and id(ctx.token_embed.weight) in ids

@@ -87,6 +87,19 @@ class Contextualizer(PreTrainedModel):
         self.norm = nn.LayerNorm(c.width)
         self.post_init()
 
+    def layer_groups(self, lr: float, layer_decay: float = 1.0) -> list[dict]:
+        """Optimiser groups for fine-tuning with layer-wise learning-rate decay (BEiT's): layer
+        i of n at lr * layer_decay ** (n - 1 - i); the rest (input projection, mask token,
+        norm), below the first layer, at lr * layer_decay ** n."""
+        layers = list(self.encoder.layers)
+        n = len(layers)
+        groups = [{"params": list(layer.parameters()), "lr": lr * layer_decay ** (n - 1 - i)}
+                  for i, layer in enumerate(layers)]
+        seen = {id(p) for g in groups for p in g["params"]}
+        groups.append({"params": [p for p in self.parameters() if id(p) not in seen],
+                       "lr": lr * layer_decay ** n})
+        return [g for g in groups if g["params"]]
+
     def _init_weights(self, module: nn.Module) -> None:
         if module is self:
             nn.init.normal_(self.mask_token, std=0.02)
@@ -133,6 +146,18 @@ class Contextualizer(PreTrainedModel):
 
 AutoConfig.register(ContextualizerConfig.model_type, ContextualizerConfig)
 AutoModel.register(ContextualizerConfig, Contextualizer)
+
+
+def decay_groups(model: nn.Module, weight_decay: float, which: str = "weights") -> list[dict]:
+    """AdamW's groups for pretraining (nanoGPT's `configure_optimizers`): decay on every
+    parameter (`all`), or on matrices of 2+ dimensions only (`weights`): biases, norms, the
+    mask token and embeddings are not shrunk to zero."""
+    if which == "all":
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    named = list(model.named_parameters())
+    flat = [p for n, p in named if p.ndim < 2 or "embed" in n]
+    rest = [p for n, p in named if not (p.ndim < 2 or "embed" in n)]
+    return [{"params": rest, "weight_decay": weight_decay}, {"params": flat, "weight_decay": 0.0}]
 
 
 def load_contextualizer(path: str) -> Contextualizer:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from hiermovie.contextualizer.masking import bert_corrupt, random_mask
-from hiermovie.contextualizer.model import Contextualizer
+from hiermovie.contextualizer.model import Contextualizer, decay_groups
 from hiermovie.contextualizer.objectives import (
     Loss,
     Target,
@@ -43,7 +43,13 @@ class MaskSpec:
     visible_weight: float = 0.0
 
 
-class MaskPredictor(nn.Module):
+class _Pretrained(nn.Module):
+    def param_groups(self, weight_decay: float, which: str = "weights") -> list[dict]:
+        """AdamW's groups: `contextualizer.decay_groups` over the whole model."""
+        return decay_groups(self, weight_decay, which)
+
+
+class MaskPredictor(_Pretrained):
     """The contextualizer plus the small head that predicts masked segments' targets: their
     features (`feature`, `centered`), or for `ema` an EMA teacher's outputs (data2vec), the
     teacher part of the state dict so checkpoints resume it exactly."""
@@ -102,7 +108,7 @@ class MaskPredictor(nn.Module):
         return mask_loss(pred[where], tgt[where], s.loss, s.temperature)
 
 
-class LabelPredictor(nn.Module):
+class LabelPredictor(_Pretrained):
     """The contextualizer plus linear verb and relation heads (VidSitu's five events)."""
 
     def __init__(self, ctx: Contextualizer, verbs: int, relations: int) -> None:

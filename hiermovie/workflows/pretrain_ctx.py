@@ -37,17 +37,6 @@ from hiermovie.workflows.training import (
 )
 
 
-def param_groups(model: torch.nn.Module, decay: float, which: str) -> list[dict]:
-    """AdamW's groups: decay on every parameter (`all`), or on matrices of 2+ dimensions only
-    (`weights`): biases, norms, the mask token and embeddings are not shrunk to zero."""
-    if which == "all":
-        return [{"params": list(model.parameters()), "weight_decay": decay}]
-    named = list(model.named_parameters())
-    flat = [p for n, p in named if p.ndim < 2 or "embed" in n]
-    rest = [p for n, p in named if not (p.ndim < 2 or "embed" in n)]
-    return [{"params": rest, "weight_decay": decay}, {"params": flat, "weight_decay": 0.0}]
-
-
 @dataclass
 class PretrainCtxConfig(TrainingConfig):
     store: list[str] = opt([], "feature store(s) written by `extract` (comma-separated: e.g. "
@@ -137,7 +126,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
                                 **asdict(cfg.model))
     model = (LabelPredictor(Contextualizer(mcfg), *data.classes) if data.classes
              else MaskPredictor(Contextualizer(mcfg), mcfg.in_dim, cfg.mask_spec())).to(device)
-    opt_ = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay), lr=cfg.lr)
+    opt_ = torch.optim.AdamW(model.param_groups(cfg.weight_decay, cfg.decay), lr=cfg.lr)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
     baselines = dict(state.get("baselines", {})) or baselines_of(model, data, cfg, device)

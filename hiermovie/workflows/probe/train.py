@@ -128,17 +128,9 @@ class Finetuned(nn.Module):
 
 def _groups(model: Finetuned, lr: float, cfg: VidSituProbeConfig) -> list[dict]:
     """Heads at `lr`; the contextualizer at lr * ctx_lr_scale, decayed layer by layer."""
-    f, ctx = cfg.finetune, model.ctx
-    base = lr * f.ctx_lr_scale
-    n = len(ctx.encoder.layers)
-    groups = [{"params": list(model.heads.parameters()), "lr": lr}]
-    for i, layer in enumerate(ctx.encoder.layers):
-        groups.append({"params": list(layer.parameters()),
-                       "lr": base * f.layer_decay ** (n - 1 - i)})
-    seen = {id(p) for g in groups for p in g["params"]}
-    rest = [p for p in ctx.parameters() if id(p) not in seen]  # input projection, mask, norm
-    groups.append({"params": rest, "lr": base * f.layer_decay ** n})
-    return [g for g in groups if g["params"]]
+    f = cfg.finetune
+    return [{"params": list(model.heads.parameters()), "lr": lr},
+            *model.ctx.layer_groups(lr * f.ctx_lr_scale, f.layer_decay)]
 
 
 def fit_finetuned(cx: Context, row: Row, y: Split, subset: torch.Tensor, sel: Split,
