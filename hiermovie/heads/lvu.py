@@ -41,13 +41,22 @@ def window_batch(videos: list[torch.Tensor], length: int
 class WindowHead(nn.Module):
     """Mean of a window's (event) features, then an MLP or a linear layer."""
 
-    def __init__(self, dim: int, outputs: int, kind: str = "mlp", seed: int = 0) -> None:
+    def __init__(self, dim: int, outputs: int, kind: str = "mlp", seed: int = 0,
+                 classes: int | None = None) -> None:
         super().__init__()
         self.net = StackedMLP([seed], dim, max(1, dim // 2), outputs, kind)
+        self.classes = classes  # None: a regression task (LVU's view count, like ratio)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return self.net(pooled[None])[0]
+
+    def loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy for a classification task, mean squared error for a regression."""
+        out = self(x, mask)
+        if self.classes:
+            return nn.functional.cross_entropy(out, target.long())
+        return nn.functional.mse_loss(out[:, 0], target.float())
 
 
 @torch.no_grad()

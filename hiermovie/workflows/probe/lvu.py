@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from hiermovie.config import ConfigError
 from hiermovie.contextualizer import read_out
@@ -57,12 +56,10 @@ def fit_task(cfg: LvuProbeConfig, fit_seqs: list, y: torch.Tensor, sel_seqs: lis
     targets = y[own]
     best = (-float("inf"), None)
     for lr in cfg.lrs:
-        head = lh.WindowHead(x.shape[-1], classes or 1, cfg.head, seed)
+        head = lh.WindowHead(x.shape[-1], classes or 1, cfg.head, seed, classes)
 
         def loss(idx: torch.Tensor, head: lh.WindowHead = head) -> torch.Tensor:
-            out = head(x[idx[0]], m[idx[0]])
-            return (nn.functional.cross_entropy(out, targets[idx[0]].long()) if classes
-                    else nn.functional.mse_loss(out[:, 0], targets[idx[0]].float()))
+            return head.loss(x[idx[0]], m[idx[0]], targets[idx[0]])
 
         def on_epoch(epoch: int, _: float, head: lh.WindowHead = head, lr: float = lr) -> None:
             nonlocal best
