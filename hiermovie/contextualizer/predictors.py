@@ -76,28 +76,37 @@ class MaskPredictor(_Pretrained):
         for t, s in zip(self.teacher.parameters(), self.ctx.parameters(), strict=True):
             t.lerp_(s, 1 - momentum)
 
-    def forward(self, batch: Batch, generator: torch.Generator | None = None, *,
-                train: bool = True, mean_target: torch.Tensor | None = None
+    def forward(self, batch: Batch, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, int]:
-        """The loss at the masked segments and how many it averages. `train` adds the visible
-        segments' loss (`visible_weight`; validation scores masked segments only);
-        `mean_target` scores predicting that constant instead (a baseline)."""
+        """The loss at the masked segments and how many it averages; in training mode plus
+        the visible segments' loss (`visible_weight`; validation scores masked segments
+        only)."""
         s = self.spec
         feats, valid, start = batch["features"], batch["mask"], batch["start_s"]
-        masked = random_mask(valid, ratio=s.ratio, count=s.count, span=s.span,
-                             generator=generator)
-        tgt = self.targets(feats, valid, start)
-        n = int(masked.sum())
-        if mean_target is not None:
-            return self._score(mean_target.expand_as(tgt), tgt, valid, masked), n
+        masked, tgt = self._masked(batch, generator)
         token = masked
         if s.mode == "bert":
             feats, token = bert_corrupt(feats, valid, masked, generator=generator)
         pred = self.head(self.ctx(feats, valid, token, start))
         loss = self._score(pred, tgt, valid, masked)
-        if train and s.visible_weight > 0:
+        if self.training and s.visible_weight > 0:
             loss = loss + s.visible_weight * self._score(pred, tgt, valid, valid & ~masked)
-        return loss, n
+        return loss, int(masked.sum())
+
+    def baseline(self, batch: Batch, generator: torch.Generator | None,
+                 mean_target: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The loss of predicting the constant `mean_target` at the segments `forward` would
+        mask with the same generator: what a model that learned nothing scores."""
+        masked, tgt = self._masked(batch, generator)
+        return self._score(mean_target.expand_as(tgt), tgt, batch["mask"], masked), int(
+            masked.sum())
+
+    def _masked(self, batch: Batch, generator: torch.Generator | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        s, valid = self.spec, batch["mask"]
+        masked = random_mask(valid, ratio=s.ratio, count=s.count, span=s.span,
+                             generator=generator)
+        return masked, self.targets(batch["features"], valid, batch["start_s"])
 
     def _score(self, pred: torch.Tensor, tgt: torch.Tensor, valid: torch.Tensor,
                where: torch.Tensor) -> torch.Tensor:
@@ -124,8 +133,7 @@ class LabelPredictor(_Pretrained):
         centre = h[:, CENTRE_EVENT:CENTRE_EVENT + 1].expand_as(pairs)
         return self.verb(h), self.rel(torch.cat([pairs, centre], -1))
 
-    def forward(self, batch: Batch, generator: torch.Generator | None = None, *,
-                train: bool = True, mean_target: torch.Tensor | None = None
+    def forward(self, batch: Batch, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, int]:
         """Verb plus relation cross-entropy, and the clips it averages over."""
         vlog, rlog = self.logits(batch["features"], batch["mask"], batch["start_s"])
