@@ -10,8 +10,8 @@ import torch
 from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, random_mask, targets
 from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.workflows.checkpoints import load_checkpoint
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
-from hiermovie.workflows.training import load_checkpoint
 from tests.reliability import record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -152,7 +152,7 @@ def test_corrupted_checkpoint_is_refused(store, tmp_path):
 
 
 def test_checkpoint_is_one_file_and_a_torn_one_is_refused(tmp_path):
-    from hiermovie.workflows.training import load_checkpoint, save_checkpoint
+    from hiermovie.workflows.checkpoints import load_checkpoint, save_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     for step in (1, 2):  # overwrite as training does
@@ -393,8 +393,8 @@ def test_resume_refuses_a_pickled_or_misfitting_checkpoint_in_one_line(store, tm
     import hashlib
     import pickle
 
+    from hiermovie.workflows.checkpoints import TRAILER
     from hiermovie.workflows.cli import main
-    from hiermovie.workflows.training import TRAILER
 
     class Boom:
         def __reduce__(self):
@@ -441,7 +441,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(sto
     first checkpoint intact, and --resume then ends where an uninterrupted run does."""
     import errno
 
-    from hiermovie.workflows import training
+    from hiermovie.workflows import checkpoints
     from hiermovie.workflows.cli import main
 
     args = ["pretrain-ctx", "--store", store, "--steps", "6", "--ckpt_every", "2",
@@ -457,14 +457,14 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(sto
             raise OSError(errno.ENOSPC, "No space left on device", "checkpoint.tmp")
         return real_fsync(fd)
 
-    monkeypatch.setattr(training.os, "fsync", fsync)
+    monkeypatch.setattr(checkpoints.os, "fsync", fsync)
     capsys.readouterr()
     out = tmp_path / "disk"
     assert main([*args, "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "No space left on device" in err and "rerun" in err and len(err.splitlines()) == 1
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
-    monkeypatch.setattr(training.os, "fsync", real_fsync)
+    monkeypatch.setattr(checkpoints.os, "fsync", real_fsync)
     assert main([*args, "--out", str(out), "--resume", "true"]) == 0
     assert _losses(out) == _losses(tmp_path / "full")
     record('Faults',

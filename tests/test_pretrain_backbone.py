@@ -13,8 +13,8 @@ from hiermovie.datasets.video_io import write_video
 from hiermovie.pipeline.backbones import BackboneConfig, load_backbone
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset, clip_augment
 from hiermovie.pipeline.ssl import byol_loss, info_nce
+from hiermovie.workflows.checkpoints import load_checkpoint
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
-from hiermovie.workflows.training import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 30

@@ -1,18 +1,14 @@
-"""What the two training jobs share: the run around the loop body (`Run`), learning-rate
-schedule, checkpoints, DDP setup, curves."""
+"""What the two training jobs share: the run around the loop body (`Run`: resume, log,
+checkpoint, DDP), the learning-rate and momentum schedules, the optimiser step, curves.
+Checkpoints are `checkpoints`, DDP's setup `distributed`."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-import os
-import pickle
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,13 @@ import torch
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.progress import progress
+from hiermovie.workflows.checkpoints import load_checkpoint, open_metrics, save_checkpoint
+from hiermovie.workflows.distributed import (
+    check_ranks_agree,
+    finish_distributed,
+    init_distributed,
+    pick_device,
+)
 
 
 @dataclass
@@ -183,100 +186,6 @@ def ema_momentum(step: int, total: int, start: float) -> float:
     """A momentum target's momentum at `step`: `start` rising to 1 on a cosine (BYOL; the
     rho-BYOL backbone's target and the data2vec contextualizer teacher)."""
     return 1 - (1 - start) * (math.cos(math.pi * step / max(1, total)) + 1) / 2
-
-
-TRAILER = b"\nhiermovie-sha256:"
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """One atomic write of the state followed by its sha256 (a trailer in the same file), so
-    a torn or corrupted file is detected on load. (A separate checksum file would need a
-    second write, and a kill between the two left a good checkpoint that looked corrupt.)"""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    body = buf.getvalue()
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(body + TRAILER + hashlib.sha256(body).hexdigest().encode())
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    data = path.read_bytes()
-    body, sep, digest = data.rpartition(TRAILER)
-    if not sep or hashlib.sha256(body).hexdigest().encode() != digest.strip():
-        raise ConfigError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
-    try:
-        return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # what the file tried to run is not run
-        what = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln),
-                    "")
-        raise ConfigError(f"{path}: refused to load: the checkpoint holds pickled objects "
-                          f"other than tensors{f' ({what[:160]})' if what else ''}") from None
-
-
-def open_metrics(out: Path, start: int) -> io.TextIOWrapper:
-    """metrics.jsonl for appending; on resume, rows after the checkpoint (written by the
-    interrupted run, and about to be redone) are dropped first, so each step appears once."""
-    path = out / "metrics.jsonl"
-    if start and path.exists():
-        keep = [line for line in path.read_text().splitlines()
-                if line.strip() and _step_of(line) is not None and _step_of(line) <= start]
-        path.write_text("".join(line + "\n" for line in keep))
-    return open(path, "a" if start else "w")
-
-
-def _step_of(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None  # a torn last line of a killed run
-
-
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun."""
-    if "WORLD_SIZE" in os.environ and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend, timeout=timedelta(minutes=10))
-    if torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-# Collectives whose tensors were made in Python, kept until the process exits. A gloo worker
-# thread may hold the last reference to such a work when the group is torn down; freeing its
-# Python tensors there needs the GIL, which the thread tearing down the group holds while it
-# joins that worker: a hang at exit after the job's last line (2 runs in 50 on a loaded CPU).
-_KEEP_WORK: list[Any] = []
-
-
-def check_ranks_agree(model: torch.nn.Module) -> None:
-    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
-    mine = torch.stack([flat.sum(), (flat * flat).sum(), flat[::7].sum()])
-    every = [torch.empty_like(mine) for _ in range(torch.distributed.get_world_size())]
-    work = torch.distributed.all_gather(every, mine, async_op=True)
-    work.wait()
-    _KEEP_WORK.append(work)
-    if not all(torch.allclose(e, every[0], rtol=1e-6, atol=1e-9) for e in every):
-        raise RuntimeError(f"DDP ranks hold different weights after training (fingerprints "
-                           f"{[e.tolist() for e in every]}): gradients were not all-reduced")
-
-
-def finish_distributed() -> None:
-    """Leave the process group together: rank 0 may still be saving when the others finish."""
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-
-
-def pick_device(name: str, world: int) -> torch.device:
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
-                          if name == "auto" else name)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
 
 
 def plot_curve(out: Path, ylabel: str, hlines: dict[str, float] | None = None) -> None:
