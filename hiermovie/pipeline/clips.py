@@ -15,7 +15,7 @@ import torch
 
 from hiermovie.config import opt
 from hiermovie.pipeline.containers import readable
-from hiermovie.pipeline.decode import (
+from hiermovie.pipeline.decord_io import (
     decode_size,
     decoder_errors,
     frame_times,
