@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
 
 Q = ["q1", "q2", "q3", "q4"]
@@ -66,21 +67,21 @@ def test_srl_lea_and_missing_hypotheses():
             "Ev2": {"Arg0": "red circle", "Arg1": "gem"}, "Ev3": {}, "Ev4": {}, "Ev5": {}}]
     # key entities {E1A0, E2A0}, {E1A1}, {E2A1}; system {E1A0, E1A1, E2A0}, {E2A1}:
     # recall (2*1 + 0 + 1) / 4, precision (3*1/3 + 1) / 4, F1 0.6
-    assert vm.lea_score(hyp, refs) == pytest.approx(0.6)
-    out = vm.srl_metrics(hyp, refs)
+    assert rm.lea_score(hyp, refs) == pytest.approx(0.6)
+    out = rm.srl_metrics(hyp, refs)
     assert out["slots"] == 4  # AMnr is never scored
     perfect = [{"Ev1": {"Arg0": "red circle", "Arg1": "blue box"},
                 "Ev2": {"Arg0": "red circle", "Arg1": "green gem"}}]
-    assert vm.lea_score(perfect, refs) == pytest.approx(1.0)
-    missing = vm.srl_metrics([{"Ev1": {"Arg0": "red circle"}}], refs)  # others score as ""
+    assert rm.lea_score(perfect, refs) == pytest.approx(1.0)
+    missing = rm.srl_metrics([{"Ev1": {"Arg0": "red circle"}}], refs)  # others score as ""
     assert missing["rouge"] == pytest.approx(0.25)
-    assert vm.srl_metrics(perfect, refs)["rouge"] == pytest.approx(1.0)
-    assert vm.lea_score([{}], refs) == 0  # a clip without Ev1 is skipped, as in the evaluator
+    assert rm.srl_metrics(perfect, refs)["rouge"] == pytest.approx(1.0)
+    assert rm.lea_score([{}], refs) == 0  # a clip without Ev1 is skipped, as in the evaluator
 
 
 def test_one_item_group_scores_zero():
     def cider(refs, hyps):
-        return vm._caption_scores(refs, hyps)[0]["cider"]
+        return rm._caption_scores(refs, hyps)[0]["cider"]
 
     assert cider({0: ["red circle", "red circle"]}, {0: ["red circle"]}) == 0
     assert cider({0: ["red circle"] * 3, 1: ["blue box"] * 3},
@@ -93,7 +94,7 @@ def test_srl_references_follow_seed_five():
         records = {"a": [{"id": i} for i in range(4)], "b": [{"id": i} for i in range(5)]}
     np.random.seed(5)
     pa, pb = np.random.permutation(4), np.random.permutation(5)
-    refs = vm.srl_references(Fake())
+    refs = rm.srl_references(Fake())
     assert [r["id"] for r in refs[0]] == [int(pa[j]) for j in range(4) if j != 3][:3]
     assert [r["id"] for r in refs[1]] == [int(pb[j]) for j in range(5) if j != 3][:3]
 
@@ -136,7 +137,7 @@ def _one_role_clips(phrases):
 
 def test_bleu_and_per_role_scores_by_hand():
     refs = _one_role_clips(("red circle", "blue box"))
-    out = vm.srl_metrics([{"Ev1": {"Arg0": "red ball", "Arg1": "blue box"}}], refs)
+    out = rm.srl_metrics([{"Ev1": {"Arg0": "red ball", "Arg1": "blue box"}}], refs)
     # BLEU-1 over both slots: 3 of 4 hypothesis words match, lengths equal (no brevity penalty)
     assert out["bleu_1"] == pytest.approx(3 / 4, abs=1e-6)
     # ROUGE-L with beta 1.2: Arg0 LCS 1 of 2 words each way -> F = 0.5; Arg1 exact -> 1

@@ -3,7 +3,7 @@
 Prediction files are lists of entries keyed by `ann_idx` (the position in the split file): for
 verbs `pred_vbs_ev` (5 events x top-5 verb ids), for relations `pred_evrels_ev` (4 pairs x 3),
 for roles `vb_output` ({"Ev1": {"Arg0": "...", ...}, ...}). A repeated `ann_idx` keeps its first
-entry; a missing one is an error.
+entry; a missing one is an error. The roles' metrics are `role_metrics`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets.vidsitu import EVENTS, SCORED_ROLES, VidSitu, short_role
+from hiermovie.datasets.vidsitu import EVENTS, VidSitu
+from hiermovie.heads.role_metrics import average, srl_metrics, srl_references
 
 # what each task's entries hold (the official evaluator's shapes): field, events, per event
 SHAPES = {"verb": ("pred_vbs_ev", 5, "a list of ranked verb ids"),
@@ -91,19 +92,15 @@ def verb_metrics(preds: list[list[list[str]]], gts: list[list[list[str]]]) -> di
                     by_verb.setdefault(verb, []).append(int(verb in set(hyp)))
         for k in range(1, 6):
             per_vid[k].append(int(all(hits[k])))
-    out = {f"Per_Ev_Top_{k}": _avg(v) for k, v in per_ev.items()}
-    out |= {f"Per_Vid_Top_{k}": _avg(v) for k, v in per_vid.items()}
+    out = {f"Per_Ev_Top_{k}": average(v) for k, v in per_ev.items()}
+    out |= {f"Per_Vid_Top_{k}": average(v) for k, v in per_vid.items()}
     out["acc"] = out["Per_Ev_Top_5"]  # the official evaluator's `acc` is Acc@5, not Acc@1
-    recalls = [(_avg(v), len(v)) for v in by_verb.values()]
+    recalls = [(average(v), len(v)) for v in by_verb.values()]
     for th in range(10):
         kept = [r for r, n in recalls if n > th]
-        out[f"recall_macro_1_th_{th}"] = _avg(kept)
+        out[f"recall_macro_1_th_{th}"] = average(kept)
         out[f"num_vbs_thresh_{th}"] = len(kept)
     return out
-
-
-def _avg(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
 
 
 def score_verbs(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, float]:
@@ -138,8 +135,8 @@ def relation_metrics(preds: list[list[list[str]]], gts: list[list[list[str]]]
                     correct.append(h == g)
                     per_label.setdefault(g, []).append(h == g)
     macro = {k: sum(v) / len(v) for k, v in per_label.items()}
-    return {"Top_1": _avg(correct), "Len": len(correct), "Macro_Top_1": _avg(list(macro.values())),
-            "Macro_Top_Dct": macro}
+    return {"Top_1": average(correct), "Len": len(correct),
+            "Macro_Top_1": average(list(macro.values())), "Macro_Top_Dct": macro}
 
 
 def score_relations(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, Any]:
@@ -148,126 +145,7 @@ def score_relations(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, Any]:
                             [ds.relations(c, records=3) for c in ds.clips])
 
 
-# --- semantic roles -------------------------------------------------------------------------
-
-def srl_references(ds: VidSitu, ix_gt: int = 3, n_refs: int = 3) -> list[list[dict]]:
-    """Per ann_idx: the reference records, as the evaluator picks them (seed 5 permutation of
-    the clip's records in file order, drop position `ix_gt`, keep the first `n_refs`)."""
-    rng = np.random.RandomState(5)  # the evaluator's np.random.seed(5), without the global
-    shuffled = [[ds.records[c][r] for r in rng.permutation(len(ds.records[c]))]
-                for c in ds.clips]
-    return [[r for j, r in enumerate(recs) if j != ix_gt][:n_refs] for recs in shuffled]
-
-
-def _caption_scores(refs: dict[int, list[str]], hyps: dict[int, list[str]]
-                    ) -> tuple[dict[str, float], list[float]]:
-    """pycocoevalcap's corpus CIDEr-D, BLEU-1..4 and ROUGE-L of slots (strings as given: the
-    official code builds a PTB tokenizer and never applies it), and each slot's CIDEr-D."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
-
-    if not refs:
-        return {k: 0.0 for k in CAPTION_KEYS}, []
-    cider, per_slot = Cider().compute_score(refs, hyps)
-    bleu = Bleu(4).compute_score(refs, hyps, verbose=0)[0]
-    out = {"cider": float(cider), **{f"bleu_{k + 1}": float(b) for k, b in enumerate(bleu)},
-           "rouge": float(Rouge().compute_score(refs, hyps)[0])}
-    return out, [float(x) for x in per_slot]
-
-
-CAPTION_KEYS = ("cider", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge")
-
-
-def _by_group(refs: dict, hyps: dict, groups: dict[int, str]) -> dict[str, dict[str, float]]:
-    """The caption scores computed inside each group of slots (IDF recomputed per group)."""
-    members: dict[str, list[int]] = {}
-    for i, g in groups.items():
-        members.setdefault(g, []).append(i)
-    return {g: _caption_scores({i: refs[i] for i in ids}, {i: hyps[i] for i in ids})[0]
-            for g, ids in members.items()}
-
-
-def _macro(per_group: dict[str, dict[str, float]]) -> dict[str, float]:
-    return {k: _avg([g[k] for g in per_group.values()]) for k in CAPTION_KEYS}
-
-
-def _clusters(strings: dict[str, str]) -> list[list[str]]:
-    """mention -> phrase, grouped by identical phrase (first-seen order)."""
-    groups: dict[str, list[str]] = {}
-    for mention, phrase in strings.items():
-        groups.setdefault(phrase, []).append(mention)
-    return list(groups.values())
-
-
-def coref_scores(hyps: list[dict], refs: list[list[dict]], slot_cider: dict[str, float]
-                 ) -> dict[str, float]:
-    """Mean over reference index r of the coreference F1s (heads/coref.py) aggregated over all
-    clips: key clusters group the slots with the same phrase in reference r, system clusters
-    the slots of reference r's roles with the same predicted phrase. `slot_cider` maps
-    "{clip}_{Ev}_{Arg}" to its CIDEr-D (LEA-soft's weights)."""
-    from hiermovie.heads.coref import Scores
-
-    per_ref = []
-    for r in range(len(refs[0])):
-        scores = Scores()
-        for c, (hyp, clip_refs) in enumerate(zip(hyps, refs, strict=True)):
-            if "Ev1" not in hyp:  # as the official code: a clip without Ev1 is skipped
-                continue
-            key_m, sys_m = {}, {}
-            for ev in EVENTS:
-                for long_name, phrase in clip_refs[r][ev]["Args"].items():
-                    role = short_role(long_name)
-                    if role not in SCORED_ROLES:
-                        continue
-                    key_m[f"{ev}_{role}"] = phrase
-                    if role in hyp.get(ev, {}):
-                        sys_m[f"{ev}_{role}"] = hyp[ev][role]
-            sys = _clusters(sys_m)
-            scores.update(_clusters(key_m), sys,
-                          [[slot_cider.get(f"{c}_{m}", 0.0) for m in cl] for cl in sys])
-        per_ref.append(scores.f1())
-    return {k: _avg([f[k] for f in per_ref]) for k in per_ref[0]}
-
-
-def lea_score(hyps: list[dict], refs: list[list[dict]]) -> float:
-    """The leaderboard's LEA: mean over reference index of the LEA F1 over all clips."""
-    return coref_scores(hyps, refs, {})["lea"]
-
-
-def srl_metrics(hyps: list[dict], refs: list[list[dict]]) -> dict[str, float]:
-    """hyps[i] = {"Ev1": {"Arg0": phrase, ...}, ...}; refs[i] = that clip's reference records.
-
-    One slot per (clip, event, scored role of reference 0). Every key the official evaluator
-    writes: CIDEr-D, BLEU-1..4 and ROUGE-L over all slots; `MacroVb_*` / `MacroArg_*`, the
-    mean of those run inside each verb / role group (CIDEr-verb, CIDEr-arg); `{role}_*` per
-    role; the coreference F1s (mentions, muc, bcub, ceafe, lea, lea_soft); and `slots`.
-    """
-    r_str: dict[int, list[str]] = {}
-    h_str: dict[int, list[str]] = {}
-    verb_of: dict[int, str] = {}
-    role_of: dict[int, str] = {}
-    name_of: dict[int, str] = {}
-    for c, (hyp, clip_refs) in enumerate(zip(hyps, refs, strict=True)):
-        for ev in EVENTS:
-            first = clip_refs[0][ev]
-            for long_name in first["Args"]:
-                role = short_role(long_name)
-                if role not in SCORED_ROLES:
-                    continue
-                i = len(r_str)
-                r_str[i] = [ref[ev]["Args"][long_name] for ref in clip_refs]
-                h_str[i] = [hyp.get(ev, {}).get(role, "")]
-                verb_of[i], role_of[i], name_of[i] = first["VerbID"], role, f"{c}_{ev}_{role}"
-    overall, per_slot = _caption_scores(r_str, h_str)
-    by_role = _by_group(r_str, h_str, role_of)
-    out = {**overall,
-           **{f"MacroVb_{k}": v for k, v in _macro(_by_group(r_str, h_str, verb_of)).items()},
-           **{f"MacroArg_{k}": v for k, v in _macro(by_role).items()},
-           **{f"{role}_{k}": v for role, scores in by_role.items() for k, v in scores.items()}}
-    slot_cider = {name_of[i]: x for i, x in enumerate(per_slot)}
-    return {**out, **coref_scores(hyps, refs, slot_cider), "slots": float(len(r_str))}
-
+# --- semantic roles (their metrics: role_metrics) ----------------------------------------
 
 def score_roles(preds: list[dict[str, Any]], ds: VidSitu) -> dict[str, float]:
     hyp = by_ann_idx(preds, len(ds))

@@ -23,6 +23,7 @@ from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
 from hiermovie.hardware import resolve_precision
+from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
@@ -121,7 +122,7 @@ def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, t
     out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
     hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(refs))]
     preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(ann, hyps, strict=True)]
-    return {f"roles/{k}": v for k, v in vm.srl_metrics(hyps, refs).items()}, preds
+    return {f"roles/{k}": v for k, v in rm.srl_metrics(hyps, refs).items()}, preds
 
 
 @dataclass
@@ -172,7 +173,7 @@ def load_data(cfg: VidSituProbeConfig) -> ProbeData:
     sel.verbs, sel.relations = labels(train, sel_clips, vocab)
     index = {c: i for i, c in enumerate(valid.clips)}
     ann = [index[c] for c in va]
-    refs = [vm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
+    refs = [rm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
     return ProbeData(train, valid, pool, sel_clips, va, ann, refs, y, sel, val, vocab,
                      event_groups(root), coverage, counts, store.provenance)
 
