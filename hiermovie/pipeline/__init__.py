@@ -15,6 +15,7 @@ _WHERE = {"PlanConfig": "plans", "plan_segments": "plans", "decode_video": "deco
           "DecodeSpec": "decode", "BackboneConfig": "backbone_config",
           "check_backbone": "backbone_config", "load_backbone": "backbones",
           "encode": "backbones", "ModelWorker": "workers", "BackboneInfo": "workers",
+          "encode_video": "workers",
           "ClipConfig": "clips", "MultiClipDataset": "clips", "ClipLearner": "ssl"}
 __getattr__ = lazy_exports(__name__, _WHERE)
 __all__ = sorted(_WHERE)

@@ -10,6 +10,7 @@ import torch
 from hiermovie.config import ConfigError
 from hiermovie.hardware import return_freed_buffers
 from hiermovie.pipeline.backbones import (
+    Backbone,
     BackboneConfig,
     encode,
     fingerprint,
@@ -17,6 +18,8 @@ from hiermovie.pipeline.backbones import (
     load_backbone,
     precision_dtype,
 )
+from hiermovie.pipeline.decode import decode_video
+from hiermovie.pipeline.plans import PlanConfig
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,12 @@ class ModelWorker:
             std=tuple(self.model.std), fingerprint=self.fingerprint,
             origin=dict(self.model.origin),
             precision=str(precision_dtype(self.cfg.precision, self.device)).replace("torch.", ""))
+
+
+@torch.no_grad()
+def encode_video(model: Backbone, path: str, plan: PlanConfig, cfg: BackboneConfig,
+                 device: torch.device | str = "cpu") -> np.ndarray:
+    """One video's segment features [S, K, D] as extract computes them (decoded at the model's
+    input size by `plan`, then `encode`d): for a backbone being trained, outside a job."""
+    size = (model.input_size, model.input_size)
+    return encode(model, decode_video(path, plan, size).frames, cfg, device)

@@ -34,11 +34,11 @@ from hiermovie.pipeline.backbones import (
     BackboneConfig,
     load_backbone,
 )
-from hiermovie.pipeline.backbones.inference import encode, normalise
+from hiermovie.pipeline.backbones.inference import normalise
 from hiermovie.pipeline.clips import ClipConfig, MultiClipDataset
-from hiermovie.pipeline.decode import decode_video
 from hiermovie.pipeline.plans import PlanConfig
 from hiermovie.pipeline.ssl import ClipLearner, Objective
+from hiermovie.pipeline.workers import encode_video
 from hiermovie.workflows.training import (
     Run,
     TrainingConfig,
@@ -222,9 +222,8 @@ def labelled_features(backbone: Backbone, name: str, labelled: str, clips: int,
     was_training = backbone.training
     backbone.eval()
     run_as = BackboneConfig(name=name, input_size=backbone.input_size)
-    size = (backbone.input_size, backbone.input_size)
-    feats = [encode(backbone, decode_video(str(ds.video_path(c)), VIDSITU_16X4, size).frames,
-                    run_as, device).mean(1) for c in chosen]
+    feats = [encode_video(backbone, str(ds.video_path(c)), VIDSITU_16X4, run_as, device).mean(1)
+             for c in chosen]
     backbone.train(was_training)
     return np.stack(feats), ds, chosen
 
