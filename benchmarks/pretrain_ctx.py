@@ -15,9 +15,9 @@ import torch
 from store_read import build  # the same random store as the read benchmark
 
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, MaskPredictor
-from hiermovie.feature_store import FeatureStore, SequenceDataset
-from hiermovie.workflows.ctx_data import Batches
+from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
 from hiermovie.workflows.ctx_eval import loss_on
+from hiermovie.workflows.training import StepBatches
 
 VIDSITU_TRAIN_CLIPS = 23626
 
@@ -34,7 +34,10 @@ def main() -> None:
         url = f"{d}/s.zarr"
         build(url, a.videos, 5, a.dim, 256)
         ds = SequenceDataset(FeatureStore(url))
-        batches = Batches(ds, a.batch, seed=0)
+        sampler = StepBatches(a.batch, n=len(ds), seed=0)
+
+        def batches(step: int) -> dict:
+            return pad_collate([ds[k] for k in sampler[step]])
         model = MaskPredictor(Contextualizer(ContextualizerConfig(in_dim=a.dim)), a.dim).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         g = torch.Generator(device=device).manual_seed(0)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from hiermovie.config import ConfigError
@@ -55,27 +54,6 @@ def select_videos(cfg: Any, have: list[str]) -> tuple[list[str], dict]:
     if not chosen:
         raise ConfigError(f"{','.join(cfg.store)}: no videos left to train on ({note})")
     return chosen, note
-
-
-class Batches:
-    """Seeded epoch permutations of a dataset, addressable by global step (exact resume)."""
-
-    def __init__(self, ds: Dataset, batch_size: int, seed: int, rank: int = 0,
-                 world: int = 1, collate: Callable = pad_collate) -> None:
-        self.ds, self.bs, self.seed, self.rank, self.world = ds, batch_size, seed, rank, world
-        self.collate = collate
-        self.per_epoch = max(1, len(ds) // (batch_size * world))
-        self._epoch, self._mine = -1, []
-
-    def __call__(self, step: int) -> dict[str, Any]:
-        epoch, i = divmod(step, self.per_epoch)
-        if epoch != self._epoch:  # this rank's share of the epoch's permutation, once
-            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-            order = torch.randperm(len(self.ds), generator=g).tolist()
-            self._epoch, self._mine = epoch, order[self.rank::self.world]
-        mine = self._mine
-        idx = [mine[(i * self.bs + j) % len(mine)] for j in range(self.bs)]
-        return self.collate([self.ds[k] for k in idx])
 
 
 def sequences(cfg: Any, stores: list[FeatureStore], ids: list[str]

@@ -41,6 +41,7 @@ from hiermovie.pipeline.ssl import ClipLearner, Objective
 from hiermovie.pipeline.workers import encode_video
 from hiermovie.workflows.training import (
     Run,
+    StepBatches,
     TrainingConfig,
     cosine_lr,
     ema_momentum,
@@ -104,22 +105,6 @@ class PretrainBackboneConfig(TrainingConfig):
             raise ValueError("labelled_clips: must be >= 2")
 
 
-class StepBatches(torch.utils.data.Sampler):
-    """The sample numbers of each step from `start` on: step s, rank r -> one contiguous run."""
-
-    def __init__(self, start: int, steps: int, batch_size: int, rank: int, world: int) -> None:
-        self.start, self.steps, self.bs = start, steps, batch_size
-        self.rank, self.world = rank, world
-
-    def __iter__(self):
-        for s in range(self.start, self.steps):
-            first = (s * self.world + self.rank) * self.bs
-            yield list(range(first, first + self.bs))
-
-    def __len__(self) -> int:
-        return self.steps - self.start
-
-
 def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     """Train `cfg.backbone` on the videos of `cfg.input`; writes `out/backbone.safetensors`."""
     if not cfg.input:
@@ -153,7 +138,8 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed, labels=labels,
                             flow=model.uses_flow)
     loader = torch.utils.data.DataLoader(
-        data, batch_sampler=StepBatches(run.start, cfg.steps, cfg.batch_size, run.rank, world),
+        data, batch_sampler=StepBatches(cfg.batch_size, run.rank, world, start=run.start,
+                                  steps=cfg.steps),
         num_workers=cfg.workers, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
 

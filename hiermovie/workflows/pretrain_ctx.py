@@ -24,10 +24,11 @@ from hiermovie.contextualizer import (
 from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
-from hiermovie.workflows.ctx_data import Batches, CtxData, load_data
+from hiermovie.workflows.ctx_data import CtxData, load_data
 from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
 from hiermovie.workflows.training import (
     Run,
+    StepBatches,
     TrainingConfig,
     cosine_lr,
     ema_momentum,
@@ -131,7 +132,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
     state = run.resume(model, opt_)
     baselines = dict(state.get("baselines", {})) or baselines_of(model, data, cfg, device)
     best = Best(run.out / "best.safetensors", state.get("best"), enabled=cfg.keep == "best")
-    batches = Batches(data.train, cfg.batch_size, cfg.seed, rank, world, data.collate)
+    sampler = StepBatches(cfg.batch_size, rank, world, n=len(data.train), seed=cfg.seed)
 
     last_val, t0, waited = float("nan"), time.time(), 0.0
     model.train()
@@ -139,7 +140,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         torch.manual_seed(cfg.seed * 1_000_003 + step * world + rank)  # dropout, per step
         g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + step * world + rank)
         tw = time.time()
-        batch = batches(step)
+        batch = data.collate([data.train[k] for k in sampler[step]])
         waited += time.time() - tw
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = loss_on(ddp_model, batch, device, g)[0]

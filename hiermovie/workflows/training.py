@@ -216,3 +216,39 @@ def plot_curve(out: Path, ylabel: str, hlines: dict[str, float] | None = None) -
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=120)
     plt.close(fig)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Each training step's sample indices, addressed by global step, so that a resumed run
+    draws exactly what an uninterrupted one would; rank `rank` of `world` takes its share.
+
+    With `n` items: a seeded permutation of them per epoch, each rank a strided share of it.
+    With `n` = 0: step s is the contiguous run of sample numbers (s * world + rank) *
+    batch_size ..., for a dataset that makes each sample from its number (pretrain-backbone's
+    clips). Iterated (a DataLoader's `batch_sampler`): the steps from `start` to `steps`."""
+
+    def __init__(self, batch_size: int, rank: int = 0, world: int = 1, *, n: int = 0,
+                 seed: int = 0, start: int = 0, steps: int = 0) -> None:
+        self.bs, self.rank, self.world, self.n, self.seed = batch_size, rank, world, n, seed
+        self.start, self.steps = start, steps
+        self.per_epoch = max(1, n // (batch_size * world))
+        self._epoch, self._mine = -1, []
+
+    def __getitem__(self, step: int) -> list[int]:
+        if not self.n:
+            first = (step * self.world + self.rank) * self.bs
+            return list(range(first, first + self.bs))
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:  # this rank's share of the epoch's permutation, once
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+            self._epoch, self._mine = epoch, order[self.rank::self.world]
+        mine = self._mine
+        return [mine[(i * self.bs + j) % len(mine)] for j in range(self.bs)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.steps):
+            yield self[step]
+
+    def __len__(self) -> int:
+        return self.steps - self.start
