@@ -274,7 +274,7 @@ def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     # the written contextualizer is that step's model: its validation loss is the best one
     st = FeatureStore(store)
     _, val_ids = split_videos(list(st.videos()), cfg.val_fraction)
-    val_ds, collate, _ = sequences(cfg, [st], val_ids)
+    val_ds, collate, _ = sequences([st], val_ids, cfg.window)
     model = MaskPredictor(Contextualizer.from_pretrained(tmp_path / "b" / "contextualizer"), 16,
                           cfg.mask_spec())
     model.head.load_state_dict(load_file(str(tmp_path / "b" / "contextualizer" /
