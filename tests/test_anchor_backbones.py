@@ -220,7 +220,8 @@ def test_slowfast_extracts_a_clip_and_exports_vidsitus_5_by_2304_files(tmp_path,
     store = str(tmp_path / "sf.zarr")
     assert main(["extract", "--input", str(tmp_path / "clips"), "--store", store,
                  "--backbone.name", "slowfast_r50", "--backbone.input_size", "64",
-                 "--plan.kind", "vidsitu", "--progress", "false", "--num_cpus", "2"]) == 0
+                 "--plan.kind", "vidsitu", "--progress", "false", "--num_cpus", "2",
+                 "--model_workers", "1", "--backbone.batch_size", "1"]) == 0
     out = capsys.readouterr().out
     assert "32 frames 2 apart" in out  # SlowFast 8x8's recipe, chosen and printed
     s = FeatureStore(store)
