@@ -254,7 +254,6 @@ def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
 
 
 def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
-    from safetensors.torch import load_file
 
     from hiermovie.contextualizer import MaskPredictor
     from hiermovie.feature_store import FeatureStore
@@ -275,10 +274,7 @@ def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     st = FeatureStore(store)
     _, val_ids = split_videos(list(st.videos()), cfg.val_fraction)
     val_ds, collate, _ = sequences([st], val_ids, cfg.window)
-    model = MaskPredictor(Contextualizer.from_pretrained(tmp_path / "b" / "contextualizer"), 16,
-                          cfg.mask_spec())
-    model.head.load_state_dict(load_file(str(tmp_path / "b" / "contextualizer" /
-                                             "prediction_head.safetensors")))
+    model = MaskPredictor.from_pretrained(tmp_path / "b" / "contextualizer", 16, cfg.mask_spec())
     assert abs(evaluate(model, val_ds, collate, cfg.batch_size, torch.device("cpu"))
                - vals[best]) < 1e-5
 
@@ -472,3 +468,26 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_the_resume_is_exact(sto
            1,
            'one line, exit 1; the first checkpoint intact; --resume ends where an '
            'uninterrupted run does')
+
+
+def test_both_predictors_save_and_load_as_a_folder(tmp_path):
+    from hiermovie.contextualizer import MaskPredictor
+    from hiermovie.contextualizer.predictors import LabelPredictor
+
+    cfg = ContextualizerConfig(in_dim=16, width=32, layers=1, heads=4, ffn=64)
+    batch = {"features": torch.randn(2, 5, 1, 16), "mask": torch.ones(2, 5, dtype=torch.bool),
+             "start_s": torch.arange(5.0).expand(2, 5), "verbs": torch.randint(0, 7, (2, 5)),
+             "relations": torch.randint(0, 3, (2, 4))}
+    for make, load in ((lambda c: MaskPredictor(c, 16), lambda p: MaskPredictor.from_pretrained(
+            p, 16)), (lambda c: LabelPredictor(c, 7, 3),
+                      lambda p: LabelPredictor.from_pretrained(p, 7, 3))):
+        torch.manual_seed(0)
+        model = make(Contextualizer(cfg)).eval()
+        path = tmp_path / type(model).__name__
+        model.save_pretrained(path)
+        back = load(path).eval()
+        assert set(model.HEADS.values()) <= {p.stem for p in path.glob("*.safetensors")}
+        for a, b in zip(model.state_dict().values(), back.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        assert torch.equal(model(batch, g1)[0], back(batch, g2)[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -44,15 +45,44 @@ class MaskSpec:
 
 
 class _Pretrained(nn.Module):
+    """What both pretraining models share: their optimiser groups, and saving as a folder
+    (the contextualizer as transformers saves it, each head beside it as safetensors)."""
+
+    ctx: Contextualizer
+    HEADS: dict[str, str] = {}  # attribute -> file name (without .safetensors)
+
     def param_groups(self, weight_decay: float, which: str = "weights") -> list[dict]:
         """AdamW's groups: `contextualizer.decay_groups` over the whole model."""
         return decay_groups(self, weight_decay, which)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        self.ctx.save_pretrained(path)
+        for attr, name in self.HEADS.items():
+            save_file(getattr(self, attr).state_dict(), str(Path(path) / f"{name}.safetensors"))
+
+    def _load_heads(self, path: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        for attr, name in self.HEADS.items():
+            getattr(self, attr).load_state_dict(load_file(str(Path(path) / f"{name}.safetensors")))
 
 
 class MaskPredictor(_Pretrained):
     """The contextualizer plus the small head that predicts masked segments' targets: their
     features (`feature`, `centered`), or for `ema` an EMA teacher's outputs (data2vec), the
     teacher part of the state dict so checkpoints resume it exactly."""
+
+    HEADS = {"head": "prediction_head"}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dim: int, spec: MaskSpec = MaskSpec()
+                        ) -> MaskPredictor:
+        """A model `save_pretrained` wrote (pretrain-ctx's `OUT/contextualizer`)."""
+        model = cls(Contextualizer.from_pretrained(path), dim, spec)
+        model._load_heads(path)
+        return model
 
     def __init__(self, ctx: Contextualizer, dim: int, spec: MaskSpec = MaskSpec()) -> None:
         super().__init__()
@@ -119,6 +149,15 @@ class MaskPredictor(_Pretrained):
 
 class LabelPredictor(_Pretrained):
     """The contextualizer plus linear verb and relation heads (VidSitu's five events)."""
+
+    HEADS = {"verb": "verb_head", "rel": "relation_head"}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, verbs: int, relations: int) -> LabelPredictor:
+        """A model `save_pretrained` wrote (`pretrain-ctx --objective supervised`)."""
+        model = cls(Contextualizer.from_pretrained(path), verbs, relations)
+        model._load_heads(path)
+        return model
 
     def __init__(self, ctx: Contextualizer, verbs: int, relations: int) -> None:
         super().__init__()

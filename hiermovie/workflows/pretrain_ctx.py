@@ -223,11 +223,7 @@ def mean_baseline(model: torch.nn.Module, data: CtxData, cfg: PretrainCtxConfig,
 def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
             baselines: dict[str, float], val: float, selection: dict, sizes: dict,
             collapse: dict, step_s: float, wait_s: float) -> None:
-    model.ctx.save_pretrained(out / "contextualizer")
-    heads = {"prediction_head": model.head} if hasattr(model, "head") else {
-        "verb_head": model.verb, "relation_head": model.rel}
-    for name, head in heads.items():
-        save_file(head.state_dict(), str(out / "contextualizer" / f"{name}.safetensors"))
+    model.save_pretrained(out / "contextualizer")
     summary = {
         "stores": cfg.store, "objective": cfg.objective, "selection": selection, **sizes,
         "steps": cfg.steps, "loss": cfg.loss if cfg.objective == "mask" else "cross-entropy",
