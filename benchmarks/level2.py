@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import ROWS as TITLES
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.steps import Steps
 from hiermovie.workflows.tables import cell, number
 
 SUPERVISED = ("Supervised level 1 (action labels), backbone features alone",)
@@ -90,17 +90,8 @@ def main() -> None:
     select = VidSituProbeConfig().select_fraction
     train = math.ceil(max(labels) / (1 - select)) + 1  # the probe holds out selection clips
     data, pool = work / "synth", work / "synth" / "pool"
-    seconds: dict[str, float] = {}
-
-    def step(name: str, done: Path, fn, *args) -> None:
-        if done.exists():
-            print(f"== {name}: cached ({done})")
-            return
-        print(f"\n== {name}")
-        t = time.time()
-        if fn(*args):
-            raise SystemExit(f"{name} failed")
-        seconds[name] = round(time.time() - t, 1)
+    step = Steps()
+    seconds = step.seconds
 
     world = replace(w.STORY, **json.loads(a.world))
     # a render's marker is written when it ends (its annotations come first: an interrupted

@@ -13,7 +13,6 @@ Prints verb Acc@1 mean +- std over the seeds for both, the gap in units of the l
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from hiermovie.workflows.presets import BACKBONE_RECIPE
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
 from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.steps import Steps
 from hiermovie.workflows.synth import SynthConfig, run_synth
 
 METRIC = "verb/Per_Ev_Top_1"
@@ -38,37 +38,30 @@ def main() -> None:
     a = ap.parse_args()
     work = Path(a.work)
     data = work / "synth"
-    timings: dict[str, float] = {}
+    step = Steps()
+    timings = step.seconds
 
-    def timed(name: str, fn, cfg, done: Path) -> None:
-        if done.exists():
-            return
-        t = time.time()
-        if fn(cfg):
-            raise SystemExit(f"{name} failed")
-        timings[name] = timings.get(name, 0.0) + time.time() - t
-
-    timed("synth", run_synth, SynthConfig(out=str(data)),
-          data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json")
+    step("synth", data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json",
+         run_synth, SynthConfig(out=str(data)))
     acc: dict[str, list[float]] = {"random": [], "trained": []}
     for seed in range(a.seeds):
         bb = work / f"{a.objective}_seed{seed}"
-        timed("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
-            **BACKBONE_RECIPE, "input": f"vidsitu:{data}", "out": str(bb),
-            "objective": a.objective, "steps": a.steps, "seed": seed, "resume": True,
-            "progress": False}), bb / "backbone.safetensors")
+        step("pretrain-backbone", bb / "backbone.safetensors", run_pretrain_backbone,
+             from_dict(PretrainBackboneConfig, {
+                 **BACKBONE_RECIPE, "input": f"vidsitu:{data}", "out": str(bb),
+                 "objective": a.objective, "steps": a.steps, "seed": seed, "resume": True,
+                 "progress": False}))
         for row, name in (("random", "tiny3d"), ("trained", f"trained/{bb}")):
             store = work / f"{row}_{a.objective}_seed{seed}.zarr"
-            timed("extract", run_extract, from_dict(ExtractConfig, {
+            step("extract", Path(f"{store}.report.json"), run_extract, from_dict(ExtractConfig, {
                 "input": f"vidsitu:{data}", "store": str(store), "progress": False,
                 "backbone": {"name": name, "seed": seed,
-                             "input_size": BACKBONE_RECIPE["backbone"]["input_size"]}}),
-                Path(f"{store}.report.json"))
+                             "input_size": BACKBONE_RECIPE["backbone"]["input_size"]}}))
             probe = work / f"probe_{row}_{a.objective}_seed{seed}"
-            timed("probe", run_vidsitu, from_dict(VidSituProbeConfig, {
+            step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
                 "data": f"vidsitu:{data}", "store": str(store), "rows": ["backbone"],
                 "tasks": ["verb"], "head": "linear", "seeds": 1, "out": str(probe),
-                "progress": False}), probe / "results.json")
+                "progress": False}))
             cells = json.loads((probe / "results.json").read_text())["cells"]
             acc[row].append(next(c["values"][0] for c in cells if c["metric"] == METRIC))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from hiermovie.workflows.presets import (
     LEVEL1_ZOO,
     WORLDS,
 )
+from hiermovie.workflows.steps import Steps
 from hiermovie.workflows.tables import number
 
 
@@ -72,15 +72,11 @@ class Demo:
     def __init__(self, cfg: DemoConfig) -> None:
         self.cfg, self.work = cfg, Path(cfg.workdir)
         self.data = self.work / "synth"
-        self.timings: dict[str, float] = {}
+        self.steps = Steps()
+        self.timings = self.steps.seconds
 
     def step(self, name: str, fn: Any, job_cfg: Any) -> None:
-        print(f"\n== {name}")
-        t = time.time()
-        rc = fn(job_cfg)
-        self.timings[name] = round(self.timings.get(name, 0) + time.time() - t, 1)
-        if rc:
-            raise SystemExit(rc)
+        self.steps(name, None, fn, job_cfg)
 
     def render(self) -> None:
         from hiermovie.workflows.synth import SynthConfig, run_synth
