@@ -43,13 +43,15 @@ class ModelWorker:
     kept as the refusal and returned by `describe`, not raised: raised in a Ray actor's
     constructor it reaches the user as a 30-line `ActorDiedError` after two restarts."""
 
-    def __init__(self, cfg: BackboneConfig, device: str = "auto", threads: int = 0) -> None:
+    def __init__(self, cfg: BackboneConfig, device: str = "auto", threads: int = 0,
+                 clips: int = 1, clip_pool: str = "mean") -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if threads:
             torch.set_num_threads(threads)
         return_freed_buffers()  # a film's parts come and go: memory flat in its length
         self.cfg = cfg
+        self.clips, self.clip_pool = clips, clip_pool  # model inputs per segment, and how
         self.device = torch.device(device)
         self.refused = ""
         try:
@@ -64,20 +66,28 @@ class ModelWorker:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
 
     def __call__(self, *videos: np.ndarray | None) -> list[np.ndarray | None]:
-        """Features [S, K, D] for each video's (or part of a video's) frames [S, T, H, W, 3];
-        None (a part its decoder could not read) gives None.
+        """Features [S, K, D] for each video's (or part of a video's) frames [S * clips, T, H,
+        W, 3]; None (a part its decoder could not read) gives None.
 
         On CPU each one is encoded on its own, so results never depend on which happened to
         share a call (bitwise-reproducible stores); on GPU their segments are batched together.
         """
         if self.device.type == "cpu":
-            return [None if v is None else encode(self.model, v, self.cfg, self.device)
-                    for v in videos]
+            return [None if v is None else self._per_segment(
+                encode(self.model, v, self.cfg, self.device)) for v in videos]
         given = [v for v in videos if v is not None]
         counts = [len(v) for v in given]
         feats = iter(np.split(encode(self.model, np.concatenate(given), self.cfg, self.device),
                               np.cumsum(counts)[:-1]) if given else [])
-        return [None if v is None else next(feats) for v in videos]
+        return [None if v is None else self._per_segment(next(feats)) for v in videos]
+
+    def _per_segment(self, feats: np.ndarray) -> np.ndarray:
+        """[S * clips, K, D] -> one row a segment: the clips' mean, or their tokens side by
+        side (`clip_pool`)."""
+        if self.clips == 1:
+            return feats
+        f = feats.reshape(-1, self.clips, *feats.shape[1:])
+        return f.mean(1) if self.clip_pool == "mean" else f.reshape(f.shape[0], -1, f.shape[-1])
 
     def describe(self, num_frames: int) -> BackboneInfo:
         """What the store's provenance needs; runs one forward to check the input shape fits.

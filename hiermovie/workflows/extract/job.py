@@ -137,8 +137,7 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         run = ExtractRun(shards, cfg.tokens_per_segment, d0.dim,
-                         cfg.plan.num_frames * cfg.plan.clips, summary["report_path"],
-                         cfg.plan.clips, cfg.plan.clip_pool, cfg.dtype)
+                         cfg.plan.num_frames * cfg.plan.clips, summary["report_path"], cfg.dtype)
         decode = ray.remote(max_retries=2)(decode_item).options(
             num_returns="streaming", _generator_backpressure_num_objects=DECODER_AHEAD,
             num_cpus=1 if res.gpus else 0.5, runtime_env={"env_vars": ONE_HEAP})
@@ -188,7 +187,8 @@ def _start_models(ray: Any, cfg: ExtractConfig, res: Resources,
     # get a pool of reused worker processes instead of new ones per task.
     opts = {"num_gpus": 1, "num_cpus": 1} if res.gpus else {"num_cpus": 0.5}
     workers += [Model.options(**opts).remote(cfg.backbone, "cuda" if res.gpus else "cpu",
-                                             0 if res.gpus else 1)
+                                             0 if res.gpus else 1, cfg.plan.clips,
+                                             cfg.plan.clip_pool)
                 for _ in range(res.model_workers)]
     desc = ray.get([w.describe.remote(cfg.plan.num_frames) for w in workers])
     if desc[0].refused:  # raised here, in the driver: one line, exit 2

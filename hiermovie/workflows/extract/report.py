@@ -29,11 +29,9 @@ class ExtractRun:
     """
 
     def __init__(self, shards: list[list[str]], tokens: int, dim: int, frames: int,
-                 report_path: Path, clips: int = 1, clip_pool: str = "mean",
-                 dtype: str = "float16") -> None:
+                 report_path: Path, dtype: str = "float16") -> None:
         self.shards, self.tokens, self.dim, self.frames = shards, tokens, dim, frames
         self.dtype = dtype
-        self.clips, self.clip_pool = clips, clip_pool
         self.clamped: dict[str, int] = {}  # video -> segments cut at the video's end
         self.report_path = report_path
         self.t0 = time.time()
@@ -50,10 +48,6 @@ class ExtractRun:
 
     def finish(self, shard: int, item: VideoItem, meta: dict, feats: np.ndarray | None) -> None:
         """Record one video's outcome; `meta["fault"]` marks failures that are not its own."""
-        if feats is not None and self.clips > 1:  # [S * clips, K, D] -> one row a segment
-            f = feats.reshape(-1, self.clips, *feats.shape[1:])
-            feats = f.mean(1) if self.clip_pool == "mean" else f.reshape(
-                f.shape[0], -1, f.shape[-1])
         if meta.get("clamped"):
             self.clamped[item.video_id] = int(meta["clamped"])
         if meta["status"] == "ok" and feats is not None and not np.isfinite(feats).all():
