@@ -25,7 +25,10 @@ class ConfigError(ValueError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, where a job turns it into this: handled as Ctrl-C is (the CLI exits 143
-    instead of 130)."""
+    instead of 130). `seen` stays set: a library the signal interrupts (Ray's wait, under
+    load) can re-raise it as a plain KeyboardInterrupt."""
+
+    seen = False
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:

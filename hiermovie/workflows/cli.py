@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a job turned it into this
         print(f"hiermovie {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return 143 if isinstance(e, Terminated) or Terminated.seen else 130
 
 
 def shown(video_id: str) -> str:

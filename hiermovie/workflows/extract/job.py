@@ -79,6 +79,7 @@ def _init_ray(cfg: ExtractConfig) -> bool:
 
 
 def _terminated(signum: int, frame: Any) -> None:
+    Terminated.seen = True
     raise Terminated()
 
 
