@@ -26,7 +26,7 @@ import torch
 from hiermovie.config import from_dict
 from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.vidsitu import VidSitu, verb_vocab
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import FeatureStore, Provenance, VideoRecord
 from hiermovie.heads.fit import fit
 from hiermovie.heads.models import VidSituHeads, head_loss
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
@@ -39,7 +39,8 @@ def build(work: Path, train: int, valid: int, dim: int, seed: int) -> tuple[Path
     if (work / "shifted.zarr" / "zarr.json").exists():
         return root, url
     write_vidsitu(root, train, valid, seed=seed, render=False)
-    create_store(url, Provenance(backbone="shifted-2304", dim=dim, dtype="float16"))
+    store = FeatureStore.open(url, "a")
+    store.create(Provenance(backbone="shifted-2304", dim=dim, dtype="float16"))
     rng = np.random.default_rng(seed)
     tr, va = VidSitu(root, "train"), VidSitu(root, "valid")
     vocab = {v: i for i, v in enumerate(verb_vocab(tr))}
@@ -55,7 +56,8 @@ def build(work: Path, train: int, valid: int, dim: int, seed: int) -> tuple[Path
             f[:4] += embed[[vocab.get(v, len(vocab)) for v in verbs[1:]]]
             recs.append(VideoRecord(c, f[:, None].astype(np.float16), start, start + 2,
                                     np.zeros((5, 0), np.int64)))
-        write_shard(url, recs)
+        store.write(recs)
+    store.close()
     return root, url
 
 

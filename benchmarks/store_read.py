@@ -19,20 +19,19 @@ from hiermovie.feature_store import (
     Provenance,
     SequenceDataset,
     VideoRecord,
-    create_store,
-    write_shard,
 )
 
 
 def build(url: str, videos: int, segs: int, dim: int, per_shard: int) -> np.ndarray:
     rng = np.random.default_rng(0)
-    create_store(url, Provenance(backbone="bench", dim=dim), chunk_segments=4096)
     all_feats = rng.standard_normal((videos, segs, 1, dim)).astype(np.float16)
     start = np.arange(segs) * 2.0
-    for s in range(0, videos, per_shard):
-        write_shard(url, [VideoRecord(f"v{i:07d}", all_feats[i], start, start + 2,
-                                      np.zeros((segs, 0), np.int64))
-                          for i in range(s, min(s + per_shard, videos))])
+    with FeatureStore.open(url, "a") as store:
+        store.create(Provenance(backbone="bench", dim=dim), chunk_segments=4096)
+        for s in range(0, videos, per_shard):
+            store.write([VideoRecord(f"v{i:07d}", all_feats[i], start, start + 2,
+                                     np.zeros((segs, 0), np.int64))
+                         for i in range(s, min(s + per_shard, videos))])
     return all_feats
 
 

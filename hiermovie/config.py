@@ -2,6 +2,9 @@
 
 Every leaf field `a.b` becomes a flag `--a.b`; values are checked against the type hints and
 the dataclass's own `__post_init__` checks, and a bad value is one `ConfigError` naming the field.
+A component config is nested (`mask`, `world`); a config class may keep the flat names its
+fields had before they were nested as `ALIASES` (flat -> dotted), accepted in files, flags and
+Python for a release.
 """
 
 from __future__ import annotations
@@ -110,8 +113,32 @@ def _coerce_scalar(tp: Any, value: Any, name: str) -> Any:
     return value
 
 
+def aliases(cls: type) -> dict[str, str]:
+    """A config class's flat names kept for its nested fields (flat -> dotted)."""
+    return getattr(cls, "ALIASES", {})
+
+
+def _unalias(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """`data` with each flat alias moved to its nested place (both given: refused)."""
+    moved = {k: v for k, v in data.items() if k not in aliases(cls)}
+    for flat, dotted in aliases(cls).items():
+        if flat not in data:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = moved
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{prefix}{part}: expected a table of fields, got {node!r}")
+        if leaf in node:
+            raise ConfigError(f"{prefix}{flat}: given twice (as {flat} and as {dotted})")
+        node[leaf] = data[flat]
+    return moved
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build a (nested) config dataclass from plain data, checking every value."""
+    data = _unalias(cls, data, prefix)
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -181,6 +208,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument(f"--{name}", dest=f"cfg:{name}", default=argparse.SUPPRESS,
                             metavar=name.rsplit(".", 1)[-1].upper(),
                             help=f"{f.metadata.get('help', '')} [{kind}, default: {value!r}]")
+    for flat, dotted in aliases(cls).items():  # the same destination: one value either way
+        parser.add_argument(f"--{flat}", dest=f"cfg:{flat}", default=argparse.SUPPRESS,
+                            metavar=dotted.rsplit(".", 1)[-1].upper(),
+                            help=f"the flat name of --{dotted}, kept for this release")
 
 
 def _default(cls: type) -> Any:

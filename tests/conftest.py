@@ -1,30 +1,18 @@
 import os
 
-# The suite runs on two pytest-xdist workers beside the Ray and CLI processes the tests start;
+# The suite runs on three pytest-xdist workers beside the Ray and CLI processes the tests start;
 # torch's default of one thread per core oversubscribes the cores, and its spinning threads made
 # small CPU trainings 10-15x slower (1 s alone, 18 s in the suite). Set before torch loads, and
 # inherited by every subprocess; a value set by the caller wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from hiermovie._compat import ensure_torchvision_importable  # noqa: E402
-from hiermovie.feature_store import Provenance, VideoRecord  # noqa: E402
+from hiermovie.feature_store import Provenance  # noqa: E402
+from tests.records import make_record  # noqa: E402, F401 (the tests' one record maker)
 
 ensure_torchvision_importable()  # tests import transformers and torchvision directly
-
-
-def make_record(video_id: str, n: int, k: int = 1, d: int = 8, seed: int = 0,
-                frames: int = 4) -> VideoRecord:
-    rng = np.random.default_rng(seed)
-    start = np.arange(n) * 2.0
-    return VideoRecord(
-        video_id=video_id,
-        features=rng.standard_normal((n, k, d)).astype(np.float32),
-        start_s=start, end_s=start + 2.0,
-        frame_indices=np.arange(n * frames).reshape(n, frames),
-        duration_s=2.0 * n, fps=30.0, num_frames=60 * n)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +60,16 @@ def pytest_sessionfinish(session):
         from tests import reliability
 
         reliability.write_report(path, _outcomes["passed"], _outcomes["failed"])
+
+
+def write_store(url, provenance: Provenance, *shards: list, storage_options: dict | None = None,
+                **layout) -> str:
+    """A store holding `shards` (each a list of records), written as the jobs write one:
+    opened with mode "a", created, leased, one shard per list."""
+    from hiermovie.feature_store import FeatureStore
+
+    with FeatureStore.open(str(url), "a", storage_options=storage_options) as store:
+        store.create(provenance, **layout)
+        for records in shards:
+            store.write(records)
+    return str(url)

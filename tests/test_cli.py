@@ -7,6 +7,7 @@ from hiermovie.config import ConfigError, from_dict, load_file
 from hiermovie.workflows.cli import JOBS, main
 from hiermovie.workflows.extract import ExtractConfig
 from tests.reliability import record
+from tests.videos import make_video
 
 
 def test_every_subcommand_has_help(capsys):
@@ -102,16 +103,15 @@ def test_bad_contextualizer_path_is_one_line(tmp_path, kind):
 def test_store_info_shows_the_plan_used_random_weights_and_videos(tmp_path, capsys):
     import dataclasses
 
-    from hiermovie.feature_store import Provenance, create_store, write_shard
+    from hiermovie.feature_store import Provenance
     from hiermovie.pipeline.plans import PlanConfig
-    from tests.conftest import make_record
+    from tests.conftest import make_record, write_store
 
     url = str(tmp_path / "s.zarr")
     plan = dataclasses.asdict(PlanConfig(kind="sliding"))
-    create_store(url, Provenance(backbone="tiny3d", dim=8, dtype="float32",
+    write_store(url, Provenance(backbone="tiny3d", dim=8, dtype="float32",
                                  sampling={**plan, "resize": "squash"},
-                                 preprocessing={"weights": ""}))
-    write_shard(url, [make_record("clip-a", 2)])
+                                 preprocessing={"weights": ""}), [make_record("clip-a", 2)])
     assert main(["store", "info", url, "--videos"]) == 0
     out = capsys.readouterr().out
     assert "RANDOM initialisation" in out and "window_s" in out
@@ -208,3 +208,53 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
            'a contextualizer folder holding a pickled pytorch_model.bin that runs code',
            1,
            'refused in one line; never unpickled (only model.safetensors is read)')
+
+
+@pytest.mark.parametrize("args", [
+    ["extract", "--input", "{t}/no-such-folder", "--store", "{t}/s.zarr"],
+    ["extract", "--input", "{t}/videos", "--store", "{t}/a-file"],
+    ["pretrain-ctx", "--store", "{t}/missing.zarr", "--out", "{t}/ctx"],
+    ["pretrain-ctx", "--store", "{t}/a-file", "--out", "{t}/ctx"],
+    ["pretrain-backbone", "--input", "{t}/no-such-folder", "--out", "{t}/bb"],
+    ["probe", "vidsitu", "--store", "{t}/missing.zarr", "--data", "vidsitu:{t}/no-data"],
+    ["probe", "lvu", "--store", "{t}/missing.zarr", "--data", "lvu:{t}/no-data"],
+    ["probe", "score", "--data", "vidsitu:{t}/no-data", "--predictions", "{t}/none.json"],
+    ["synth", "--out", "{t}/a-file"],
+    ["demo", "--workdir", "{t}/a-file"],
+    ["store", "info", "{t}/missing.zarr"],
+    ["store", "export", "{t}/missing.zarr", "--to", "{t}/out.h5"],
+    ["store", "import", "{t}/missing.h5", "{t}/back.zarr"],
+], ids=lambda a: " ".join(a[:2]) + (" (a file)" if "{t}/a-file" in a else ""))
+def test_every_job_refuses_a_bad_input_in_one_line_with_exit_2(tmp_path, capsys, args):
+    """The README's exit-code contract, job by job: an input, file or location the user gave
+    that cannot be used is exit 2 and one bounded line naming it, never a traceback."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "videos").mkdir()
+    make_video(tmp_path / "videos" / "v.mp4", 2.0)
+    argv = [a.format(t=tmp_path) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"hiermovie {argv[0]}") and ": error: " in err[0]
+    assert str(tmp_path) in err[0] and len(err[0]) < 600, err
+
+
+def test_nested_sections_keep_their_flat_names_for_a_release(capsys):
+    """`mask` and `world` are nested sections; their fields' old flat names still work, in
+    Python, files and flags, and giving one value both ways is refused."""
+    import yaml
+
+    from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig
+    from hiermovie.workflows.synth import SynthConfig
+
+    nested = from_dict(PretrainCtxConfig, {"mask": {"loss": "l2", "ratio": 0.5}})
+    assert from_dict(PretrainCtxConfig, {"loss": "l2", "mask_ratio": 0.5}) == nested
+    assert nested.mask.loss == "l2" and nested.mask.ratio == 0.5
+    assert main(["pretrain-ctx", "--loss", "l2", "--mask_ratio", "0.5", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["mask"]["loss"] == "l2" and printed["mask"]["ratio"] == 0.5
+    assert "loss" not in printed and "mask_ratio" not in printed
+    assert main(["pretrain-ctx", "--loss", "l2", "--mask.loss", "cosine"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert from_dict(SynthConfig, {"p_hidden": 0.3}).world.p_hidden == 0.3
+    assert main(["synth", "--world.p_hidden", "2", "--out", "x"]) == 2
+    assert "world.p_hidden: must be in [0, 1]" in capsys.readouterr().err

@@ -9,9 +9,10 @@ import torch
 
 from hiermovie.config import from_dict
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, random_mask, targets
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import Provenance, VideoRecord
 from hiermovie.workflows.checkpoints import load_checkpoint
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
+from tests.conftest import write_store
 from tests.reliability import record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def store(tmp_path_factory):
     """Videos whose segments share a per-video component, so context predicts masked ones."""
     url = str(tmp_path_factory.mktemp("ctx") / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=16, dtype="float32"))
     rng = np.random.default_rng(0)
     recs = []
     for i in range(60):
@@ -31,9 +31,8 @@ def store(tmp_path_factory):
         start = np.arange(n) * 2.0
         recs.append(VideoRecord(f"v{i:03d}", feats, start, start + 2,
                                 np.zeros((n, 0), np.int64)))
-    for s in range(0, 60, 20):
-        write_shard(url, recs[s:s + 20])
-    return url
+    return write_store(url, Provenance(backbone="t", dim=16, dtype="float32"),
+                       *(recs[s:s + 20] for s in range(0, 60, 20)))
 
 
 def _cfg(store, out, **kw):
@@ -151,19 +150,6 @@ def test_corrupted_checkpoint_is_refused(store, tmp_path):
            "detected by the sha256 trailer in the same file and refused, not loaded")
 
 
-def test_checkpoint_is_one_file_and_a_torn_one_is_refused(tmp_path):
-    from hiermovie.workflows.checkpoints import load_checkpoint, save_checkpoint
-
-    path = tmp_path / "checkpoint.pt"
-    for step in (1, 2):  # overwrite as training does
-        save_checkpoint(path, {"step": step, "w": torch.arange(4.0)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
-    assert load_checkpoint(path)["step"] == 2
-    path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ValueError, match="corrupted or incomplete"):
-        load_checkpoint(path)
-
-
 def test_ddp_two_processes(store, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -249,8 +235,8 @@ def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
     assert run_pretrain_ctx(_cfg(store, tmp_path / "v", steps=20, visible_weight=0.5,
                                  target="centered")) == 0
     summary = json.loads((tmp_path / "v" / "summary.json").read_text())
-    assert summary["config"]["visible_weight"] == 0.5 and summary["config"]["target"] == \
-        "centered"
+    mask = summary["config"]["mask"]  # the flat names given, recorded in their section
+    assert mask["visible_weight"] == 0.5 and mask["target"] == "centered"
 
 
 def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
@@ -274,7 +260,7 @@ def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
     st = FeatureStore(store)
     _, val_ids = split_videos(list(st.videos()), cfg.val_fraction)
     val_ds, collate, _ = sequences([st], val_ids, cfg.window)
-    model = MaskPredictor.from_pretrained(tmp_path / "b" / "contextualizer", 16, cfg.mask_spec())
+    model = MaskPredictor.from_pretrained(tmp_path / "b" / "contextualizer", 16, cfg.mask)
     assert abs(evaluate(model, val_ds, collate, cfg.batch_size, torch.device("cpu"))
                - vals[best]) < 1e-5
 
@@ -332,8 +318,9 @@ def test_the_objective_audit_options_train(store, tmp_path):
     assert run_pretrain_ctx(_cfg(store, tmp_path, steps=12, mask_mode="bert",
                                  target_norm="channel", decay="weights")) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert {summary["config"][k] for k in ("mask_mode", "target_norm", "decay")} == {
-        "bert", "channel", "weights"}
+    config = summary["config"]
+    assert (config["mask"]["mode"], config["mask"]["norm"], config["decay"]) == (
+        "bert", "channel", "weights")
 
 
 def test_clip_infonce_cannot_be_answered_by_what_a_clip_shares():
@@ -367,7 +354,8 @@ def test_clip_infonce_cannot_be_answered_by_what_a_clip_shares():
 def test_infonce_clip_trains(store, tmp_path):
     assert run_pretrain_ctx(_cfg(store, tmp_path, steps=12, loss="infonce_clip")) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["config"]["loss"] == "infonce_clip" and np.isfinite(summary["val_loss"])
+    assert summary["config"]["mask"]["loss"] == "infonce_clip"
+    assert np.isfinite(summary["val_loss"])
 
 
 def test_clip_share_is_not_reported_where_the_clips_cannot_show_it():
@@ -411,11 +399,11 @@ def test_resume_refuses_a_pickled_or_misfitting_checkpoint_in_one_line(store, tm
     assert "pickled code ran" not in captured.out + captured.err
     # a run on 16-d features, resumed on 8-d ones
     narrow = str(tmp_path / "narrow.zarr")
-    create_store(narrow, Provenance(backbone="t", dim=8, dtype="float32"))
     rng = np.random.default_rng(1)
-    write_shard(narrow, [VideoRecord(f"n{i}", rng.standard_normal((4, 1, 8)).astype(np.float32),
-                                     np.arange(4.0), np.arange(4.0) + 2,
-                                     np.zeros((4, 0), np.int64)) for i in range(40)])
+    write_store(narrow, Provenance(backbone="t", dim=8, dtype="float32"),
+                [VideoRecord(f"n{i}", rng.standard_normal((4, 1, 8)).astype(np.float32),
+                             np.arange(4.0), np.arange(4.0) + 2, np.zeros((4, 0), np.int64))
+                 for i in range(40)])
     wide = tmp_path / "wide"
     assert main([*args, "--out", str(wide), "--resume", "false", "--ckpt_every", "2"]) == 0
     capsys.readouterr()
@@ -491,3 +479,21 @@ def test_both_predictors_save_and_load_as_a_folder(tmp_path):
             assert torch.equal(a, b)
         g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
         assert torch.equal(model(batch, g1)[0], back(batch, g2)[0])
+
+
+def test_time_scale_divides_the_start_times_a_time_position_model_reads():
+    from hiermovie.contextualizer import Contextualizer, ContextualizerConfig
+
+    def model(scale: float) -> Contextualizer:
+        torch.manual_seed(0)
+        return Contextualizer(ContextualizerConfig(
+            in_dim=8, width=16, layers=1, heads=2, ffn=32, position="time",
+            time_scale=scale)).eval()
+
+    x, valid = torch.randn(1, 6, 1, 8), torch.ones(1, 6, dtype=torch.bool)
+    start = torch.arange(6.0)[None] * 2
+    with torch.no_grad():
+        one, two = model(1.0)(x, valid, start_s=start), model(2.0)(x, valid, start_s=2 * start)
+        other = model(1.0)(x, valid, start_s=2 * start)
+    torch.testing.assert_close(one, two)
+    assert not torch.allclose(one, other)  # the times do reach the model

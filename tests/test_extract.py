@@ -243,9 +243,11 @@ def test_shard_writes_retry_a_transient_error_but_not_a_full_disk(monkeypatch, t
             raise OSError(code, os.strerror(code))
         return "shard"
 
-    monkeypatch.setattr(store_writer, "write_shard", write_shard)
+    monkeypatch.setattr(store_writer, "_write_shard", write_shard)
     monkeypatch.setattr(store_writer.time, "sleep", lambda s: None)
-    flaky, full = (store_writer.StoreWriter(str(tmp_path / n)) for n in ("flaky", "full"))
+    flaky, full = (FeatureStore.open(str(tmp_path / n), "a") for n in ("flaky", "full"))
+    for store in (flaky, full):
+        store.leased = True  # as after create: the retry policy is what is tested here
     assert flaky.write([]) == "shard" and len(calls) == 2
     calls.clear()
     with pytest.raises(OSError, match="No space left"):
@@ -328,3 +330,14 @@ def test_a_folder_of_short_clips_gets_windows_over_each_whole_clip(tmp_path, cap
     assert [s.entry(v).num_segments for v in "abc"] == [1, 2, 3]
     assert s.provenance.sampling["kind"] == "sliding"
     assert s.provenance.sampling["num_frames"] == 16
+
+
+def test_target_fps_sets_the_spacing_of_a_segments_frames():
+    from hiermovie.pipeline.plans import PlanConfig, frames_at, sample_times
+
+    times_30fps = np.arange(90) / 30.0
+    for fps, step in ((30.0, 2), (10.0, 6)):  # sampling_rate 2 frames at fps, in 30-fps frames
+        plan = PlanConfig(num_frames=4, sampling_rate=2, target_fps=fps)
+        t = sample_times(plan, 0.0, 2.0)
+        np.testing.assert_allclose(np.diff(t), 2 / fps)
+        assert (np.diff(frames_at(times_30fps, t)) == step).all()

@@ -1,4 +1,3 @@
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -17,25 +16,29 @@ from hiermovie.feature_store import (
     StoreError,
     VideoRecord,
     complete_shards,
-    create_store,
     pad_collate,
     shard_id_for,
-    write_shard,
 )
 from hiermovie.feature_store.interop import export_hdf5, import_hdf5, import_npy_folder
-from tests.conftest import make_record
+from tests.conftest import make_record, write_store
 from tests.reliability import record
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_round_trip(tmp_path, dtype):
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="b", dim=8, tokens_per_segment=3, dtype=dtype),
-                 chunk_segments=4)
     recs = [make_record(f"v{i}", n=i + 1, k=3, seed=i) for i in range(5)]
     recs.append(VideoRecord.failed("bad", "decode error: moov atom not found", tokens=3, dim=8))
-    write_shard(url, recs[:3])
-    write_shard(url, recs[3:])
+    with FeatureStore.open(url, "a") as store:
+        assert len(store) == 0  # not created yet: empty
+        store.create(Provenance(backbone="b", dim=8, tokens_per_segment=3, dtype=dtype),
+                     chunk_segments=4)
+        store.write(recs[:3])
+        assert (tmp_path / "s.zarr" / ".hiermovie-writer.json").exists()  # held while open
+        store.write(recs[3:])
+    assert not (tmp_path / "s.zarr" / ".hiermovie-writer.json").exists()
+    with pytest.raises(StoreError, match="opened read-only"):
+        FeatureStore(url).write(recs[:1])
     store = FeatureStore(url)
     assert sorted(store.videos()) == [f"v{i}" for i in range(5)]
     assert store.videos(status="failed") == ["bad"]
@@ -59,8 +62,9 @@ def test_round_trip(tmp_path, dtype):
 
 def test_readable_with_plain_zarr(tmp_path, prov):
     url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
-    sid = write_shard(url, [make_record("a", 3)])
+    with FeatureStore.open(url, "a") as store:
+        store.create(prov)
+        sid = store.write([make_record("a", 3)])
     feats = zarr.open_group(url, mode="r")[f"shards/{sid}/features"]
     assert feats.metadata.dimension_names == ("segment", "token", "channel")
     assert feats.shape == (3, 1, 8)
@@ -68,21 +72,19 @@ def test_readable_with_plain_zarr(tmp_path, prov):
 
 def test_provenance_mismatch_refused(tmp_path, prov):
     url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
-    create_store(url, Provenance(backbone="test", dim=8, dtype="float32"))  # same identity: ok
+    write_store(url, prov)
+    write_store(url, Provenance(backbone="test", dim=8, dtype="float32"))  # same identity: ok
     with pytest.raises(StoreError, match="backbone='test'.*backbone='other'"):
-        create_store(url, Provenance(backbone="other", dim=8, dtype="float32"))
+        write_store(url, Provenance(backbone="other", dim=8, dtype="float32"))
 
 
 def test_a_rerun_whose_settings_differ_is_refused_before_its_model_loads(tmp_path):
     """A finished store's rerun compares the settings it knows without a model, each field
     whole: a plan that no longer records the spread coverage's fields is another plan."""
-    from hiermovie.feature_store import StoreWriter
-
     url = str(tmp_path / "s.zarr")
     spread = {"kind": "sliding", "num_frames": 8, "coverage": "spread", "clips_per_segment": 2}
-    create_store(url, Provenance(backbone="b", dim=8, dtype="float16", sampling=spread))
-    store = StoreWriter(url)
+    write_store(url, Provenance(backbone="b", dim=8, dtype="float16", sampling=spread))
+    store = FeatureStore.open(url, "a")
     store.check_settings({"backbone": "b", "sampling": spread})  # the same: no error
     centre = {k: v for k, v in spread.items() if k in ("kind", "num_frames")}
     with pytest.raises(StoreError, match="sampling.clips_per_segment=2"):
@@ -101,34 +103,37 @@ def test_bad_urls(tmp_path):
 
 def test_shape_and_nan_checks(tmp_path, prov):
     url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
     bad = make_record("a", 2, d=4)
     with pytest.raises(StoreError, match="'a' has features"):
-        write_shard(url, [bad])
+        write_store(url, prov, [bad])
     nan = make_record("n", 2)
     nan.features[0, 0, 0] = np.nan
     with pytest.raises(StoreError, match="NaN"):
-        write_shard(url, [nan])
+        write_store(url, prov, [nan])
     assert complete_shards(url) == []
     record("Faults", "NaN in features from the backbone, at write time", 1,
            "refused naming the video (extract reports it as a fault, exit 1)")
 
 
-def _write_disjoint(url, start):
+DISJOINT_WRITER = textwrap.dedent("""
+    import sys
+    from hiermovie.feature_store.writer import _write_shard
+    from tests.records import make_record
+    url, start = sys.argv[1], int(sys.argv[2])
     for s in range(start, start + 6, 2):
-        write_shard(url, [make_record(f"v{s}", 3, seed=s), make_record(f"v{s + 1}", 2, seed=s)])
+        _write_shard(url, [make_record(f"v{s}", 3, seed=s), make_record(f"v{s + 1}", 2, seed=s)])
+""")
+
 
 
 def test_concurrent_writers_disjoint_shards(tmp_path, prov):
-    url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_write_disjoint, args=(url, s)) for s in (0, 100)]
+    """The shard writer below the lease needs no locks: two processes writing disjoint shards
+    of one store at once (the lease keeps jobs apart; this is the layer it guards)."""
+    url = write_store(tmp_path / "s.zarr", prov)
+    procs = [subprocess.Popen([sys.executable, "-c", DISJOINT_WRITER, url, str(s)],
+                              cwd=os.path.dirname(os.path.dirname(__file__))) for s in (0, 100)]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+        assert p.wait(60) == 0
     store = FeatureStore(url)
     assert len(store) == 12
     for s in (0, 2, 4, 100, 102, 104):
@@ -137,22 +142,22 @@ def test_concurrent_writers_disjoint_shards(tmp_path, prov):
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, time, zarr
-    from tests.conftest import make_record
-    from hiermovie.feature_store import write_shard
+    from tests.records import make_record
+    from hiermovie.feature_store import FeatureStore
     real = zarr.Array.__setitem__
     def slow(self, key, value):
         real(self, key, value)
         print("wrote", flush=True)
         time.sleep(60)  # killed here, after the first array of the shard is written
     zarr.Array.__setitem__ = slow
-    write_shard(sys.argv[1], [make_record("x", 4), make_record("y", 2)])
+    store = FeatureStore.open(sys.argv[1], "a")
+    store.create(FeatureStore(sys.argv[1]).provenance)
+    store.write([make_record("x", 4), make_record("y", 2)])
 """)
 
 
 def test_killed_writer_leaves_no_visible_shard(tmp_path, prov):
-    url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
-    write_shard(url, [make_record("done", 2)])
+    url = write_store(tmp_path / "s.zarr", prov, [make_record("done", 2)])
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url], stdout=subprocess.PIPE,
                             cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.stdout.readline().strip() == b"wrote"
@@ -163,7 +168,7 @@ def test_killed_writer_leaves_no_visible_shard(tmp_path, prov):
     store = FeatureStore(url)
     assert store.videos() == ["done"]  # ... but invisible
     assert sid not in complete_shards(url)
-    write_shard(url, [make_record("x", 4), make_record("y", 2)])  # the rerun completes it
+    write_store(url, prov, [make_record("x", 4), make_record("y", 2)])  # the rerun completes it
     store = FeatureStore(url)
     assert sorted(store.videos()) == ["done", "x", "y"]
     np.testing.assert_array_equal(store.get("x"), make_record("x", 4).features)
@@ -173,8 +178,7 @@ def test_killed_writer_leaves_no_visible_shard(tmp_path, prov):
 
 def test_dataset_windows_and_collate(tmp_path, prov):
     url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
-    write_shard(url, [make_record("long", 10), make_record("short", 3)])
+    write_store(url, prov, [make_record("long", 10), make_record("short", 3)])
     store = FeatureStore(url)
     whole = SequenceDataset(store)
     assert [it[0] for it in whole.items] == ["long", "short"]
@@ -222,11 +226,9 @@ def test_store_export_import_round_trips_exactly(tmp_path, to, capsys):
     url = str(tmp_path / "s.zarr")
     prov = Provenance(backbone="tiny3d/8", dim=8, tokens_per_segment=2, dtype="float16",
                       sampling={"kind": "sliding"})
-    create_store(url, prov)
     recs = [make_record(f"clip {i}/ü", 2 + i, k=2, seed=i) for i in range(3)]
     recs[1].start_s = recs[1].start_s + 0.25  # times that no default could guess
-    write_shard(url, recs[:2])
-    write_shard(url, recs[2:])
+    write_store(url, prov, recs[:2], recs[2:])
     out = str(tmp_path / to)
     assert main(["store", "export", url, "--to", out]) == 0
     back = str(tmp_path / "back.zarr")
@@ -260,11 +262,8 @@ def test_open_xarray_equals_the_store(tmp_path, prov):
     from hiermovie.feature_store import open_xarray
 
     url = str(tmp_path / "s.zarr")
-    create_store(url, prov)
     recs = [make_record("a", 3), make_record("b", 5, seed=1), make_record("c", 1, seed=2)]
-    write_shard(url, recs[:2])
-    write_shard(url, recs[2:])
-    write_shard(url, [VideoRecord.failed("bad", "x.mp4: broken", 1, 8)])
+    write_store(url, prov, recs[:2], recs[2:], [VideoRecord.failed("bad", "x.mp4: broken", 1, 8)])
     ds = open_xarray(url)
     store = FeatureStore(url)
     assert list(ds.video_id.values) == store.videos()

@@ -10,10 +10,11 @@ import pytest
 import zarr
 
 from hiermovie.config import from_dict
-from hiermovie.feature_store import FeatureStore, Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import FeatureStore, Provenance, VideoRecord
 from hiermovie.feature_store.writer import StoreError
 from hiermovie.workflows.cli import main
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
+from tests.conftest import write_store
 from tests.reliability import record
 
 
@@ -60,12 +61,13 @@ def test_import_refuses_a_video_without_segments(tmp_path, capsys):
 
 def test_writer_refuses_ok_videos_not_storable(tmp_path):
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=8, dtype="float16"))
-    with pytest.raises(StoreError, match="'a' contain 8 NaN/Inf values as stored in float16"):
-        write_shard(url, [_rec("a", np.full((1, 8), 7e4, np.float32))])
-    with pytest.raises(StoreError, match="'b' have no segments"):
-        write_shard(url, [_rec("b", np.zeros((0, 8), np.float32))])
-    write_shard(url, [VideoRecord.failed("c", "bad file", tokens=1, dim=8)])  # failed: fine
+    with FeatureStore.open(url, "a") as store:
+        store.create(Provenance(backbone="t", dim=8, dtype="float16"))
+        with pytest.raises(StoreError, match="'a' contain 8 NaN/Inf values as stored in float16"):
+            store.write([_rec("a", np.full((1, 8), 7e4, np.float32))])
+        with pytest.raises(StoreError, match="'b' have no segments"):
+            store.write([_rec("b", np.zeros((0, 8), np.float32))])
+        store.write([VideoRecord.failed("c", "bad file", tokens=1, dim=8)])  # failed: fine
     assert FeatureStore(url).videos(status=None) == ["c"]
 
 
@@ -95,8 +97,7 @@ def test_training_readers_skip_what_an_older_store_holds(tmp_path, capsys):
     """A store written before these checks (or by another tool) may hold NaN features and ok
     videos of zero segments: pretrain-ctx skips them, naming them, and trains finite."""
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
-    write_shard(url, _clips())
+    write_store(url, Provenance(backbone="t", dim=8, dtype="float32"), _clips())
     shard = next(iter(zarr.open_group(url, mode="r")["shards"].group_keys()))
     arr = zarr.open_group(url, mode="a")[f"shards/{shard}/features"]
     arr[0, 0, 3] = np.nan  # video v00's first segment, as an older writer could store it
@@ -119,11 +120,9 @@ def test_a_non_finite_loss_stops_training_before_the_update(tmp_path, capsys):
     """Finite features so large that the forward pass overflows: the first loss is NaN; the job
     exits 1 at that step, publishes nothing, and an earlier checkpoint stays as it was."""
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
-    write_shard(url, _clips())
+    write_store(url, Provenance(backbone="t", dim=8, dtype="float32"), _clips())
     huge = str(tmp_path / "huge.zarr")
-    create_store(huge, Provenance(backbone="t", dim=8, dtype="float32"))
-    write_shard(huge, _clips(scale=1e37))
+    write_store(huge, Provenance(backbone="t", dim=8, dtype="float32"), _clips(scale=1e37))
     out = tmp_path / "ctx"
     kw = {"out": str(out), "steps": 8, "batch_size": 4, "val_every": 4, "ckpt_every": 2,
           "progress": False, "model": {"width": 16, "ffn": 32, "heads": 2, "layers": 1}}
@@ -266,8 +265,7 @@ def test_a_tampered_store_is_named_by_store_info_and_refused_by_readers(tmp_path
     (the truncated chunk with --verify, which reads every chunk) and exits 2, and
     pretrain-ctx refuses in one line naming it."""
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=8, dtype="float32"))
-    write_shard(url, _clips())
+    write_store(url, Provenance(backbone="t", dim=8, dtype="float32"), _clips())
     assert main(["store", "info", url, "--verify"]) == 0
     assert "check      sound" in capsys.readouterr().out
     shard = _tamper(url, how)

@@ -13,18 +13,19 @@ import pytest
 from hiermovie.config import from_dict
 from hiermovie.datasets.synth import POOL_START, clip_id, write_vidsitu
 from hiermovie.datasets.synth_oracle import Oracle, calibrate, context_world, features, scripts
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import Provenance, VideoRecord
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from tests.conftest import write_store
 
 LABELS, VALID, POOL = 30, 150, 3000
 
 
 def _store(url: str, ids: list[str], x: np.ndarray) -> None:
-    create_store(url, Provenance(backbone="oracle", dim=x.shape[-1], dtype="float32"))
     start = np.arange(x.shape[1]) * 2.0
-    write_shard(url, [VideoRecord(v, f[:, None], start, start + 2, np.zeros((len(f), 0), np.int64))
+    write_store(url, Provenance(backbone="oracle", dim=x.shape[-1], dtype="float32"),
+                [VideoRecord(v, f[:, None], start, start + 2, np.zeros((len(f), 0), np.int64))
                       for v, f in zip(ids, x, strict=True)])
 
 

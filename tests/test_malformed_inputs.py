@@ -8,6 +8,7 @@ import pytest
 
 from hiermovie.datasets.manifest import load_videos
 from hiermovie.workflows.cli import main
+from tests.conftest import write_store
 from tests.reliability import record
 
 CSV_CASES = [  # (what, bytes, words the one line must hold)
@@ -176,12 +177,12 @@ def test_export_of_an_id_too_long_for_a_file_name_is_refused_before_writing(tmp_
     export); HDF5 keeps any id."""
     import numpy as np
 
-    from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+    from hiermovie.feature_store import Provenance, VideoRecord
 
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=4, dtype="float32"))
     ids = ["a", "x" * 300]
-    write_shard(url, [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
+    write_store(url, Provenance(backbone="t", dim=4, dtype="float32"),
+                [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
                                   np.arange(2.0) + 1, np.zeros((2, 0), np.int64)) for v in ids])
     out = tmp_path / "out"
     assert main(["store", "export", url, "--to", f"{out}/"]) == 2
@@ -263,12 +264,12 @@ def test_store_info_escapes_ids_that_would_read_as_others(tmp_path, capsys):
     newline or a right-to-left override: each video stays one line that reads as itself."""
     import numpy as np
 
-    from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+    from hiermovie.feature_store import Provenance, VideoRecord
 
     url = str(tmp_path / "s.zarr")
-    create_store(url, Provenance(backbone="t", dim=4, dtype="float32"))
     ids = ["plain", "two\nlines", "abc\u202edef"]
-    write_shard(url, [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
+    write_store(url, Provenance(backbone="t", dim=4, dtype="float32"),
+                [VideoRecord(v, np.ones((2, 1, 4), np.float32), np.arange(2.0),
                                   np.arange(2.0) + 1, np.zeros((2, 0), np.int64)) for v in ids])
     assert main(["store", "info", url, "--videos"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("video ")]

@@ -15,11 +15,10 @@ from hiermovie.feature_store import (
     FeatureStore,
     Provenance,
     VideoRecord,
-    create_store,
-    write_shard,
 )
 from hiermovie.workflows.probe import ScoreConfig, VidSituProbeConfig, read_predictions, run_score
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from tests.conftest import write_store
 from tests.reliability import record
 
 
@@ -29,11 +28,11 @@ def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
     write_vidsitu(root, 30, 10, seed=3, size=32, workers=1)
     url = str(root / "f.zarr")
-    create_store(url, Provenance(backbone="random", dim=12, dtype="float32"))
     rng = np.random.default_rng(0)
     clips = VidSitu(root, "train").clips + VidSitu(root, "valid").clips[:-1]  # one missing
     start = np.arange(5) * 2.0
-    write_shard(url, [VideoRecord(c, rng.standard_normal((5, 1, 12)).astype(np.float32), start,
+    write_store(url, Provenance(backbone="random", dim=12, dtype="float32"),
+                [VideoRecord(c, rng.standard_normal((5, 1, 12)).astype(np.float32), start,
                                   start + 2, np.zeros((5, 0), np.int64)) for c in clips])
     ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32))
     ctx.save_pretrained(root / "ctx")
@@ -120,20 +119,20 @@ def run_score_json(root, path, task):
 
 def test_every_row_trains_on_the_same_label_subsets(bench, tmp_path, monkeypatch):
     """Seed s of every row sees the same clips at a label count; counts nest."""
-    from hiermovie.workflows.probe import trainers
+    from hiermovie.workflows.probe.fitting import FinetunedRow, FrozenRow
 
     seen = {}
 
     def spy(fn, name):  # reads the subset by its name, wherever the caller puts it
         def wrapped(*a, **kw):
-            sub = inspect.signature(fn).bind(*a, **kw).arguments[name]
-            row = inspect.signature(fn).bind(*a, **kw).arguments["row"]
+            bound = inspect.signature(fn).bind(*a, **kw).arguments
+            sub, row = bound[name], bound["self"].row
             seen.setdefault((row.name, len(sub[0]) if sub.dim() == 2 else len(sub)),
                             []).append(sub.clone())
             return fn(*a, **kw)
         return wrapped
-    monkeypatch.setattr(trainers, "fit_frozen", spy(trainers.fit_frozen, "subsets"))
-    monkeypatch.setattr(trainers, "fit_finetuned", spy(trainers.fit_finetuned, "subset"))
+    monkeypatch.setattr(FrozenRow, "_fit", spy(FrozenRow._fit, "subsets"))
+    monkeypatch.setattr(FinetunedRow, "_fit", spy(FinetunedRow._fit, "subset"))
     root, url = bench
     cfg = from_dict(VidSituProbeConfig, {
         "data": f"vidsitu:{root}", "store": url, **FAST, "tasks": ["verb"], "lrs": [1e-3],
@@ -185,7 +184,7 @@ def test_stacked_heads_train_as_separate_runs():
 
 
 def test_random_rows_have_the_pretrained_shape_and_frozen_rows_read_it(bench):
-    from hiermovie.workflows.probe.rows import build_rows, events
+    from hiermovie.workflows.probe.rows import EventFeatures, build_rows
 
     root, _ = bench
     rows = {r.name: r for r in build_rows([], str(root / "ctx"), "", {}, 12, 1)}
@@ -197,19 +196,19 @@ def test_random_rows_have_the_pretrained_shape_and_frozen_rows_read_it(bench):
     assert [p.shape for p in rnd.parameters()] == [p.shape for p in pre.parameters()]
     assert not torch.equal(next(rnd.parameters()), next(pre.parameters()))
     raw = torch.randn(3, 5, 1, 12)
-    mean, std = torch.zeros(12), torch.ones(12)
+    events = EventFeatures(torch.zeros(12), torch.ones(12), 12)
     with torch.no_grad():
-        ev = events(raw, None, rows["pretrained_frozen"], pre, mean, std, 12)
+        ev = events(rows["pretrained_frozen"], pre, raw, None)
         assert torch.allclose(ev[..., 12:], pre(raw, torch.ones(3, 5, dtype=torch.bool)))
         # self-only: an event's features do not move when its neighbours change
         other = raw.clone()
         other[:, 1:] = torch.randn_like(other[:, 1:])
         so = rows["random_selfonly"]
-        assert torch.allclose(events(raw, None, so, so.ctx, mean, std, 12)[:, 0],
-                              events(other, None, so, so.ctx, mean, std, 12)[:, 0], atol=1e-6)
+        assert torch.allclose(events(so, so.ctx, raw, None)[:, 0],
+                              events(so, so.ctx, other, None)[:, 0], atol=1e-6)
         fr = rows["random_frozen"]
-        assert not torch.allclose(events(raw, None, fr, fr.ctx, mean, std, 12)[:, 0],
-                                  events(other, None, fr, fr.ctx, mean, std, 12)[:, 0], atol=1e-3)
+        assert not torch.allclose(events(fr, fr.ctx, raw, None)[:, 0],
+                                  events(fr, fr.ctx, other, None)[:, 0], atol=1e-3)
 
 
 def test_score_reads_leaderboard_files(bench, tmp_path, capsys):
@@ -246,7 +245,6 @@ def test_fused_and_joined_stores_reach_the_heads(bench, tmp_path):
     vocab = sorted({v for c in train.clips for v in train.verbs(c)} |
                    {v for c in valid.clips for v in valid.majority_verbs(c)})
     oracle = str(tmp_path / "oracle.zarr")
-    create_store(oracle, Provenance(backbone="oracle", dim=len(vocab), dtype="float32"))
     start = np.arange(5) * 2.0
     recs = []
     for ds, verbs in ((train, train.verbs), (valid, valid.majority_verbs)):
@@ -254,7 +252,7 @@ def test_fused_and_joined_stores_reach_the_heads(bench, tmp_path):
             onehot = np.eye(len(vocab), dtype=np.float32)[[vocab.index(v) for v in verbs(c)]]
             recs.append(VideoRecord(c, onehot[:, None], start, start + 2,
                                     np.zeros((5, 0), np.int64)))
-    write_shard(oracle, recs)
+    write_store(oracle, Provenance(backbone="oracle", dim=len(vocab), dtype="float32"), recs)
     acc = {}
     # and `--store a,b` (issue 39): the oracle's features joined to every segment's own
     for key, fuse, store in ((False, "", url), (True, oracle, url),
@@ -366,26 +364,26 @@ def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
                          for v, g in zip(valid.verbs(c), groups[c], strict=True)]
                         for c in valid.clips])
     cfg = from_dict(VidSituProbeConfig, {"tasks": ["verb"], "store": "x"})
-    m, _ = scores(cfg, top, None, valid, valid.clips, list(range(40)), vocab, groups)
+    m, _ = scores(cfg.tasks, top, None, valid, valid.clips, list(range(40)), vocab, groups)
     assert m["verb/acc1_plain"] == 1.0
     assert m["verb/acc1_predictable"] == 0.0 and m["verb/acc1_label_only"] == 0.0
-    m, _ = scores(cfg, top, None, valid, valid.clips, list(range(40)), vocab)
+    m, _ = scores(cfg.tasks, top, None, valid, valid.clips, list(range(40)), vocab)
     assert not any("acc1_" in k for k in m)  # no groups (a real dataset): no group metrics
 
 
 def test_infill_readout_is_what_the_neighbours_say_of_an_event():
-    from hiermovie.workflows.probe.rows import Row, events
+    from hiermovie.workflows.probe.rows import EventFeatures, Row
 
     ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=2, heads=2, ffn=32,
                                               dropout=0.0)).eval()
     row = Row("pretrained_frozen", ctx, "frozen")
     raw = torch.randn(3, 5, 1, 12)
-    z, one = torch.zeros(12), torch.ones(12)
+    events = EventFeatures(torch.zeros(12), torch.ones(12), 12, "infill", concat_own=False)
     with torch.no_grad():
-        a = events(raw, None, row, ctx, z, one, 12, "infill", concat_own=False)
+        a = events(row, ctx, raw, None)
         changed = raw.clone()
         changed[:, 2] += 5.0
-        b = events(changed, None, row, ctx, z, one, 12, "infill", concat_own=False)
+        b = events(row, ctx, changed, None)
     assert a.shape == (3, 5, 32)
     assert torch.allclose(a[:, 2, 16:], b[:, 2, 16:], atol=1e-5)  # event 2 masked: unseen
     assert not torch.allclose(a[:, 2, :16], b[:, 2, :16], atol=1e-3)  # its plain output sees it
@@ -396,9 +394,8 @@ def test_a_time_position_model_is_read_at_its_stored_times(bench):
     """pretrain-ctx feeds a `--model.position time` contextualizer the segments' start times;
     the probe must read it at the same times (it once used index positions, silently)."""
     from hiermovie.feature_store import FeatureStore
-    from hiermovie.workflows.probe.rows import Row
-    from hiermovie.workflows.probe.train import Context
-    from hiermovie.workflows.probe.vidsitu import load_split
+    from hiermovie.workflows.probe.rows import EventFeatures, Row
+    from hiermovie.workflows.probe.vidsitu_data import load_clips
 
     _, url = bench
     store = FeatureStore(url)
@@ -406,9 +403,8 @@ def test_a_time_position_model_is_read_at_its_stored_times(bench):
     torch.manual_seed(0)
     ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32,
                                               position="time")).eval()
-    cfg = from_dict(VidSituProbeConfig, {"progress": False})
-    cx = Context(cfg, torch.zeros(12), torch.ones(12), 12, 8, 3, 4)
-    through = cx.frozen(Row("pretrained_frozen", ctx, "frozen"), load_split(store, clips))
+    events = EventFeatures(torch.zeros(12), torch.ones(12), 12)
+    through = events.frozen(Row("pretrained_frozen", ctx, "frozen"), ctx, load_clips(store, clips))
     feats = torch.stack([torch.from_numpy(store.get(c)) for c in clips])
     times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
     valid = torch.ones(feats.shape[:2], dtype=torch.bool)
@@ -420,16 +416,20 @@ def test_a_time_position_model_is_read_at_its_stored_times(bench):
 
 
 def test_default_head_width_is_half_the_widest_rows_input():
-    """docs/probe.md's rule, for every read-out: an infill read-out is two layers' outputs."""
-    from hiermovie.workflows.probe.rows import Row, head_hidden
+    """docs/probe.md's rule, for every read-out: half the widest input any row's heads read
+    (measured on the event features themselves: an infill read-out is two layers' outputs)."""
+    from hiermovie.workflows.probe.rows import EventFeatures, Row, head_hidden
 
     ctx = Contextualizer(ContextualizerConfig(in_dim=12, width=16, layers=1, heads=2, ffn=32))
     rows = [Row("backbone", None, "frozen"), Row("pretrained_frozen", ctx, "frozen")]
-    assert head_hidden(rows, 12, 0, "last", True) == (12 + 16) // 2
-    assert head_hidden(rows, 12, 0, "infill", True) == (12 + 32) // 2
-    assert head_hidden(rows, 12, 0, "infill", False) == 32 // 2
-    assert head_hidden(rows[:1], 12, 0, "infill", False) == 12 // 2
-    assert head_hidden(rows, 12, 7, "infill", True) == 7
+    raw = torch.randn(2, 5, 1, 12)
+    for readout, concat_own in (("last", True), ("infill", True), ("infill", False)):
+        events = EventFeatures(torch.zeros(12), torch.ones(12), 12, readout, concat_own)
+        with torch.no_grad():
+            widths = [events(r, r.ctx, raw, None).shape[-1] for r in rows]
+        assert head_hidden(rows, 12, 0, readout, concat_own) == max(widths) // 2
+        assert head_hidden(rows[:1], 12, 0, readout, concat_own) == widths[0] // 2
+    assert head_hidden(rows, 12, 7, "infill", True) == 7  # given: every row's
 
 
 def test_a_fused_store_holding_nan_is_skipped_and_named(bench, tmp_path, capsys):
@@ -440,8 +440,8 @@ def test_a_fused_store_holding_nan_is_skipped_and_named(bench, tmp_path, capsys)
     root, url = bench
     fused = str(tmp_path / "fused.zarr")
     store = FeatureStore(url)
-    create_store(fused, Provenance(backbone="other", dim=4, dtype="float32"))
-    write_shard(fused, [VideoRecord(c, np.ones((5, 1, 4), np.float32), np.arange(5) * 2.0,
+    write_store(fused, Provenance(backbone="other", dim=4, dtype="float32"),
+                [VideoRecord(c, np.ones((5, 1, 4), np.float32), np.arange(5) * 2.0,
                                     np.arange(5) * 2.0 + 2, np.zeros((5, 0), np.int64))
                         for c in store.videos()])
     shard = next(iter(zarr.open_group(fused, mode="r")["shards"].group_keys()))

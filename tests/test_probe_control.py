@@ -9,11 +9,12 @@ import pytest
 from hiermovie.config import ConfigError, from_dict
 from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.vidsitu import VidSitu, verb_vocab
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import Provenance, VideoRecord
 from hiermovie.workflows.cli import main
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from tests.conftest import write_store
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,6 @@ def shifted(tmp_path_factory):
     vocab = verb_vocab(train)
     rng = np.random.default_rng(1)
     url = str(root / "f.zarr")
-    create_store(url, Provenance(backbone="shifted", dim=len(vocab) + 4, dtype="float32"))
     start = np.arange(5) * 2.0
     recs = []
     for ds, verbs in ((train, train.verbs), (valid, valid.majority_verbs)):
@@ -36,7 +36,7 @@ def shifted(tmp_path_factory):
             for i in range(4):
                 f[i, ids[i + 1]] += 1.0
             recs.append(VideoRecord(c, f[:, None], start, start + 2, np.zeros((5, 0), np.int64)))
-    write_shard(url, recs)
+    write_store(url, Provenance(backbone="shifted", dim=len(vocab) + 4, dtype="float32"), recs)
     return root, url
 
 

@@ -7,10 +7,11 @@ import torch
 from hiermovie.config import from_dict
 from hiermovie.datasets import lvu
 from hiermovie.datasets.synth import write_lvu
-from hiermovie.feature_store import Provenance, VideoRecord, create_store, write_shard
+from hiermovie.feature_store import Provenance, VideoRecord
 from hiermovie.heads import lvu as lh
 from hiermovie.workflows.probe import LvuProbeConfig
 from hiermovie.workflows.probe.lvu import run_lvu
+from tests.conftest import write_store
 
 
 def test_windows_cover_the_video():
@@ -75,7 +76,6 @@ def test_lvu_probe_on_synthetic_labels(tmp_path):
     """Features that show each video's scene: the scene task is solved, the rest is not."""
     write_lvu(tmp_path, 80, seed=2, size=32, workers=1, render=False)
     url = str(tmp_path / "f.zarr")
-    create_store(url, Provenance(backbone="random", dim=16, dtype="float32"))
     rng = np.random.default_rng(0)
     scene = {e.video_id: e.target for s in ("train", "test")
              for e in lvu.load_task(tmp_path, "scene", s)}
@@ -87,7 +87,7 @@ def test_lvu_probe_on_synthetic_labels(tmp_path):
         f[:, 0, scene[vid]] += 1.0
         start = np.arange(n) * 2.0
         recs.append(VideoRecord(vid, f, start, start + 2, np.zeros((n, 0), np.int64)))
-    write_shard(url, recs)
+    write_store(url, Provenance(backbone="random", dim=16, dtype="float32"), recs)
     cfg = from_dict(LvuProbeConfig, {"data": f"lvu:{tmp_path}", "store": url, "seeds": 2,
                                      "epochs": 40, "eval_every": 20, "lrs": [1e-2],
                                      "rows": ["backbone", "random_frozen"], "window": 10,
@@ -123,9 +123,9 @@ def test_lvu_selection_always_leaves_videos_to_fit(tmp_path):
     train = [e.video_id for e in lvu.load_task(tmp_path, "scene", "train")][:2]
     test = [e.video_id for e in lvu.load_task(tmp_path, "scene", "test")][:2]
     url = str(tmp_path / "f.zarr")
-    create_store(url, Provenance(backbone="random", dim=8, dtype="float32"))
     start = np.arange(6) * 2.0
-    write_shard(url, [VideoRecord(v, np.ones((6, 1, 8), np.float32), start, start + 2,
+    write_store(url, Provenance(backbone="random", dim=8, dtype="float32"),
+                [VideoRecord(v, np.ones((6, 1, 8), np.float32), start, start + 2,
                                   np.zeros((6, 0), np.int64)) for v in train + test])
     cfg = from_dict(LvuProbeConfig, {"data": f"lvu:{tmp_path}", "store": url, "seeds": 1,
                                      "epochs": 2, "eval_every": 1, "lrs": [1e-2],
@@ -153,7 +153,6 @@ def test_joined_stores_concatenate_each_segment_and_refuse_misaligned_ones(tmp_p
     urls = {}
     for name, dim, informative in (("noise", 8, False), ("scene", 16, True)):
         urls[name] = url = str(tmp_path / f"{name}.zarr")
-        create_store(url, Provenance(backbone=name, dim=dim, dtype="float32"))
         recs = []
         for vid in ids if informative else ids[1:]:  # one video only in the scene store
             n = lengths[vid]
@@ -162,7 +161,7 @@ def test_joined_stores_concatenate_each_segment_and_refuse_misaligned_ones(tmp_p
                 f[:, 0, scene[vid]] += 1.0
             start = np.arange(n) * 2.0
             recs.append(VideoRecord(vid, f, start, start + 2, np.zeros((n, 0), np.int64)))
-        write_shard(url, recs)
+        write_store(url, Provenance(backbone=name, dim=dim, dtype="float32"), recs)
     joined = open_stores(f"{urls['noise']},{urls['scene']}")
     assert isinstance(joined, JoinedStore) and joined.provenance.dim == 24
     assert ids[0] not in joined and len(joined) == len(ids) - 1
@@ -179,13 +178,12 @@ def test_joined_stores_concatenate_each_segment_and_refuse_misaligned_ones(tmp_p
     assert min(next(c["values"] for c in res["cells"] if c["metric"] == "scene")) >= 0.75
 
     shifted = str(tmp_path / "shifted.zarr")  # the same videos, one with other segment times
-    create_store(shifted, Provenance(backbone="s", dim=4, dtype="float32"))
     recs = []
     for vid in ids:
         n = lengths[vid]
         start = np.arange(n) * (2.0 if vid != ids[5] else 1.0)
         recs.append(VideoRecord(vid, np.zeros((n, 1, 4), np.float32), start, start + 2,
                                 np.zeros((n, 0), np.int64)))
-    write_shard(shifted, recs)
+    write_store(shifted, Provenance(backbone="s", dim=4, dtype="float32"), recs)
     with pytest.raises(StoreError, match=f"the segments of video '{ids[5]}' do not line up"):
         open_stores(f"{urls['scene']},{shifted}")

@@ -52,6 +52,7 @@ def _rotate(src, dst, degrees_matrix=(0, 0x00010000, 0, 0xFFFF0000, 0, 0, 0, 0, 
     at = box + 8 + 4 + (32 if version == 1 else 20) + 8 + 8
     data[at:at + 36] = struct.pack(">9I", *degrees_matrix)
     dst.write_bytes(bytes(data))
+    return dst
 
 
 def _faststart(src, dst):
@@ -133,6 +134,7 @@ def bad_folder(tmp_path_factory):
     return d, paths
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_recorded_and_the_job_goes_on(bad_folder, tmp_path):
     d, paths = bad_folder
     manifest = tmp_path / "m.jsonl"
@@ -218,7 +220,7 @@ def test_bad_store_urls_are_refused(many_clips, tmp_path, capsys, kind):
 @pytest.mark.parametrize("args, words", [
     (["extract", "--backbone.batch_size", "many"], "backbone.batch_size"),
     (["extract", "--plan.num_frames", "-1"], "plan.num_frames"),
-    (["pretrain-ctx", "--mask_ratio", "1.5"], "mask_ratio"),
+    (["pretrain-ctx", "--mask_ratio", "1.5"], "mask.ratio"),
     (["pretrain-backbone", "--clip.clips", "1"], "clip"),
     (["probe", "vidsitu", "--rows", "nonsense"], "rows"),
 ])
@@ -257,6 +259,7 @@ def _ray_workers(name: str, parent: int) -> list:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target, sig, what", [
     ("ray::decode_item", signal.SIGSEGV, "a decode task's worker crashes as a native decoder "
      "would (SIGSEGV)"),
@@ -283,6 +286,7 @@ def test_ray_worker_killed_mid_task_is_retried(many_clips, reference, tmp_path, 
            "store identical to an uninterrupted run")
 
 
+@pytest.mark.slow
 def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, reference, tmp_path):
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux `unshare` to mount a private small tmpfs")
@@ -318,6 +322,7 @@ def test_disk_full_gives_a_clear_error_and_a_rerun_completes(many_clips, referen
            "identical to an uninterrupted run")
 
 
+@pytest.mark.slow
 def test_pretrain_ctx_killed_and_resumed_follows_the_same_curve(reference, tmp_path):
     import json
 
@@ -375,11 +380,12 @@ def test_nan_features_from_an_imported_file_are_refused(tmp_path):
            f"refused: `{str(e.value)[:100]}`")
 
 
-def test_rotated_video_is_read_upright(bad_folder):
+def test_rotated_video_is_read_upright(tmp_path):
     from hiermovie.pipeline.decode import decode_video
     from hiermovie.pipeline.plans import PlanConfig
 
-    _, paths = bad_folder
+    paths = {"good": make_video(tmp_path / "good.mp4", 4.0, 30.0, (64, 80))}
+    paths["rotated"] = _rotate(paths["good"], tmp_path / "rotated.mp4")
     plan = PlanConfig(kind="sliding", num_frames=2, sampling_rate=4)
     upright = decode_video(str(paths["good"]), plan, (64, 64)).frames[0, 0].astype(float)
     shown = decode_video(str(paths["rotated"]), plan, (64, 64)).frames[0, 0].astype(float)

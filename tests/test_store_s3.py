@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hiermovie.feature_store import FeatureStore, Provenance, create_store, write_shard
-from tests.conftest import make_record
+from hiermovie.feature_store import FeatureStore, Provenance
+from tests.conftest import make_record, write_store
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is a test dependency")
 pytest.importorskip("s3fs", reason="s3fs is a test dependency")
@@ -27,10 +27,9 @@ def s3():
 
 def test_s3_round_trip(s3):
     url = "s3://features/run1.zarr"
-    create_store(url, Provenance(backbone="b", dim=8, dtype="float32"), storage_options=s3)
     recs = [make_record(f"v{i}", 3, seed=i) for i in range(4)]
-    write_shard(url, recs[:2], storage_options=s3)
-    write_shard(url, recs[2:], storage_options=s3)
+    write_store(url, Provenance(backbone="b", dim=8, dtype="float32"), recs[:2], recs[2:],
+                storage_options=s3)
     store = FeatureStore(url, storage_options=s3)
     assert sorted(store.videos()) == ["v0", "v1", "v2", "v3"]
     for r in recs:

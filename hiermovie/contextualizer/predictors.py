@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hiermovie.config import opt
 from hiermovie.contextualizer.masking import bert_corrupt, random_mask
 from hiermovie.contextualizer.model import Contextualizer, decay_groups
 from hiermovie.contextualizer.objectives import (
@@ -30,18 +31,38 @@ Batch = dict[str, torch.Tensor]  # features [B, S, K, D], mask [B, S], start_s [
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """Which segments are masked, what they show, what they predict, how it is scored."""
+    """Which segments are masked, what they show, what they predict, how it is scored
+    (pretrain-ctx's `mask` section)."""
 
-    ratio: float = 0.3
-    count: int = 0
-    span: int = 1
-    mode: Literal["token", "bert"] = "token"
-    target: Target = "feature"
-    norm: TargetNorm = "segment"
-    ema_layers: int = 2
-    loss: Loss = "infonce_clip"
-    temperature: float = 0.1
-    visible_weight: float = 0.0
+    ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")
+    count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
+    span: int = opt(1, "mask contiguous runs of this many segments")
+    mode: Literal["token", "bert"] = opt(
+        "token", "what a chosen segment shows: the mask token, or BERT's 80/10/10 split of "
+        "mask token / another segment / itself (all scored)")
+    target: Target = opt(
+        "feature", "what a masked segment predicts: its feature, its feature less its clip's "
+        "mean (the part its clip-mates do not share), or ema: an EMA teacher's output on the "
+        "whole clip (data2vec)")
+    norm: TargetNorm = opt(
+        "segment", "targets normalised per segment over channels, or standardised per channel")
+    ema_layers: int = opt(2, "ema: the teacher's top layers averaged into the target")
+    loss: Loss = opt("infonce_clip", "infonce_clip (the default: InfoNCE at each masked "
+                     "segment against the other segments of the same clip, so what a clip "
+                     "shares cannot answer; BENCHMARKS.md, 'objectives for a small verb "
+                     "share'), l2 on normalised targets, cosine, or infonce (the other masked "
+                     "segments of the batch are the negatives)")
+    temperature: float = opt(0.1, "infonce and infonce_clip temperature")
+    visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
+                                "this weight (0 = masked segments only)")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio < 1:
+            raise ValueError("ratio: must be in (0, 1)")
+        if self.span < 1 or self.count < 0 or self.ema_layers < 1:
+            raise ValueError("span and ema_layers: must be >= 1, count >= 0")
+        if self.visible_weight < 0 or self.temperature <= 0:
+            raise ValueError("visible_weight: must be >= 0, temperature > 0")
 
 
 class _Pretrained(nn.Module):

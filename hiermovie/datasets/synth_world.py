@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hiermovie.config import opt
 from hiermovie.datasets.vidsitu import RELATIONS  # noqa: F401 (the world's relation names)
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 230),
@@ -80,10 +81,20 @@ class World:
     p_follow, p_hidden and p_turn 0 a script draws the same random numbers as before these
     existed."""
 
-    p_context: float = 0.35  # an event is a look-alike whose label depends on its neighbours
-    p_follow: float = 0.0  # the next plain verb is one of the previous one's two successors
-    p_hidden: float = 0.0  # a plain event is hidden (a cut-away)
-    p_turn: float = 0.0  # the next event's agent is the previous event's patient
+    p_context: float = opt(0.35, "chance that an event is a look-alike verb whose label only "
+                           "its neighbours decide")
+    p_follow: float = opt(0.0, "chance that a plain verb is one of its predecessor's two "
+                          "successors (0 = independent events)")
+    p_hidden: float = opt(0.0, "chance that a plain event is hidden (a cut-away: only its "
+                          "neighbours show its verb and actors)")
+    p_turn: float = opt(0.0, "chance that an event's agent is the previous event's patient. "
+                        "The story world: p_follow 0.8, p_hidden 0.3, p_turn 0.7 "
+                        "(docs/synthetic-benchmark.md)")
+
+    def __post_init__(self) -> None:
+        for name in ("p_context", "p_follow", "p_hidden", "p_turn"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be in [0, 1]")
 
 
 GROUPS = ("plain", "predictable", "label_only")

@@ -15,7 +15,7 @@ import numpy as np
 
 from hiermovie.feature_store.reader import FeatureStore
 from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for, unstorable
-from hiermovie.feature_store.writer import StoreError, complete_shards, create_store, write_shard
+from hiermovie.feature_store.writer import StoreError
 
 NPY_SUFFIX = "_feats.npy"
 VIDSITU_EVENT_S = 2.0  # VidSitu: 5 events of 2 s in a 10 s clip
@@ -71,13 +71,14 @@ def _write(records: list[VideoRecord], sources: list[str], url: str, backbone: s
     for r, source in zip(records, sources, strict=True):  # as stored, before any write
         if problem := unstorable(r.features, prov.dtype):
             raise StoreError(f"{source}: features of {r.video_id!r} {problem}; nothing imported")
-    create_store(url, prov)
     records.sort(key=lambda r: r.video_id)
-    done = set(complete_shards(url))
-    for i in range(0, len(records), videos_per_shard):
-        part = records[i:i + videos_per_shard]
-        if shard_id_for([r.video_id for r in part]) not in done:
-            write_shard(url, part)
+    with FeatureStore.open(url, "a") as store:  # under the lease, as extract writes
+        store.create(prov)
+        done = set(store.shard_names)
+        for i in range(0, len(records), videos_per_shard):
+            part = records[i:i + videos_per_shard]
+            if shard_id_for([r.video_id for r in part]) not in done:
+                store.write(part)
     return len(records)
 
 

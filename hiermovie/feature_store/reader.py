@@ -1,4 +1,6 @@
-"""Reading a feature store: the video index, one video's [S, K, D] features, storage order."""
+"""The feature store: one object opened with a mode, as zarr's stores are. Mode "r" reads:
+the video index, one video's [S, K, D] features, storage order. Mode "a" adds the writing
+job's steps and the lease (`store_writer.WritableSide`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -19,6 +21,7 @@ from hiermovie.feature_store.schema import (
     is_committed,
     unstorable,
 )
+from hiermovie.feature_store.store_writer import WritableSide
 from hiermovie.feature_store.writer import StoreError, read_root_attrs
 
 
@@ -56,29 +59,56 @@ class VideoEntry:
     error: str
 
 
-class FeatureStore:
-    """Read-only view of the committed shards of a store.
+class FeatureStore(WritableSide):
+    """A store's committed shards; with mode "a", also the writing side (a store not yet
+    created reads as empty until `create`). A context manager: leaving it releases the lease.
 
     `cache_bytes` bounds an LRU cache of whole decoded feature arrays per shard: reads then cost
     one chunk fetch per shard instead of one per video, and memory stays bounded however large
     the store is.
     """
 
-    def __init__(self, url: str, *, storage_options: dict | None = None,
-                 cache_bytes: int = 2 << 30) -> None:
-        self.url = url
-        meta = read_root_attrs(url, storage_options)
-        self.provenance = Provenance.from_dict(meta["provenance"])
-        self.storage: dict[str, Any] = meta["storage"]
+    def __init__(self, url: str, mode: Literal["r", "a"] = "r", *,
+                 storage_options: dict | None = None, cache_bytes: int = 2 << 30) -> None:
+        if mode not in ("r", "a"):
+            raise ValueError(f"{url}: mode must be 'r' or 'a', not {mode!r}")
+        self.url, self.mode, self.so, self.cache_bytes = url, mode, storage_options or None, \
+            cache_bytes
+        self.provenance: Provenance | None = None
+        self.storage: dict[str, Any] = {}
+        self._clear()
+        if mode == "a":
+            self._open_writable()
+        else:
+            self.reload()
+
+    @classmethod
+    def open(cls, url: str, mode: Literal["r", "a"] = "r", *,
+             storage_options: dict | None = None, cache_bytes: int = 2 << 30) -> FeatureStore:
+        return cls(url, mode, storage_options=storage_options, cache_bytes=cache_bytes)
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _clear(self) -> None:
         self._shards: list[_Shard] = []
         self._shard_names: list[str] = []
         self._index: dict[str, VideoEntry] = {}
-        for name, group in _committed_shards(url, storage_options):
-            self._add_shard(name, group)
-        self.cache_bytes = cache_bytes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
         self._times: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def reload(self) -> None:
+        """Read the store's metadata and index again (what writers committed since)."""
+        meta = read_root_attrs(self.url, self.so)
+        self._clear()
+        self.provenance = Provenance.from_dict(meta["provenance"])
+        self.storage = meta["storage"]
+        for name, group in _committed_shards(self.url, self.so):
+            self._add_shard(name, group)
 
     def _add_shard(self, name: str, group: Any) -> None:
         cols = group.attrs["index"]

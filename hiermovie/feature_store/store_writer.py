@@ -1,17 +1,18 @@
-"""A writing job's handle on its store: one filesystem, the lease, the features' identity and
-what the store already holds, in the order a job needs them:
+"""The writable side of a `FeatureStore` opened with mode "a": the lease, the features'
+identity and what the store already holds, in the order a writing job needs them:
 
-    store = StoreWriter(url, storage_options)
-    store.check_free()                        # no other live job writes it (one small read)
-    resume = store.resume(ids, retry_failed)  # what it holds of this input; nothing if absent
-    store.check_settings(settings)            # a finished rerun: same settings as stored
-    store.check_writable()                    # the location takes writes, before any real work
-    resume = store.open(provenance, ids, retry_failed)  # created or checked, leased, re-read
-    store.write(records)                      # one shard, committed; as often as needed
-    store.close()                             # the lease released
+    with FeatureStore.open(url, "a", storage_options=so) as store:
+        store.check_free()                        # no other live job writes it (one small read)
+        resume = store.resume(ids, retry_failed)  # what it holds of this input; nothing if absent
+        store.check_settings(settings)            # a finished rerun: same settings as stored
+        store.check_writable()                    # the location takes writes, before real work
+        resume = store.prepare(provenance, ids, retry_failed)  # created, leased, re-read
+        store.write(records)                      # one shard, committed; as often as needed
+                                                  # leaving the block releases the lease
 
-The steps before `open` are cheap and need no model, so a job refuses a busy, foreign or
-read-only store, and ends a finished rerun, before it starts anything expensive.
+The steps before `prepare` are cheap and need no model, so a job refuses a busy, foreign or
+read-only store, and ends a finished rerun, before it starts anything expensive. A job that
+writes what it has at hand (`store import`) needs only `create` and `write`.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from hiermovie.feature_store.schema import Provenance, VideoRecord, shard_id_for
 from hiermovie.feature_store.writer import (
     Compressor,
     StoreError,
-    create_store,
+    _create_store,
+    _uncommit_shard,
+    _write_shard,
     filesystem,
     read_root_attrs,
     refuse_foreign,
     refuse_other_features,
-    uncommit_shard,
-    write_shard,
 )
 
 
@@ -47,27 +48,34 @@ class Resume:
     redo: list[str]  # committed shards to rewrite (retry_failed)
 
 
-class StoreWriter:
-    def __init__(self, url: str, storage_options: dict | None = None, *,
-                 chunk_segments: int = 4096, compressor: Compressor = "none") -> None:
-        self.url, self.so = url, storage_options or None
-        self.chunk_segments, self.compressor = chunk_segments, compressor
-        self.fs, self.path = filesystem(url, self.so)
-        self.lease = Lease(url, self.so)
+class WritableSide:
+    """The writing steps of a store opened with mode "a" (mixed into `FeatureStore`)."""
+
+    url: str
+    so: dict | None
+    mode: str
+
+    def _open_writable(self) -> None:
+        self.fs, self.path = filesystem(self.url, self.so)
+        self.lease = Lease(self.url, self.so)
         self.leased = False
+
+    def _writable(self) -> None:
+        if self.mode != "a":
+            raise StoreError(f"{self.url}: opened read-only; open it with mode 'a' to write")
 
     def check_free(self) -> None:
         """Refuse a store that another live job is writing."""
+        self._writable()
         if self.fs.exists(self.path):
             self.lease.check()
 
     def resume(self, wanted: set[str], retry_failed: bool) -> Resume:
         """The store's state for the videos `wanted`; with `retry_failed`, the shards holding
         their failures are to be redone and those videos are not counted as stored."""
-        from hiermovie.feature_store.reader import FeatureStore
-
+        self._writable()
         try:
-            store = FeatureStore(self.url, storage_options=self.so, cache_bytes=0)
+            store = type(self)(self.url, storage_options=self.so, cache_bytes=0)
         except StoreError:
             refuse_foreign(self.url, self.so)  # a file or someone's folder: refused now
             return Resume(set(), set(), {}, [])
@@ -82,7 +90,7 @@ class StoreWriter:
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         """Refuse a rerun whose settings (some fields of the provenance's identity) differ from
-        the store's, as `open` would once the model is loaded."""
+        the store's, as `create` would once the model is loaded."""
         stored = read_root_attrs(self.url, self.so)["provenance"]
         refuse_other_features(self.url, stored, settings, partial=True)
 
@@ -90,6 +98,7 @@ class StoreWriter:
         """Refuse a location that takes no writes (read-only, full, denied, gone): one small
         file written and removed there (a store not yet created: its folder is made for the
         test and removed again)."""
+        self._writable()
         root, made = self.path.rstrip("/"), False
         try:
             if not self.fs.exists(root):
@@ -104,37 +113,53 @@ class StoreWriter:
             raise StoreError(f"{self.url}: cannot write the store there ({e.strerror or e}); "
                              "give a writable location") from None
 
-    def open(self, provenance: Provenance, wanted: set[str], retry_failed: bool) -> Resume:
+    def create(self, provenance: Provenance, *, chunk_segments: int = 4096,
+               compressor: Compressor = "none") -> None:
         """Create the store (or check that it holds features of this provenance), take its
-        lease and read its state again: another job may have written since `resume`. The
-        shards to redo are uncommitted here."""
-        create_store(self.url, provenance, chunk_segments=self.chunk_segments,
-                     compressor=self.compressor, storage_options=self.so)
-        self.lease.acquire()
-        self.leased = True
+        lease and read its index: from here on this job writes the store."""
+        self._writable()
+        if not self.leased:
+            self.lease.check()  # before anything is written: a live job's store is its own
+        _create_store(self.url, provenance, chunk_segments=chunk_segments,
+                      compressor=compressor, storage_options=self.so)
+        if not self.leased:
+            self.lease.acquire()
+            self.leased = True
+        self.reload()
+
+    def prepare(self, provenance: Provenance, wanted: set[str], retry_failed: bool, *,
+                chunk_segments: int = 4096, compressor: Compressor = "none") -> Resume:
+        """`create`, then the store's state read again (another job may have written since
+        `resume`); the shards to redo are uncommitted here."""
+        self.create(provenance, chunk_segments=chunk_segments, compressor=compressor)
         resume = self.resume(wanted, retry_failed)
         for name in resume.redo:
-            uncommit_shard(self.url, name, self.so)
+            _uncommit_shard(self.url, name, self.so)
         return resume
 
     def write(self, records: list[VideoRecord], tries: int = 3) -> str:
         """Write and commit one shard; returns its id. A transient error is retried, never a
         full disk or a location that refuses writes."""
+        self._writable()
+        if not self.leased:
+            raise StoreError(f"{self.url}: create the store (or prepare it) before writing")
         for attempt in range(tries - 1):
             try:
-                return write_shard(self.url, records, storage_options=self.so)
+                return _write_shard(self.url, records, storage_options=self.so)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
                     raise
                 time.sleep(2**attempt)
-        return write_shard(self.url, records, storage_options=self.so)
+        return _write_shard(self.url, records, storage_options=self.so)
 
-    def refresh(self) -> None:
+    def refresh_lease(self) -> None:
         """Keep the lease alive (cheap: writes at most every few seconds)."""
-        self.lease.refresh()
+        if self.leased:
+            self.lease.refresh()
 
     def close(self) -> None:
-        if self.leased:
+        """Release the lease (a store opened for reading: nothing to do)."""
+        if self.mode == "a" and self.leased:
             self.lease.release()
             self.leased = False
 

@@ -1,4 +1,4 @@
-"""Creating stores and writing shards.
+"""Creating stores and writing shards (the steps under `FeatureStore`'s writable side).
 
 Each shard is written by exactly one writer, into a group of its own, and is committed last by
 one write of the group's metadata document (`zarr.json`) that holds both `complete: true` and
@@ -76,7 +76,7 @@ def read_root_attrs(url: str, storage_options: dict | None = None) -> dict[str, 
     return meta
 
 
-def create_store(
+def _create_store(
     url: str,
     provenance: Provenance,
     *,
@@ -226,7 +226,7 @@ def _columns(records: list[VideoRecord], prov: Provenance
     return columns, strings
 
 
-def write_shard(
+def _write_shard(
     url: str, records: list[VideoRecord], *, storage_options: dict | None = None
 ) -> str:
     """Write one shard holding `records` and commit it; returns the shard id.
@@ -250,7 +250,7 @@ def write_shard(
     if shard_id in shards:
         # uncommit before deleting: a kill inside the deletion must not leave a committed
         # record over missing arrays
-        uncommit_shard(url, shard_id, storage_options)
+        _uncommit_shard(url, shard_id, storage_options)
     group = shards.create_group(shard_id, overwrite=True, attributes={COMPLETE: False})
     rows = max(1, min(int(storage["chunk_segments"]), int(counts.sum())))
     compressors = _compressors(storage["compressor"])
@@ -280,7 +280,7 @@ def write_shard(
     return shard_id
 
 
-def uncommit_shard(url: str, shard_id: str, storage_options: dict | None = None) -> None:
+def _uncommit_shard(url: str, shard_id: str, storage_options: dict | None = None) -> None:
     """Mark a shard incomplete (one atomic write): readers stop seeing it, a rerun redoes it."""
     open_group(url, "a", storage_options)[SHARDS][shard_id].attrs.put({COMPLETE: False})
 

@@ -208,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         # what the user can fix; anything else is a bug and keeps its traceback
         print(f"hiermovie {args.command}: error: {bounded(str(e))}", file=sys.stderr)
         return 2
+    except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
+        # a location the user gave that is a file where a folder must be (or the reverse)
+        print(f"hiermovie {args.command}: error: {bounded(f'{e.filename}: {e.strerror}')}; "
+              "give another location", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise  # anything else is a bug and keeps its traceback

@@ -79,15 +79,16 @@ class Demo:
         self.steps(name, None, fn, job_cfg)
 
     def render(self) -> None:
+        from hiermovie.datasets.synth_world import World
         from hiermovie.workflows.synth import SynthConfig, run_synth
 
-        cfg, data, world = self.cfg, self.data, WORLDS[self.cfg.world]
+        cfg, data, world = self.cfg, self.data, World(**WORLDS[self.cfg.world])
         if not (data / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").exists():
             self.step("synth", run_synth, SynthConfig(
-                out=str(data), train=cfg.train, valid=cfg.valid, size=cfg.size, **world))
+                out=str(data), train=cfg.train, valid=cfg.valid, size=cfg.size, world=world))
         if cfg.pool and not (data / "pool" / f"pool{cfg.pool - 1:06d}.mp4").exists():
             self.step("synth (pool)", run_synth, SynthConfig(
-                out=str(data), train=0, valid=0, pool=cfg.pool, size=cfg.size, **world))
+                out=str(data), train=0, valid=0, pool=cfg.pool, size=cfg.size, world=world))
 
     def pretrain_backbone(self) -> str:
         """Level 1 trained without labels on its own corpus of trimmed actions, as the zoo's

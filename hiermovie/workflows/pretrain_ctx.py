@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,7 +22,6 @@ from hiermovie.contextualizer import (
     ContextualizerConfig,
 )
 from hiermovie.contextualizer.model import ContextualizerShape
-from hiermovie.contextualizer.objectives import Loss, Target, TargetNorm
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
 from hiermovie.workflows.ctx_data import CtxData, load_data
 from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
@@ -51,28 +50,8 @@ class PretrainCtxConfig(TrainingConfig):
                       "--data's split NAME, or a file of ids (one per line)")
     out: str = job_default("out", "runs/ctx")
     model: ContextualizerShape = opt(default_factory=ContextualizerShape)
-    loss: Loss = opt("infonce_clip", "infonce_clip (the default: InfoNCE at each masked "
-                     "segment against the other segments of the same clip, so what a clip "
-                     "shares cannot answer; BENCHMARKS.md, 'objectives for a small verb "
-                     "share'), l2 on normalised targets, cosine, or infonce (the other masked "
-                     "segments of the batch are the negatives)")
-    temperature: float = opt(0.1, "infonce and infonce_clip temperature")
-    mask_ratio: float = opt(0.3, "fraction of a sequence's segments masked (at least one)")
-    mask_count: int = opt(0, "mask exactly this many segments instead (0 = use the ratio)")
-    mask_span: int = opt(1, "mask contiguous runs of this many segments")
-    target: Target = opt(
-        "feature", "what a masked segment predicts: its feature, its feature less its clip's "
-        "mean (the part its clip-mates do not share), or ema: an EMA teacher's output on the "
-        "whole clip (data2vec)")
-    ema_layers: int = opt(2, "ema: the teacher's top layers averaged into the target")
+    mask: MaskSpec = opt(default_factory=MaskSpec)
     ema_momentum: float = opt(0.996, "ema: the teacher's momentum at the start (cosine to 1)")
-    visible_weight: float = opt(0.0, "also predict the visible segments' own features, at "
-                                "this weight (0 = masked segments only)")
-    mask_mode: Literal["token", "bert"] = opt(
-        "token", "what a chosen segment shows: the mask token, or BERT's 80/10/10 split of "
-        "mask token / another segment / itself (all scored)")
-    target_norm: TargetNorm = opt(
-        "segment", "targets normalised per segment over channels, or standardised per channel")
     decay: Literal["all", "weights"] = opt(
         "all", "AdamW weight decay on every parameter, or on weight matrices only (not on "
         "biases, norms, the mask token and embeddings, as BERT and MAE)")
@@ -85,25 +64,21 @@ class PretrainCtxConfig(TrainingConfig):
         "lowest validation loss (early stopping: a small labelled set is soon memorised)")
     storage_options: dict = opt({}, "fsspec options for the store")
 
-    def mask_spec(self) -> MaskSpec:
-        return MaskSpec(ratio=self.mask_ratio, count=self.mask_count, span=self.mask_span,
-                        mode=self.mask_mode, target=self.target, norm=self.target_norm,
-                        ema_layers=self.ema_layers, loss=self.loss,
-                        temperature=self.temperature, visible_weight=self.visible_weight)
+    # the mask fields' names before they were nested under `mask` (kept for this release)
+    ALIASES: ClassVar[dict[str, str]] = {
+        "mask_ratio": "mask.ratio", "mask_count": "mask.count", "mask_span": "mask.span",
+        "mask_mode": "mask.mode", "target": "mask.target", "target_norm": "mask.norm",
+        "ema_layers": "mask.ema_layers", "loss": "mask.loss", "temperature": "mask.temperature",
+        "visible_weight": "mask.visible_weight"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.mask_ratio < 1:
-            raise ValueError("mask_ratio: must be in (0, 1)")
-        for name in ("val_every", "mask_span"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1")
-        if self.target == "ema" and not 1 <= self.ema_layers <= self.model.layers:
-            raise ValueError(f"ema_layers: must be in [1, model.layers={self.model.layers}]")
+        if self.val_every < 1:
+            raise ValueError("val_every: must be >= 1")
+        if self.mask.target == "ema" and not self.mask.ema_layers <= self.model.layers:
+            raise ValueError(f"mask.ema_layers: must be in [1, model.layers={self.model.layers}]")
         if not 0 < self.ema_momentum < 1:
             raise ValueError("ema_momentum: must be in (0, 1)")
-        if self.visible_weight < 0:
-            raise ValueError("visible_weight: must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction: must be in (0, 1): validation needs held-out videos")
         if self.objective == "supervised" and not self.data:
@@ -126,7 +101,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
                                 tokens_per_segment=data.provenance.tokens_per_segment,
                                 **asdict(cfg.model))
     model = (LabelPredictor(Contextualizer(mcfg), *data.classes) if data.classes
-             else MaskPredictor(Contextualizer(mcfg), mcfg.in_dim, cfg.mask_spec())).to(device)
+             else MaskPredictor(Contextualizer(mcfg), mcfg.in_dim, cfg.mask)).to(device)
     opt_ = torch.optim.AdamW(model.param_groups(cfg.weight_decay, cfg.decay), lr=cfg.lr)
     ddp_model = run.wrap(model)
     state = run.resume(model, opt_)
@@ -148,7 +123,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
             run.finish()
             return 1
         optimizer_step(opt_, loss, lr, cfg.grad_clip)
-        if cfg.target == "ema":
+        if cfg.mask.target == "ema":
             model.ema_update(ema_momentum(step, cfg.steps, cfg.ema_momentum))
         done = step + 1
         record: dict[str, Any] = {"step": done, "loss": loss.item(), "lr": lr}
@@ -160,7 +135,7 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
                      loss=f"{record['loss']:.4f}", val=f"{last_val:.4f}")
     if rank == 0 and run.finished:
         last_val = best.restore(model, last_val)
-        if cfg.target == "ema":  # the targets moved with the teacher: re-measure the baseline
+        if cfg.mask.target == "ema":  # the targets moved with the teacher: re-measure the baseline
             baselines["mean_feature"] = mean_baseline(model, data, cfg, device)
         steps_run = max(1, run.done - run.start)
         _finish(cfg, run.out, model, baselines, last_val, data.selection,
@@ -226,14 +201,14 @@ def _finish(cfg: PretrainCtxConfig, out: Path, model: torch.nn.Module,
     model.save_pretrained(out / "contextualizer")
     summary = {
         "stores": cfg.store, "objective": cfg.objective, "selection": selection, **sizes,
-        "steps": cfg.steps, "loss": cfg.loss if cfg.objective == "mask" else "cross-entropy",
+        "steps": cfg.steps, "loss": cfg.mask.loss if cfg.objective == "mask" else "cross-entropy",
         "val_loss": val, **{f"val_loss_{k}": v for k, v in baselines.items()},
         **{f"ratio_to_{k}": val / v for k, v in baselines.items()}, **collapse,
         "step_seconds": step_s, "data_wait_fraction": wait_s / max(step_s, 1e-9),
         "config": asdict(cfg),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    what = (f"{cfg.loss} loss at masked segments" if cfg.objective == "mask"
+    what = (f"{cfg.mask.loss} loss at masked segments" if cfg.objective == "mask"
             else "verb + relation cross-entropy")
     plot_curve(out, what, {k.replace("_", " "): v for k, v in baselines.items()})
     print(f"pretrain-ctx: val loss {val:.4f} vs "

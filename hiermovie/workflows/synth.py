@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from hiermovie.config import opt
+from hiermovie.datasets.synth_world import World
 
 
 @dataclass
@@ -23,15 +25,11 @@ class SynthConfig:
     size: int = opt(112, "frame size in pixels")
     seed: int = opt(0, "seed: the same seed renders the same benchmark")
     workers: int = opt(2, "rendering processes")
-    p_context: float = opt(0.35, "VidSitu and pool clips: chance that an event is a look-alike "
-                           "verb whose label only its neighbours decide")
-    p_follow: float = opt(0.0, "VidSitu and pool clips: chance that a plain verb is one of "
-                          "its predecessor's two successors (0 = independent events)")
-    p_hidden: float = opt(0.0, "VidSitu and pool clips: chance that a plain event is hidden "
-                          "(a cut-away: only its neighbours show its verb and actors)")
-    p_turn: float = opt(0.0, "VidSitu and pool clips: chance that an event's agent is the "
-                        "previous event's patient. The story world: --p_follow 0.8 "
-                        "--p_hidden 0.3 --p_turn 0.7 (docs/synthetic-benchmark.md)")
+    world: World = opt(default_factory=World)  # the VidSitu and pool clips' world
+
+    # the world's fields before they were nested under `world` (kept for this release)
+    ALIASES: ClassVar[dict[str, str]] = {p: f"world.{p}" for p in (
+        "p_context", "p_follow", "p_hidden", "p_turn")}
 
     def __post_init__(self) -> None:
         for name in ("train", "valid", "lvu", "pool", "actions"):
@@ -41,9 +39,6 @@ class SynthConfig:
             raise ValueError("size: must be an even number >= 32")
         if self.workers < 1:
             raise ValueError("workers: must be >= 1")
-        for name in ("p_context", "p_follow", "p_hidden", "p_turn"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name}: must be in [0, 1]")
 
 
 def run_synth(cfg: SynthConfig) -> int:
@@ -51,11 +46,9 @@ def run_synth(cfg: SynthConfig) -> int:
     from pathlib import Path
 
     from hiermovie.datasets.synth import write_actions, write_lvu, write_pool, write_vidsitu
-    from hiermovie.datasets.synth_world import World
 
     t0 = time.time()
-    world = World(p_context=cfg.p_context, p_follow=cfg.p_follow, p_hidden=cfg.p_hidden,
-                  p_turn=cfg.p_turn)
+    world = cfg.world
     if cfg.train or cfg.valid:
         write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
                       workers=cfg.workers, world=world)

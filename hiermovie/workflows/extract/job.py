@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hiermovie.config import ConfigError, Terminated
 from hiermovie.datasets import VideoItem, load_input
 from hiermovie.datasets.manifest import scan_folder
-from hiermovie.feature_store import StoreWriter, plan_shards
+from hiermovie.feature_store import FeatureStore, plan_shards
 from hiermovie.hardware import ONE_HEAP
 from hiermovie.pipeline.backbone_config import (
     check_backbone,
@@ -89,9 +89,9 @@ def run_extract(cfg: ExtractConfig) -> int:
         raise ConfigError("input: required (a folder, a manifest or a data set)")
     if not cfg.store:
         raise ConfigError("store: required (a path or URL for the Zarr store)")
-    check_backbone(cfg.backbone)  # before Ray starts: one line, exit 2
     items = load_input(cfg.input)
     skipped_files = scan_folder(cfg.input)[1] if os.path.isdir(cfg.input) else {}
+    check_backbone(cfg.backbone)  # before Ray starts: one line, exit 2
     if not items:
         others = (f"; other entries: {', '.join(list(skipped_files)[:3])}" if skipped_files
                   else "")
@@ -106,8 +106,7 @@ def run_extract(cfg: ExtractConfig) -> int:
         print(f"extract: warning: {cfg.input} gives segment times, which the {cfg.plan.kind!r} "
               "plan ignores (use --plan.kind explicit to extract them)")
     by_id = {it.video_id: it for it in items}
-    store = StoreWriter(cfg.store, cfg.storage_options, chunk_segments=cfg.chunk_segments,
-                        compressor=cfg.compressor)
+    store = FeatureStore.open(cfg.store, "a", storage_options=cfg.storage_options)
     # before Ray starts (seconds): a store another job is writing is refused, and a job with
     # nothing left to do ends here
     store.check_free()
@@ -123,7 +122,7 @@ def run_extract(cfg: ExtractConfig) -> int:
     return _extract(cfg, store, by_id, summary)
 
 
-def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem],
+def _extract(cfg: ExtractConfig, store: FeatureStore, by_id: dict[str, VideoItem],
              summary: dict[str, Any]) -> int:
     import ray
 
@@ -134,7 +133,8 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
         res = Resources.of(cfg, ray.cluster_resources())
         d0 = _start_models(ray, cfg, res, workers)
         # planned again under the lease: another job may have written while Ray started
-        resume = store.open(cfg.provenance(d0), set(by_id), cfg.retry_failed)
+        resume = store.prepare(cfg.provenance(d0), set(by_id), cfg.retry_failed,
+                               chunk_segments=cfg.chunk_segments, compressor=cfg.compressor)
         shards = plan_shards(list(by_id), cfg.videos_per_shard, resume.done, resume.stored)
         todo = [(s, by_id[v]) for s, part in enumerate(shards) for v in part]
         run = ExtractRun(shards, cfg.tokens_per_segment, d0.dim,
@@ -159,7 +159,7 @@ def _extract(cfg: ExtractConfig, store: StoreWriter, by_id: dict[str, VideoItem]
         # the driver's writer thread writes each shard: a local store needs no access from
         # other machines, and the write (~0.1 s) overlaps the next videos' work
         Scheduler(Collaborators(ray, res, decode, spec, workers, run, store.write, timeout_s,
-                                done, store.refresh)).run_all(todo, writer)
+                                done, store.refresh_lease)).run_all(todo, writer)
         writer.shutdown(wait=True)
         bar.close()
         return report(run, stored_before=len(by_id) - len(todo),

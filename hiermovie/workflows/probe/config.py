@@ -7,7 +7,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from hiermovie.config import opt
+from hiermovie.config import ConfigError, opt
 from hiermovie.contextualizer.model import ContextualizerShape
 
 T = TypeVar("T")
@@ -37,6 +37,21 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.ctx_lr_scale < 0 or not 0 < self.layer_decay <= 1 or self.warmup_epochs < 0:
             raise ValueError("ctx_lr_scale >= 0, 0 < layer_decay <= 1, warmup_epochs >= 0")
+
+
+@dataclass(frozen=True)
+class HeadSchedule:
+    """How both probes train their heads: the values of their config the fits read."""
+
+    lrs: tuple[float, ...]
+    epochs: int
+    eval_every: int
+    batch_size: int
+    precision: str
+
+    def checkpoint_at(self, epoch: int) -> bool:
+        """A candidate epoch count: every `eval_every` epochs, and the last."""
+        return epoch % self.eval_every == 0 or epoch == self.epochs
 
 
 @dataclass
@@ -91,6 +106,11 @@ class RowsConfig(Selection):
         if self.seeds < 1 or self.batch_size < 1:
             raise ValueError("seeds and batch_size: must be >= 1")
 
+    def schedule(self, precision: str) -> HeadSchedule:
+        """The heads' schedule, at the run's resolved `precision`."""
+        return HeadSchedule(tuple(self.lrs), self.epochs, self.eval_every, self.batch_size,
+                            precision)
+
 
 @dataclass
 class VidSituProbeConfig(RowsConfig):
@@ -121,6 +141,16 @@ class VidSituProbeConfig(RowsConfig):
             raise ValueError("train_fraction: each must be in (0, 1]")
         if any(n < 1 for n in self.train_clips):
             raise ValueError("train_clips: each must be >= 1")
+
+    def label_counts(self, pool: int) -> list[int]:
+        """The label counts to train at, for a labelled pool of `pool` clips."""
+        if self.train_clips and self.train_fraction != [1.0]:
+            raise ConfigError("train_clips: give train_clips or train_fraction, not both")
+        counts = self.train_clips or [max(1, round(f * pool)) for f in self.train_fraction]
+        if max(counts) > pool:
+            raise ConfigError(f"train_clips: {max(counts)} asked, the labelled pool has {pool} "
+                              "clips (the training clips less the selection clips)")
+        return sorted(set(counts))
 
 
 @dataclass

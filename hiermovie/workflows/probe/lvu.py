@@ -15,55 +15,50 @@ import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
-from hiermovie.contextualizer import read_out
 from hiermovie.datasets import data_root, lvu
 from hiermovie.feature_store import FeatureStore, open_stores, usable_videos
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit
 from hiermovie.progress import progress
-from hiermovie.workflows.probe.config import LvuProbeConfig
+from hiermovie.workflows.probe.config import HeadSchedule, LvuProbeConfig
 from hiermovie.workflows.probe.report import markdown
-from hiermovie.workflows.probe.rows import ROWS, Row, build_rows
+from hiermovie.workflows.probe.rows import ROWS, EventFeatures, Row, build_rows
 from hiermovie.workflows.tables import cell, spread
 
 
 @torch.no_grad()
-def video_sequences(store: FeatureStore, ids: list[str], row: Row, mean: torch.Tensor,
-                    std: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per video [S, F]: standardised pooled features, next to the frozen contextualizer's
-    outputs (computed over the whole video, positions from segment start times)."""
+def video_sequences(store: FeatureStore, ids: list[str], row: Row, events: EventFeatures
+                    ) -> dict[str, torch.Tensor]:
+    """Per video [S, F]: its event features as the VidSitu probe reads them, the frozen
+    contextualizer run over the whole video (positions from segment start times)."""
     out = {}
     for vid in ids:
         feats = torch.from_numpy(store.get(vid).astype(np.float32))[None]
-        own = (feats.mean(2)[0] - mean) / std
-        if row.ctx is not None:
-            start = torch.from_numpy(store.times(vid)[0]).float()[None]
-            h = read_out(row.ctx, feats, start, self_only=row.mode == "selfonly")[0]
-            own = torch.cat([own, h], dim=-1)
-        out[vid] = own
+        start = torch.from_numpy(store.times(vid)[0]).float()[None]
+        out[vid] = events(row, row.ctx, feats, start)[0]
     return out
 
 
-def fit_task(cfg: LvuProbeConfig, fit_seqs: list, y: torch.Tensor, sel_seqs: list,
-             sel_y: np.ndarray, test_seqs: list, test_y: np.ndarray, classes: int | None,
-             seed: int) -> dict[str, float]:
+def fit_task(schedule: HeadSchedule, window: int, kind: str, fit_seqs: list, y: torch.Tensor,
+             sel_seqs: list, sel_y: np.ndarray, test_seqs: list, test_y: np.ndarray,
+             classes: int | None, seed: int) -> dict[str, float]:
     """One seed's official test scores (`heads.lvu.official_scores`) at the lr and epoch that
     score best on the selection videos (accuracy, or MSE for regression)."""
-    x, m, own = lh.window_batch(fit_seqs, cfg.window)
-    xs, ms, os_ = lh.window_batch(sel_seqs, cfg.window)
-    xt, mt, ot = lh.window_batch(test_seqs, cfg.window)
+    x, m, own = lh.window_batch(fit_seqs, window)
+    xs, ms, os_ = lh.window_batch(sel_seqs, window)
+    xt, mt, ot = lh.window_batch(test_seqs, window)
     targets = y[own]
     best = (-float("inf"), None)
-    for lr in cfg.lrs:
-        head = lh.WindowHead(x.shape[-1], classes or 1, cfg.head, seed, classes)
+    for lr in schedule.lrs:
+        head = lh.WindowHead(x.shape[-1], classes or 1, kind, seed, classes)
 
         def loss(idx: torch.Tensor, head: lh.WindowHead = head) -> torch.Tensor:
             return head.loss(x[idx[0]], m[idx[0]], targets[idx[0]])
 
         def on_epoch(epoch: int, _: float, head: lh.WindowHead = head, lr: float = lr) -> None:
             nonlocal best
-            if epoch % cfg.eval_every and epoch != cfg.epochs:
+            if not schedule.checkpoint_at(epoch):
                 return
             s = lh.task_score(lh.video_predictions(head, xs, ms, os_, len(sel_seqs), classes),
                               sel_y, classes)
@@ -71,8 +66,8 @@ def fit_task(cfg: LvuProbeConfig, fit_seqs: list, y: torch.Tensor, sel_seqs: lis
             if s > best[0]:
                 best = (s, lh.official_scores(head, xt, mt, ot, test_y, classes))
 
-        fit(head, loss, len(x), epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-            seeds=[seed], precision=cfg.precision, on_epoch=on_epoch)
+        fit(head, loss, len(x), epochs=schedule.epochs, lr=lr, batch_size=schedule.batch_size,
+            seeds=[seed], precision=schedule.precision, on_epoch=on_epoch)
     return best[1]
 
 
@@ -100,8 +95,8 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
         raise ConfigError(f"{cfg.store}: no features for the LVU videos of {root}")
     ids = sorted({e.video_id for d in data.values() for ex in d.values() for e in ex})
     pooled = torch.cat([torch.from_numpy(store.get(v).astype(np.float32)).mean(1) for v in ids])
-    mean, std = pooled.mean(0), pooled.std(0) + 1e-6
     prov = store.provenance
+    events, schedule = EventFeatures.standardising(pooled, prov.dim), cfg.schedule(cfg.precision)
     rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
                       vars(cfg.model), prov.dim, prov.tokens_per_segment, finetune=False)
     bar = progress(total=len(rows) * len(data) * cfg.seeds, desc="probe lvu", unit="fit",
@@ -109,14 +104,15 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
     scores: dict[str, dict[str, list[float]]] = {}
     official: dict[str, dict[str, list[float]]] = {}  # row -> "task/key" -> per seed
     for row in rows:
-        seqs = video_sequences(store, ids, row, mean, std)
+        seqs = video_sequences(store, ids, row, events)
         for task, d in data.items():
             classes = lvu.TASKS[task]
             y = torch.tensor([e.target for e in d["fit"]])
             sel_y = np.array([e.target for e in d["select"]])
             target = np.array([e.target for e in d["test"]])
             for seed in range(cfg.seeds):
-                got = fit_task(cfg, [seqs[e.video_id] for e in d["fit"]], y,
+                got = fit_task(schedule, cfg.window, cfg.head,
+                               [seqs[e.video_id] for e in d["fit"]], y,
                                [seqs[e.video_id] for e in d["select"]], sel_y,
                                [seqs[e.video_id] for e in d["test"]], target, classes, seed)
                 scores.setdefault(row.name, {}).setdefault(task, []).append(got["agg"])

@@ -1,4 +1,5 @@
-"""The probe's rows: which contextualizer each one evaluates, and how its events are read.
+"""The probe's rows: which contextualizer each one evaluates, and how its events are read
+(`EventFeatures`, shared by the VidSitu and LVU probes).
 
 Every random row has exactly the shape of the pretrained contextualizer (or, without one, the
 `model` section of the config), and one initialisation (seed 1234) shared by all of them.
@@ -7,12 +8,15 @@ Every random row has exactly the shape of the pretrained contextualizer (or, wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from hiermovie.config import ConfigError
 from hiermovie.contextualizer.readout import Readout, read_out
+
+if TYPE_CHECKING:
+    from hiermovie.workflows.probe.fitting import Clips
 
 Mode = Literal["frozen", "selfonly", "finetune"]
 
@@ -90,16 +94,40 @@ def head_hidden(rows: list[Row], dim: int, hidden: int, readout: Readout,
     return hidden or max(1, widest // 2)
 
 
-def events(raw: torch.Tensor, start_s: torch.Tensor, row: Row, ctx: torch.nn.Module | None,
-           mean: torch.Tensor, std: torch.Tensor, ctx_dim: int, readout: Readout = "last",
-           concat_own: bool = True) -> torch.Tensor:
-    """raw [B, S, K, D], segment start times [B, S] -> event features [B, S, F]: the
-    standardised pooled feature, next to (or, without `concat_own`, replaced by) the
-    contextualizer's read-out of that event (`contextualizer.read_out`). The contextualizer
-    reads the first `ctx_dim` channels (the rest: a fused store's)."""
-    own = (raw.mean(2) - mean) / std
-    if ctx is None:
-        return own
-    h = read_out(ctx, raw[..., :ctx_dim], start_s, self_only=row.mode == "selfonly",
-                 readout=readout)
-    return torch.cat([own, h], dim=-1) if concat_own else h
+@dataclass(frozen=True)
+class EventFeatures:
+    """How a row's events become the heads' input: the standardised pooled backbone feature,
+    next to (or, without `concat_own`, replaced by) the contextualizer's read-out of that event
+    (`contextualizer.read_out`). The contextualizer reads the first `ctx_dim` channels (the
+    rest: a fused store's)."""
+
+    mean: torch.Tensor  # [D] of the training clips' pooled features
+    std: torch.Tensor
+    ctx_dim: int
+    readout: Readout = "last"
+    concat_own: bool = True
+
+    @classmethod
+    def standardising(cls, pooled: torch.Tensor, ctx_dim: int, readout: Readout = "last",
+                      concat_own: bool = True) -> EventFeatures:
+        """Mean and std over every pooled segment feature [..., D] given."""
+        flat = pooled.reshape(-1, pooled.shape[-1])
+        return cls(flat.mean(0), flat.std(0) + 1e-6, ctx_dim, readout, concat_own)
+
+    def __call__(self, row: Row, ctx: torch.nn.Module | None, raw: torch.Tensor,
+                 start_s: torch.Tensor | None) -> torch.Tensor:
+        """raw [B, S, K, D], segment start times [B, S] -> event features [B, S, F]."""
+        own = (raw.mean(2) - self.mean) / self.std
+        if ctx is None:
+            return own
+        h = read_out(ctx, raw[..., :self.ctx_dim], start_s, self_only=row.mode == "selfonly",
+                     readout=self.readout)
+        return torch.cat([own, h], dim=-1) if self.concat_own else h
+
+    @torch.no_grad()
+    def frozen(self, row: Row, ctx: torch.nn.Module | None, clips: Clips,
+               chunk: int = 512) -> torch.Tensor:
+        """Event features of `clips` [N, S, F], in chunks, without gradients."""
+        return torch.cat([self(row, ctx, clips.features[i:i + chunk],
+                               clips.start_s[i:i + chunk])
+                          for i in range(0, len(clips), chunk)])

@@ -11,17 +11,14 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets import data_root
-from hiermovie.datasets.synth import event_groups
-from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu, verb_vocab
-from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
+from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
@@ -29,44 +26,17 @@ from hiermovie.heads.srl import RoleGenerator, target_text
 from hiermovie.progress import progress
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
-from hiermovie.workflows.probe.rows import build_rows, head_hidden
-from hiermovie.workflows.probe.train import Checkpoint, Context, Split, choose
-from hiermovie.workflows.probe.trainers import FinetunedRow, FrozenRow, trainer
-
-
-def raw(store: FeatureStore, clips: list[str]) -> torch.Tensor:
-    """[clips, S, K, D] float32 backbone features."""
-    return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
-
-
-def load_split(store: FeatureStore, clips: list[str]) -> Split:
-    """The clips' features and their events' start times, as stored."""
-    times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
-    return Split(raw(store, clips), times)
-
-
-def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
-    """Append `other`'s per-segment features (pooled over its tokens) to every token."""
-    have = set(other.videos())
-    missing = [c for c in clips if c not in have]
-    if missing:
-        raise ConfigError(f"{other.url}: no features for {len(missing)} of the clips "
-                          f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
-    extra = raw(other, clips)
-    if extra.shape[1] != feats.shape[1]:
-        raise ConfigError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
-                          f"{feats.shape[1]}")
-    return torch.cat([feats, extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)], -1)
-
-
-def label_counts(cfg: VidSituProbeConfig, pool: int) -> list[int]:
-    if cfg.train_clips and cfg.train_fraction != [1.0]:
-        raise ConfigError("train_clips: give train_clips or train_fraction, not both")
-    counts = cfg.train_clips or [max(1, round(f * pool)) for f in cfg.train_fraction]
-    if max(counts) > pool:
-        raise ConfigError(f"train_clips: {max(counts)} asked, the labelled pool has {pool} "
-                          f"clips (the training clips less the selection clips)")
-    return sorted(set(counts))
+from hiermovie.workflows.probe.fitting import (
+    Checkpoint,
+    FinetunedRow,
+    Fitting,
+    FrozenRow,
+    HeadShape,
+    choose,
+    trainer,
+)
+from hiermovie.workflows.probe.rows import EventFeatures, build_rows, head_hidden
+from hiermovie.workflows.probe.vidsitu_data import VidSituData, load_vidsitu
 
 
 def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
@@ -75,21 +45,14 @@ def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
         pool)[:n])) for s in range(seeds)])
 
 
-def labels(ds: VidSitu, clips: list[str], vocab: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    index = {v: i for i, v in enumerate(vocab)}
-    return (torch.tensor([[index[v] for v in ds.verbs(c)] for c in clips]),
-            torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
-                          for c in clips]))
-
-
-def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tensor,
+def scores(tasks: list[str], verb_top: torch.Tensor, relation: torch.Tensor,
            valid: VidSitu, va: list[str], ann: list[int], vocab: list[str],
            groups: dict[str, list[str]] | None = None) -> tuple[dict, dict]:
     """Official verb and relation metrics of one seed's validation predictions (clips `va`,
     whose ann_idx are `ann`), and the leaderboard-format prediction entries. With `groups`
     (a synthetic world's event groups) also top-1 accuracy against the true verb per group."""
     metrics, preds = {}, {}
-    if "verb" in cfg.tasks:
+    if "verb" in tasks:
         per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
         metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
             per_clip, [valid.verb_votes(c) for c in va]).items()}
@@ -100,7 +63,7 @@ def scores(cfg: VidSituProbeConfig, verb_top: torch.Tensor, relation: torch.Tens
         metrics |= {f"verb/acc1_{g}": float(np.mean(r)) for g, r in right.items()}
         preds["verb"] = [{"ann_idx": a, "pred_vbs_ev": p}
                          for a, p in zip(ann, per_clip, strict=True)]
-    if "relation" in cfg.tasks:
+    if "relation" in tasks:
         # video-only input: the same prediction for each annotation's slot
         per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in relation.tolist()]
         res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va])
@@ -125,59 +88,6 @@ def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, t
     return {f"roles/{k}": v for k, v in rm.srl_metrics(hyps, refs).items()}, preds
 
 
-@dataclass
-class ProbeData:
-    """Everything a probe run reads, loaded once: the splits' features and labels, the
-    validation clips' annotations, and the label counts to train at."""
-
-    train: VidSitu
-    valid: VidSitu
-    pool: list[str]  # labelled training clips the heads train on
-    sel_clips: list[str]  # training clips that choose each row's lr and epochs
-    va: list[str]  # validation clips with features
-    ann: list[int]  # their ann_idx
-    refs: list  # their role references (with --tasks roles)
-    y: Split
-    sel: Split
-    val: Split
-    vocab: list[str]
-    groups: dict[str, list[str]] | None
-    coverage: dict
-    counts: list[int]
-    provenance: Provenance
-
-
-def load_data(cfg: VidSituProbeConfig) -> ProbeData:
-    root = data_root(cfg.data, "vidsitu")
-    train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
-    store = open_stores(cfg.store, cfg.storage_options or None)
-    other = (FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
-             if cfg.fuse_store else None)
-    # every store features come from passes the one check: a clip unusable in either is out
-    bad = usable_videos([store, *([other] if other else [])], "probe")[1]
-    have = set(store.videos()) - set(bad)
-    tr_all = [c for c in train.clips if c in have and c in train.records]
-    va = [c for c in valid.clips if c in have and c in valid.records]
-    coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
-    if len(tr_all) < 2 or not va:
-        raise ConfigError(f"{cfg.store}: no features for the VidSitu clips of {root} "
-                          f"(coverage {coverage})")
-    sel_clips, pool = cfg.selection(tr_all)
-    counts = label_counts(cfg, len(pool))
-    vocab = verb_vocab(train)
-    y, sel, val = (load_split(store, c) for c in (pool, sel_clips, va))
-    if other:
-        for split, clips in ((y, pool), (sel, sel_clips), (val, va)):
-            split.raw = fuse(split.raw, other, clips)
-    y.verbs, y.relations = labels(train, pool, vocab)
-    sel.verbs, sel.relations = labels(train, sel_clips, vocab)
-    index = {c: i for i, c in enumerate(valid.clips)}
-    ann = [index[c] for c in va]
-    refs = [rm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
-    return ProbeData(train, valid, pool, sel_clips, va, ann, refs, y, sel, val, vocab,
-                     event_groups(root), coverage, counts, store.provenance)
-
-
 def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     """Train each row's heads on the store's features and write the comparison tables:
     data -> rows -> for each row and label count: select, score, roles -> report."""
@@ -185,7 +95,8 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
-    d = load_data(cfg)
+    d = load_vidsitu(cfg)
+    counts = cfg.label_counts(len(d.pool_ids))
     prov = d.provenance
     rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
                       vars(cfg.model), prov.dim, prov.tokens_per_segment)
@@ -193,63 +104,72 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     if not lrs and (tuned := [r.name for r in rows if r.mode == "finetune"]):
         raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
                           "the verb/relation heads; --tasks roles alone trains none")
-    pooled, dim = d.y.raw.mean(2), d.y.raw.shape[-1]
-    hidden = head_hidden(rows, dim, cfg.hidden, cfg.finetune.readout, cfg.finetune.concat_own)
-    cx = Context(cfg, pooled.mean((0, 1)), pooled.std((0, 1)) + 1e-6, prov.dim, hidden,
-                 len(d.vocab), len(RELATIONS))
+    f = fitting(cfg, d, rows)
     timing: dict[str, float] = defaultdict(float, data=time.time() - t0)
-    bar = progress(total=len(d.counts) * sum(
+    bar = progress(total=len(counts) * sum(
         trainer(r).fits(cfg.seeds, len(lrs)) + cfg.seeds * ("roles" in cfg.tasks) for r in rows),
         desc="probe", unit="fit", enabled=cfg.progress)
-    cx.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
+    f.on_epoch = lambda desc, epoch, loss: bar.set_postfix_str(
         f"{desc} epoch {epoch} loss {loss:.3f}", refresh=False)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cells, chosen = [], {r.name: {} for r in rows}
     for row in rows:
         t = time.time()
-        fitter = trainer(row)(cx, row, d.y, d.sel, d.val, bar.update)
+        fitter = trainer(row)(f, row, d.pool, d.select, d.valid, bar.update)
         timing["data"] += time.time() - t
-        for n in d.counts:
+        for n in counts:
             per_seed, choice = fit_at(cfg, d, fitter, f"{row.name}_n{n}",
-                                      subsets(len(d.pool), n, cfg.seeds), lrs, timing,
-                                      bar.update)
+                                      subsets(len(d.pool_ids), n, cfg.seeds), bool(lrs),
+                                      timing, bar.update)
             chosen[row.name] |= {n: choice} if choice else {}
             cells += [{"labels": n, "row": row.name, "metric": key,
                        "values": [float(p[key]) for p in per_seed]} for key in per_seed[0]]
     bar.close()
     timing["total"] = time.time() - t0
+    dim = d.pool.features.shape[-1]
     backbone = prov.backbone + (f" + `{cfg.fuse_store}` ({dim - prov.dim}-d, fused)"
                                 if cfg.fuse_store else "")
-    caption = report.vidsitu_caption(cfg, d.coverage, backbone, len(d.sel_clips), cx.hidden)
+    caption = report.vidsitu_caption(cfg, d.coverage, backbone, len(d.select_ids),
+                                     f.heads.hidden)
     print(report.write_vidsitu(out, cfg, rows, cells, chosen, caption, d.coverage,
                                dict(timing)))
     return 0
 
 
-def fit_at(cfg: VidSituProbeConfig, d: ProbeData, fitter: FrozenRow | FinetunedRow, name: str,
-           sub: torch.Tensor, lrs: list[float], timing: dict[str, float],
+def fitting(cfg: VidSituProbeConfig, d: VidSituData, rows: list) -> Fitting:
+    """The small typed values every fit of this run reads."""
+    pooled, dim = d.pool.features.mean(2), d.pool.features.shape[-1]
+    ft = cfg.finetune
+    hidden = head_hidden(rows, dim, cfg.hidden, ft.readout, ft.concat_own)
+    events = EventFeatures.standardising(pooled, d.provenance.dim, ft.readout, ft.concat_own)
+    heads = HeadShape(hidden, len(d.vocab), len(RELATIONS), cfg.head)
+    return Fitting(cfg.schedule(cfg.precision), events, heads, list(cfg.tasks), ft)
+
+
+def fit_at(cfg: VidSituProbeConfig, d: VidSituData, fitter: FrozenRow | FinetunedRow,
+           name: str, sub: torch.Tensor, heads: bool, timing: dict[str, float],
            on_fit: Callable[[], None]) -> tuple[list[dict], dict]:
-    """One row at one label count (`sub`: each seed's clips): the (lr, epochs) chosen on the
-    selection clips and scored on validation, then the role decoder on that run's events.
-    Returns each seed's metrics and the choice."""
+    """One row at one label count (`sub`: each seed's clips): with `heads`, the (lr, epochs)
+    chosen on the selection clips and scored on validation; then the role decoder on that
+    run's events. Returns each seed's metrics and the choice."""
     out = Path(cfg.out)
     per_seed: list[dict] = [{} for _ in range(cfg.seeds)]
     lr, epochs, choice = 0.0, 0, {}
-    if lrs:
+    if heads:
         t = time.time()
-        (lr, epochs), best = choose(fitter.select(sub, lrs))
+        (lr, epochs), best = choose(fitter.select_runs(sub))
         timing["train"] += time.time() - t
         choice = {"lr": lr, "epochs": epochs, "selection_score": float(np.mean(best.score))}
         t = time.time()
-        score_seeds(cfg, d, best, per_seed, out, name)
+        score_seeds(cfg.tasks, d, best, per_seed, out, name)
         timing["metrics"] += time.time() - t
     for s in range(cfg.seeds) if "roles" in cfg.tasks else []:
         t = time.time()
         ev_tr, ev_va = fitter.role_events(s, sub[s], lr, epochs)
         timing["train"] += time.time() - t
         t = time.time()
-        m, preds = roles(s, ev_tr, ev_va, d.train, [d.pool[i] for i in sub[s].tolist()],
+        m, preds = roles(s, ev_tr, ev_va, d.train_set, [d.pool_ids[i] for i in sub[s].tolist()],
                          d.refs, d.ann, cfg.role_epochs, cfg.precision)
         timing["generation"] += time.time() - t
         per_seed[s] |= m
@@ -258,13 +178,13 @@ def fit_at(cfg: VidSituProbeConfig, d: ProbeData, fitter: FrozenRow | FinetunedR
     return per_seed, choice
 
 
-def score_seeds(cfg: VidSituProbeConfig, d: ProbeData, best: Checkpoint, per_seed: list[dict],
+def score_seeds(tasks: list[str], d: VidSituData, best: Checkpoint, per_seed: list[dict],
                 out: Path, name: str) -> None:
     """Each seed's official verb and relation metrics of the chosen checkpoint, and its
     leaderboard-format prediction files."""
     for s, metrics in enumerate(per_seed):
-        m, preds = scores(cfg, best.verb_top[s], best.relation[s], d.valid, d.va, d.ann,
-                          d.vocab, d.groups)
+        m, preds = scores(tasks, best.verb_top[s], best.relation[s], d.valid_set, d.valid_ids,
+                          d.ann, d.vocab, d.groups)
         metrics |= m
         for task, entries in preds.items():
             (out / f"pred_{task}_{name}_seed{s}.json").write_text(json.dumps(entries))

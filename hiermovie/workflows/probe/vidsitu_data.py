@@ -1,0 +1,100 @@
+"""What `probe vidsitu` reads, loaded once before any training: the clips with usable features,
+split into the labelled pool, the selection clips and the validation clips, each as `Clips`
+(features, event times, labels), and the validation clips' annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hiermovie.config import ConfigError
+from hiermovie.datasets import data_root
+from hiermovie.datasets.synth import event_groups
+from hiermovie.datasets.vidsitu import RELATIONS, VidSitu, verb_vocab
+from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
+from hiermovie.heads import role_metrics as rm
+from hiermovie.workflows.probe.config import VidSituProbeConfig
+from hiermovie.workflows.probe.fitting import Clips
+
+
+@dataclass
+class VidSituData:
+    train_set: VidSitu
+    valid_set: VidSitu
+    pool_ids: list[str]  # labelled training clips the heads train on
+    select_ids: list[str]  # training clips that choose each row's lr and epochs
+    valid_ids: list[str]  # validation clips with features
+    pool: Clips
+    select: Clips
+    valid: Clips
+    ann: list[int]  # the validation clips' ann_idx
+    refs: list  # their role references (with --tasks roles)
+    vocab: list[str]
+    groups: dict[str, list[str]] | None  # a synthetic world's event groups
+    coverage: dict
+    provenance: Provenance
+
+
+def features(store: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """[clips, S, K, D] float32 backbone features."""
+    return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
+
+
+def load_clips(store: FeatureStore, clips: list[str], other: FeatureStore | None = None
+               ) -> Clips:
+    """The clips' features (with `other`'s fused in) and their events' start times."""
+    times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
+    feats = features(store, clips)
+    return Clips(fuse(feats, other, clips) if other else feats, times)
+
+
+def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """Append `other`'s per-segment features (pooled over its tokens) to every token."""
+    have = set(other.videos())
+    missing = [c for c in clips if c not in have]
+    if missing:
+        raise ConfigError(f"{other.url}: no features for {len(missing)} of the clips "
+                          f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
+    extra = features(other, clips)
+    if extra.shape[1] != feats.shape[1]:
+        raise ConfigError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
+                          f"{feats.shape[1]}")
+    return torch.cat([feats, extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)], -1)
+
+
+def labelled(clips: Clips, ds: VidSitu, ids: list[str], vocab: list[str]) -> Clips:
+    """`clips` with their verb and relation ids."""
+    index = {v: i for i, v in enumerate(vocab)}
+    clips.verbs = torch.tensor([[index[v] for v in ds.verbs(c)] for c in ids])
+    clips.relations = torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
+                                    for c in ids])
+    return clips
+
+
+def load_vidsitu(cfg: VidSituProbeConfig) -> VidSituData:
+    root = data_root(cfg.data, "vidsitu")
+    train, valid = VidSitu(root, "train"), VidSitu(root, "valid")
+    store = open_stores(cfg.store, cfg.storage_options or None)
+    other = (FeatureStore(cfg.fuse_store, storage_options=cfg.storage_options or None)
+             if cfg.fuse_store else None)
+    # every store features come from passes the one check: a clip unusable in either is out
+    bad = usable_videos([store, *([other] if other else [])], "probe")[1]
+    have = set(store.videos()) - set(bad)
+    tr_all = [c for c in train.clips if c in have and c in train.records]
+    va = [c for c in valid.clips if c in have and c in valid.records]
+    coverage = {"train": train.coverage(have), "valid": valid.coverage(have)}
+    if len(tr_all) < 2 or not va:
+        raise ConfigError(f"{cfg.store}: no features for the VidSitu clips of {root} "
+                          f"(coverage {coverage})")
+    select_ids, pool_ids = cfg.selection(tr_all)
+    vocab = verb_vocab(train)
+    pool, select, valid_clips = (load_clips(store, c, other) for c in (pool_ids, select_ids, va))
+    index = {c: i for i, c in enumerate(valid.clips)}
+    ann = [index[c] for c in va]
+    refs = [rm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
+    return VidSituData(train, valid, pool_ids, select_ids, va,
+                       labelled(pool, train, pool_ids, vocab),
+                       labelled(select, train, select_ids, vocab), valid_clips, ann, refs,
+                       vocab, event_groups(root), coverage, store.provenance)
