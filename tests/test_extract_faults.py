@@ -84,6 +84,7 @@ def test_killed_extract_ten_times(many_clips, tmp_path):
            KILL_OUTCOME)
 
 
+@pytest.mark.slow
 def test_two_node_cluster_survives_node_loss(many_clips, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
@@ -182,6 +183,7 @@ decord.VideoReader.__init__, decord.VideoReader.get_batch = __init__, get_batch
 """
 
 
+@pytest.mark.slow
 def test_a_decode_that_never_returns_is_killed_and_the_job_goes_on(many_clips, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -248,6 +250,11 @@ def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 ok, 0 failed, 4 already stored" in again.stdout and "no ray" in again.stdout
+    # a rerun with other settings is refused, also before Ray
+    other = subprocess.run([sys.executable, "-c", probe, *cli[3:], "--plan.num_frames", "6"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "num_frames" in other.stderr, other.stderr[-2000:]
+    assert "sampling" in other.stderr and "no ray" in other.stdout
     (clips / "later.mp4").write_bytes((many_clips / "v4.mp4").read_bytes())  # now complete
     retry = subprocess.run([*cli, "--retry_failed", "true"], cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
@@ -257,15 +264,6 @@ def test_rerun_plans_before_ray_and_retry_failed_redoes_fixed_videos(many_clips,
     record("Faults", "rerun of a finished extract; then --retry_failed after a failed file "
            "was fixed", 2, "the rerun printed the same summary without starting Ray; the "
            "retry rewrote the failed video's shard, all 4 videos ok")
-
-
-def test_rerun_with_other_settings_is_refused_before_ray(many_clips, tmp_path):
-    store = tmp_path / "s.zarr"
-    cli = extract_cmd(many_clips, store)
-    assert subprocess.run(cli, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
-    r = subprocess.run([*cli, "--plan.num_frames", "6"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 2 and "sampling" in r.stderr and "num_frames" in r.stderr, r.stderr
 
 
 def test_ray_processes_go_with_a_killed_driver(many_clips, tmp_path):
@@ -306,6 +304,7 @@ def test_ray_processes_go_with_a_killed_driver(many_clips, tmp_path):
            f"{gone_s:.1f} s after the kill")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_extract_as_ctrl_c_does(many_clips, tmp_path):
     """SIGTERM (a scheduler's or `kill`'s) once the first shard is stored: exit 143 with the
     one "interrupted; rerun" line, no native signal dump from Ray's handler, and the rerun

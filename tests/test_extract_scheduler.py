@@ -124,3 +124,21 @@ def test_parts_waiting_for_a_slow_model_are_bounded_and_that_wait_is_not_a_deadl
     assert not ray.cancelled
     assert seen["ready"] <= 1  # backpressure: never more parts waiting than `inflight`
     assert seen["decoding"] <= 3  # never more decode tasks than `decoders`
+
+
+def test_decode_workers_and_inflight_size_the_decoders_and_the_queue():
+    """By default one decoder per CPU, and a queue that keeps every model actor fed beyond the
+    part it is running (longer with more actors); given values win."""
+    from hiermovie.config import from_dict
+    from hiermovie.workflows.extract import ExtractConfig
+    from hiermovie.workflows.extract.scheduler import Resources
+
+    base = from_dict(ExtractConfig, {"input": "in", "store": "s.zarr"})
+    cpu, gpu = Resources.of(base, {"CPU": 8}), Resources.of(base, {"CPU": 8, "GPU": 2})
+    assert cpu.decoders == 8 and gpu.decoders == 6  # the CPUs the GPU actors leave
+    assert cpu.inflight > 2 * cpu.model_workers and gpu.inflight > 2 * gpu.model_workers
+    assert gpu.inflight < cpu.inflight  # fewer actors, a shorter queue
+    asked = Resources.of(from_dict(ExtractConfig, {"input": "in", "store": "s.zarr",
+                                                   "decode_workers": 3, "decode_inflight": 5}),
+                         {"CPU": 8})
+    assert (asked.decoders, asked.inflight) == (3, 5)
