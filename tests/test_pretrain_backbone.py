@@ -120,26 +120,6 @@ def test_resume_is_exact(videos, tmp_path, objective):
         assert not torch.equal(online, target)
 
 
-def test_extract_loads_the_trained_backbone_with_its_provenance(videos, tmp_path):
-    from hiermovie.feature_store import FeatureStore
-    from hiermovie.workflows.extract import ExtractConfig, run_extract
-
-    out = tmp_path / "bb"
-    run_pretrain_backbone(_cfg(videos, out))
-    model = load_backbone(BackboneConfig(name=f"trained/{out}"))
-    assert model.origin["objective"] == "cvrl" and model.origin["steps"] == 6
-    store = str(tmp_path / "f.zarr")
-    rc = run_extract(from_dict(ExtractConfig, {
-        "input": str(tmp_path / "videos.csv"), "store": store, "progress": False,
-        "backbone": {"name": f"trained/{out}"},
-        "plan": {"kind": "sliding", "num_frames": 4, "sampling_rate": 2}}))
-    assert rc == 0
-    prov = FeatureStore(store).provenance
-    assert prov.weights_origin["objective"] == "cvrl"
-    assert prov.weights_origin["architecture"] == "tiny3d"
-    assert prov.weights_origin["steps"] == 6 and prov.weights_origin["videos"] == 6
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["cvrl", "modist"])
 def test_ddp_two_processes(videos, tmp_path, objective):
@@ -162,8 +142,9 @@ def test_ddp_two_processes(videos, tmp_path, objective):
 
 
 def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
-    """pretrain-backbone's verb share (before and after training) is the one computed from the
-    features `extract` stores with the trained backbone: the same frames, the same model."""
+    """extract loads the trained backbone (`trained/DIR`) and stores its origin in the
+    provenance; pretrain-backbone's verb share (before and after training) is the one computed
+    from the features `extract` stores with it: the same frames, the same model."""
     from hiermovie.datasets.synth import write_vidsitu
     from hiermovie.datasets.vidsitu import VidSitu
     from hiermovie.diagnostics import verb_share
@@ -186,6 +167,10 @@ def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
         "input": f"vidsitu:{root}", "store": store, "progress": False,
         "backbone": {"name": f"trained/{out}"}})) == 0
     fs, valid = FeatureStore(store), VidSitu(root, "valid")
+    origin = load_backbone(BackboneConfig(name=f"trained/{out}")).origin
+    assert origin["architecture"] == "tiny3d" and origin["steps"] == 4
+    for key in ("objective", "architecture", "steps", "videos"):
+        assert fs.provenance.weights_origin[key] == origin[key], key
     x = np.stack([fs.get(c).astype(np.float32).mean(1) for c in valid.clips])
     expected = verb_share(x, np.array([valid.majority_verbs(c) for c in valid.clips]))
     # measured 4e-5 apart (bf16 model, float16 store); decoding 8 frames instead: 0.02 apart
