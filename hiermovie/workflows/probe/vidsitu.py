@@ -92,7 +92,6 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
     """Train each row's heads on the store's features and write the comparison tables:
     data -> rows -> for each row and label count: select, score, roles -> report."""
     t0 = time.time()
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
     d = load_vidsitu(cfg)
@@ -105,6 +104,7 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
         raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
                           "the verb/relation heads; --tasks roles alone trains none")
     f = fitting(cfg, d, rows)
+    cfg = replace(cfg, precision=f.schedule.precision)  # results.json records it
     timing: dict[str, float] = defaultdict(float, data=time.time() - t0)
     bar = progress(total=len(counts) * sum(
         trainer(r).fits(cfg.seeds, len(lrs)) + cfg.seeds * ("roles" in cfg.tasks) for r in rows),
@@ -144,7 +144,8 @@ def fitting(cfg: VidSituProbeConfig, d: VidSituData, rows: list) -> Fitting:
     hidden = head_hidden(rows, dim, cfg.hidden, ft.readout, ft.concat_own)
     events = EventFeatures.standardising(pooled, d.provenance.dim, ft.readout, ft.concat_own)
     heads = HeadShape(hidden, len(d.vocab), len(RELATIONS), cfg.head)
-    return Fitting(cfg.schedule(cfg.precision), events, heads, list(cfg.tasks), ft)
+    schedule = cfg.schedule(resolve_precision(cfg.precision))
+    return Fitting(schedule, events, heads, list(cfg.tasks), ft)
 
 
 def fit_at(cfg: VidSituProbeConfig, d: VidSituData, fitter: FrozenRow | FinetunedRow,
