@@ -237,9 +237,9 @@ def test_every_job_refuses_a_bad_input_in_one_line_with_exit_2(tmp_path, capsys,
     assert len(err) == 1 and err[0].startswith(f"hiermovie {argv[0]}") and ": error: " in err[0]
     assert str(tmp_path) in err[0] and len(err[0]) < 600, err
     shown = " ".join(a.replace(str(tmp_path), "T") for a in argv)
+    said = err[0].split(": error: ")[-1].replace(str(tmp_path), "T")
     record("Refusals in one line", f"`hiermovie {shown}` (a missing path, or a file where a "
-           "folder must be)", 1, f"exit 2, one line: `{err[0].split(': error: ')[-1][:90]}`"
-           .replace(str(tmp_path), "T"))
+           "folder must be)", 1, f"exit 2, one line: `{said[:100]}`")
 
 
 def test_nested_sections_keep_their_flat_names_for_a_release(capsys):
