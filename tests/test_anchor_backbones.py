@@ -100,6 +100,7 @@ def test_each_anchor_backbone_extracts_a_clip_as_pytorchvideos_forward(tmp_path,
     np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow  # MViT-B at its full 16 x 224 px input: the full suite's
 def test_mvit_features_are_pytorchvideos_patch_tokens():
     frames = _frames(1, 16, 224)
     m = load_backbone(BackboneConfig(name="mvit_base_16x4"))
@@ -160,7 +161,8 @@ def _to_caffe2(name):  # PySlowFast's names -> Caffe2's (as its c2 converter rea
     return t + name.replace("head.projection_", "pred_")
 
 
-@pytest.mark.parametrize("name", ["slowfast_r50", "i3d_r50"])
+@pytest.mark.parametrize("name", ["slowfast_r50",  # I3D's own names: the full suite's
+                                  pytest.param("i3d_r50", marks=pytest.mark.slow)])
 def test_pyslowfast_pyth_and_caffe2_pkl_load_to_the_same_features(tmp_path, name):
     frames = _frames(1, 32 if name.startswith("slowfast") else 8, 64)
     original = load_backbone(BackboneConfig(name=name, seed=3))
