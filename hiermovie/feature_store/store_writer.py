@@ -71,21 +71,26 @@ class WritableSide:
             self.lease.check()
 
     def resume(self, wanted: set[str], retry_failed: bool) -> Resume:
-        """The store's state for the videos `wanted`; with `retry_failed`, the shards holding
-        their failures are to be redone and those videos are not counted as stored."""
+        """The store's state for the videos `wanted`, its index read again; with
+        `retry_failed`, the shards holding their failures are to be redone and those videos
+        are not counted as stored."""
         self._writable()
         try:
-            store = type(self)(self.url, storage_options=self.so, cache_bytes=0)
+            self.reload()
         except StoreError:
             refuse_foreign(self.url, self.so)  # a file or someone's folder: refused now
             return Resume(set(), set(), {}, [])
-        failed = {v: store.entry(v).error for v in store.videos(status="failed") if v in wanted}
-        done, stored = set(store.shard_names), set(store.videos(status=None))
+        return self._state(wanted, retry_failed)
+
+    def _state(self, wanted: set[str], retry_failed: bool) -> Resume:
+        """`resume` from the index as last read."""
+        failed = {v: self.entry(v).error for v in self.videos(status="failed") if v in wanted}
+        done, stored = set(self.shard_names), set(self.videos(status=None))
         if not (retry_failed and failed):
             return Resume(done, stored, failed, [])
-        names = store.shard_names
-        redo = sorted({names[store.entry(v).shard] for v in failed})
-        again = {v for v in stored if names[store.entry(v).shard] in redo}
+        names = self.shard_names
+        redo = sorted({names[self.entry(v).shard] for v in failed})
+        again = {v for v in stored if names[self.entry(v).shard] in redo}
         return Resume(done - set(redo), stored - again, {}, redo)
 
     def check_settings(self, settings: dict[str, Any]) -> None:
@@ -129,10 +134,10 @@ class WritableSide:
 
     def prepare(self, provenance: Provenance, wanted: set[str], retry_failed: bool, *,
                 chunk_segments: int = 4096, compressor: Compressor = "none") -> Resume:
-        """`create`, then the store's state read again (another job may have written since
-        `resume`); the shards to redo are uncommitted here."""
+        """`create` (which reads the index again: another job may have written since
+        `resume`), then the store's state; the shards to redo are uncommitted here."""
         self.create(provenance, chunk_segments=chunk_segments, compressor=compressor)
-        resume = self.resume(wanted, retry_failed)
+        resume = self._state(wanted, retry_failed)
         for name in resume.redo:
             _uncommit_shard(self.url, name, self.so)
         return resume
