@@ -6,7 +6,7 @@ import pytest
 from hiermovie.feature_store import FeatureStore, Provenance
 from tests.conftest import make_record, write_store
 
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is a test dependency")
+moto_server = pytest.importorskip("moto.server", reason="moto[s3] and flask are test dependencies")
 pytest.importorskip("s3fs", reason="s3fs is a test dependency")
 
 
