@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu
+from hiermovie.datasets.vidsitu import EVENTS, RELATIONS
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
-from hiermovie.heads.srl import RoleGenerator, target_text
+from hiermovie.heads.srl import RoleGenerator
 from hiermovie.progress import progress
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
@@ -36,7 +36,7 @@ from hiermovie.workflows.probe.fitting import (
     trainer,
 )
 from hiermovie.workflows.probe.rows import EventFeatures, build_rows, head_hidden
-from hiermovie.workflows.probe.vidsitu_data import VidSituData, load_vidsitu
+from hiermovie.workflows.probe.vidsitu_data import ValidTruth, VidSituData, load_vidsitu
 
 
 def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
@@ -45,46 +45,48 @@ def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
         pool)[:n])) for s in range(seeds)])
 
 
-def scores(tasks: list[str], verb_top: torch.Tensor, relation: torch.Tensor,
-           valid: VidSitu, va: list[str], ann: list[int], vocab: list[str],
-           groups: dict[str, list[str]] | None = None) -> tuple[dict, dict]:
-    """Official verb and relation metrics of one seed's validation predictions (clips `va`,
-    whose ann_idx are `ann`), and the leaderboard-format prediction entries. With `groups`
-    (a synthetic world's event groups) also top-1 accuracy against the true verb per group."""
+def scores(tasks: list[str], verb_top: torch.Tensor, relation: torch.Tensor, truth: ValidTruth,
+           vocab: list[str]) -> tuple[dict, dict]:
+    """Official verb and relation metrics of one seed's validation predictions, and the
+    leaderboard-format prediction entries. Where the clips have event groups (a synthetic
+    world's), also top-1 accuracy against the true verb per group."""
     metrics, preds = {}, {}
     if "verb" in tasks:
         per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
-        metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(
-            per_clip, [valid.verb_votes(c) for c in va]).items()}
+        metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(per_clip,
+                                                               truth.verb_votes).items()}
         right: dict[str, list[bool]] = defaultdict(list)
-        for c, clip in zip(va, per_clip, strict=True) if groups else ():
-            for g, ev, truth in zip(groups[c], clip, valid.verbs(c), strict=True):
-                right[g].append(ev[0] == truth)
+        for groups, clip, verbs in (zip(truth.groups, per_clip, truth.verbs, strict=True)
+                                    if truth.groups else ()):
+            for g, ev, verb in zip(groups, clip, verbs, strict=True):
+                right[g].append(ev[0] == verb)
         metrics |= {f"verb/acc1_{g}": float(np.mean(r)) for g, r in right.items()}
         preds["verb"] = [{"ann_idx": a, "pred_vbs_ev": p}
-                         for a, p in zip(ann, per_clip, strict=True)]
+                         for a, p in zip(truth.ann, per_clip, strict=True)]
     if "relation" in tasks:
         # video-only input: the same prediction for each annotation's slot
         per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in relation.tolist()]
-        res = vm.relation_metrics(per_clip, [valid.relations(c, records=3) for c in va])
+        res = vm.relation_metrics(per_clip, truth.relations)
         metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
         metrics |= {f"relation/Macro_Top_Dct/{k}": v for k, v in res["Macro_Top_Dct"].items()}
         preds["relation"] = [{"ann_idx": a, "pred_evrels_ev": p}
-                             for a, p in zip(ann, per_clip, strict=True)]
+                             for a, p in zip(truth.ann, per_clip, strict=True)]
     return metrics, preds
 
 
-def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, train: VidSitu, tr: list[str],
-          refs: list, ann: list[int], epochs: int, precision: str) -> tuple[dict, list]:
-    """Train the role decoder on one seed's training events, generate for the validation ones
-    (`refs`: their official references, `ann`: their ann_idx)."""
-    texts = [target_text(r) for c in tr for r in train.roles(c)]
-    verbs = [v for c in tr for v in train.verbs(c)]
-    gen = RoleGenerator(tr_ev.shape[-1], texts, verbs, seed=seed).fit(
-        tr_ev.flatten(0, 1), verbs, texts, epochs=epochs, precision=precision)
+def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, texts: list[list[str]],
+          verbs: list[list[str]], truth: ValidTruth, epochs: int, precision: str
+          ) -> tuple[dict, list]:
+    """Train the role decoder on one seed's training events (`texts` and `verbs`: per clip
+    and event), generate for the validation ones."""
+    flat_verbs = [v for clip in verbs for v in clip]
+    flat_texts = [t for clip in texts for t in clip]
+    gen = RoleGenerator(tr_ev.shape[-1], flat_texts, flat_verbs, seed=seed).fit(
+        tr_ev.flatten(0, 1), flat_verbs, flat_texts, epochs=epochs, precision=precision)
+    refs = truth.refs
     out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
     hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(refs))]
-    preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(ann, hyps, strict=True)]
+    preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(truth.ann, hyps, strict=True)]
     return {f"roles/{k}": v for k, v in rm.srl_metrics(hyps, refs).items()}, preds
 
 
@@ -170,8 +172,10 @@ def fit_at(cfg: VidSituProbeConfig, d: VidSituData, fitter: FrozenRow | Finetune
         ev_tr, ev_va = fitter.role_events(s, sub[s], lr, epochs)
         timing["train"] += time.time() - t
         t = time.time()
-        m, preds = roles(s, ev_tr, ev_va, d.train_set, [d.pool_ids[i] for i in sub[s].tolist()],
-                         d.refs, d.ann, cfg.role_epochs, cfg.precision)
+        clips = sub[s].tolist()
+        m, preds = roles(s, ev_tr, ev_va, [d.pool_roles[i] for i in clips],
+                         [[d.vocab[v] for v in d.pool.verbs[i].tolist()] for i in clips],
+                         d.truth, cfg.role_epochs, cfg.precision)
         timing["generation"] += time.time() - t
         per_seed[s] |= m
         (out / f"pred_roles_{name}_seed{s}.json").write_text(json.dumps(preds))
@@ -184,8 +188,7 @@ def score_seeds(tasks: list[str], d: VidSituData, best: Checkpoint, per_seed: li
     """Each seed's official verb and relation metrics of the chosen checkpoint, and its
     leaderboard-format prediction files."""
     for s, metrics in enumerate(per_seed):
-        m, preds = scores(tasks, best.verb_top[s], best.relation[s], d.valid_set, d.valid_ids,
-                          d.ann, d.vocab, d.groups)
+        m, preds = scores(tasks, best.verb_top[s], best.relation[s], d.truth, d.vocab)
         metrics |= m
         for task, entries in preds.items():
             (out / f"pred_{task}_{name}_seed{s}.json").write_text(json.dumps(entries))

@@ -1,6 +1,7 @@
 """What `probe vidsitu` reads, loaded once before any training: the clips with usable features,
 split into the labelled pool, the selection clips and the validation clips, each as `Clips`
-(features, event times, labels), and the validation clips' annotations."""
+(features, event times, labels), and the annotations the metrics and the role decoder read, as
+plain values: nothing after loading reads the data set."""
 
 from __future__ import annotations
 
@@ -15,24 +16,43 @@ from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
 from hiermovie.heads import role_metrics as rm
+from hiermovie.heads.srl import target_text
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.fitting import Clips
 
 
 @dataclass
+class ValidTruth:
+    """The validation clips' annotations, as the official evaluator reads them."""
+    ann: list[int]  # each clip's ann_idx
+    verb_votes: list[list[list[str]]]  # per clip and event: the annotators' verb ids
+    verbs: list[list[str]]  # per clip: its first record's verbs
+    relations: list[list[list[str]]]  # per clip and event pair: the first 3 records' labels
+    refs: list  # per clip: its role references (with --tasks roles)
+    groups: list[list[str]] | None  # per clip and event: a synthetic world's event group
+
+
+def valid_truth(valid: VidSitu, ids: list[str], roles: bool,
+                groups: dict[str, list[str]] | None = None) -> ValidTruth:
+    index = {c: i for i, c in enumerate(valid.clips)}
+    ann = [index[c] for c in ids]
+    return ValidTruth(ann, [valid.verb_votes(c) for c in ids], [valid.verbs(c) for c in ids],
+                      [valid.relations(c, records=3) for c in ids],
+                      [rm.srl_references(valid)[i] for i in ann] if roles else [],
+                      [groups[c] for c in ids] if groups else None)
+
+
+@dataclass
 class VidSituData:
-    train_set: VidSitu
-    valid_set: VidSitu
     pool_ids: list[str]  # labelled training clips the heads train on
     select_ids: list[str]  # training clips that choose each row's lr and epochs
     valid_ids: list[str]  # validation clips with features
     pool: Clips
     select: Clips
     valid: Clips
-    ann: list[int]  # the validation clips' ann_idx
-    refs: list  # their role references (with --tasks roles)
+    pool_roles: list[list[str]]  # per pool clip and event: the role decoder's target text
+    truth: ValidTruth
     vocab: list[str]
-    groups: dict[str, list[str]] | None  # a synthetic world's event groups
     coverage: dict
     provenance: Provenance
 
@@ -91,10 +111,9 @@ def load_vidsitu(cfg: VidSituProbeConfig) -> VidSituData:
     select_ids, pool_ids = cfg.selection(tr_all)
     vocab = verb_vocab(train)
     pool, select, valid_clips = (load_clips(store, c, other) for c in (pool_ids, select_ids, va))
-    index = {c: i for i, c in enumerate(valid.clips)}
-    ann = [index[c] for c in va]
-    refs = [rm.srl_references(valid)[i] for i in ann] if "roles" in cfg.tasks else []
-    return VidSituData(train, valid, pool_ids, select_ids, va,
-                       labelled(pool, train, pool_ids, vocab),
-                       labelled(select, train, select_ids, vocab), valid_clips, ann, refs,
-                       vocab, event_groups(root), coverage, store.provenance)
+    roles = "roles" in cfg.tasks
+    pool_roles = [[target_text(r) for r in train.roles(c)] for c in pool_ids] if roles else []
+    return VidSituData(pool_ids, select_ids, va, labelled(pool, train, pool_ids, vocab),
+                       labelled(select, train, select_ids, vocab), valid_clips, pool_roles,
+                       valid_truth(valid, va, roles, event_groups(root)), vocab, coverage,
+                       store.provenance)
