@@ -32,17 +32,23 @@ def test_config_file_then_flags(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--videos_per_shard", "x"], "videos_per_shard: expected an integer, got 'x'"),
-    (["--videos_per_shard", "0"], "videos_per_shard: must be >= 1"),
-    (["--plan.kind", "foo"], "plan.kind: must be one of"),
-    (["--backbone.tokens", "1,2"], "backbone.tokens: must be three positive integers"),
-    (["--strict", "maybe"], "strict: expected true or false"),
-    (["--input", "/no/such/dir", "--store", "x.zarr"], "/no/such/dir: no such file or folder"),
+    (["extract", "--videos_per_shard", "x"], "videos_per_shard: expected an integer, got 'x'"),
+    (["extract", "--videos_per_shard", "0"], "videos_per_shard: must be >= 1"),
+    (["extract", "--plan.kind", "foo"], "plan.kind: must be one of"),
+    (["extract", "--backbone.tokens", "1,2"], "backbone.tokens: must be three positive integers"),
+    (["extract", "--strict", "maybe"], "strict: expected true or false"),
+    (["extract", "--backbone.batch_size", "many"], "backbone.batch_size"),
+    (["extract", "--plan.num_frames", "-1"], "plan.num_frames"),
+    (["pretrain-ctx", "--mask_ratio", "1.5"], "mask.ratio"),
+    (["pretrain-backbone", "--clip.clips", "1"], "clip"),
+    (["probe", "vidsitu", "--rows", "nonsense"], "rows"),
 ])
 def test_bad_values_give_one_line_naming_the_field(args, message, capsys):
-    assert main(["extract", *args]) == 2
+    assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    record("Bad manifests, stores and configs (exit 2, one line)", f"`hiermovie {' '.join(args)}`",
+           1, f"refused: `{err.split('error: ')[-1][:100]}`")
 
 
 def test_unknown_field_in_file(tmp_path):
@@ -213,6 +219,7 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
 @pytest.mark.parametrize("args", [
     ["extract", "--input", "{t}/no-such-folder", "--store", "{t}/s.zarr"],
     ["extract", "--input", "{t}/videos", "--store", "{t}/a-file"],
+    ["extract", "--input", "{t}/no-videos", "--store", "{t}/s.zarr"],
     ["pretrain-ctx", "--store", "{t}/missing.zarr", "--out", "{t}/ctx"],
     ["pretrain-ctx", "--store", "{t}/a-file", "--out", "{t}/ctx"],
     ["pretrain-backbone", "--input", "{t}/no-such-folder", "--out", "{t}/bb"],
@@ -222,15 +229,19 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
     ["synth", "--out", "{t}/a-file"],
     ["demo", "--workdir", "{t}/a-file"],
     ["store", "info", "{t}/missing.zarr"],
+    ["store", "info", "{t}/a-file"],
     ["store", "export", "{t}/missing.zarr", "--to", "{t}/out.h5"],
     ["store", "import", "{t}/missing.h5", "{t}/back.zarr"],
-], ids=lambda a: " ".join(a[:2]) + (" (a file)" if "{t}/a-file" in a else ""))
+], ids=lambda a: " ".join(a[:2]) + (" (a file)" if "{t}/a-file" in a else "")
+   + (" (no videos)" if "{t}/no-videos" in a else ""))
 def test_every_job_refuses_a_bad_input_in_one_line_with_exit_2(tmp_path, capsys, args):
     """The README's exit-code contract, job by job: an input, file or location the user gave
     that cannot be used is exit 2 and one bounded line naming it, never a traceback."""
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "videos").mkdir()
     make_video(tmp_path / "videos" / "v.mp4", 2.0)
+    (tmp_path / "no-videos").mkdir()
+    (tmp_path / "no-videos" / "readme.md").write_text("x")
     argv = [a.format(t=tmp_path) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -238,8 +249,8 @@ def test_every_job_refuses_a_bad_input_in_one_line_with_exit_2(tmp_path, capsys,
     assert str(tmp_path) in err[0] and len(err[0]) < 600, err
     shown = " ".join(a.replace(str(tmp_path), "T") for a in argv)
     said = err[0].split(": error: ")[-1].replace(str(tmp_path), "T")
-    record("Refusals in one line", f"`hiermovie {shown}` (a missing path, or a file where a "
-           "folder must be)", 1, f"exit 2, one line: `{said[:100]}`")
+    record("Refusals in one line", f"`hiermovie {shown}` (a missing path, a file where a "
+           "folder must be, or a folder with no videos)", 1, f"exit 2, one line: `{said[:100]}`")
 
 
 def test_nested_sections_keep_their_flat_names_for_a_release(capsys):

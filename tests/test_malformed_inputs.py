@@ -10,6 +10,7 @@ from hiermovie.datasets.manifest import load_videos
 from hiermovie.workflows.cli import main
 from tests.conftest import write_store
 from tests.reliability import record
+from tests.videos import make_video
 
 CSV_CASES = [  # (what, bytes, words the one line must hold)
     ("header only", b"video_id,path\n", "no rows after the header"),
@@ -22,6 +23,10 @@ CSV_CASES = [  # (what, bytes, words the one line must hold)
     ("Latin-1 bytes (a spreadsheet's legacy export)", b"video_id,path\nca\xe9,a.mp4\n",
      "not UTF-8 text"),
     ("a bad time", b"video_id,path,start_s,end_s\na,a.mp4,0,soon\n", ":2: bad time 'soon'"),
+    ("a duplicate video id", b"video_id,path\na,x.mp4\na,y.mp4\n", "duplicate video id 'a'"),
+    ("missing columns", b"id,file\na,x.mp4\n", "missing column(s)"),
+    ("a segment ending before it starts", b"video_id,path,start_s,end_s\na,x.mp4,5,2\n",
+     "end_s 2.0 <= start_s 5.0"),
 ]
 JSONL_CASES = [
     ("an array on a line", b'["a", "a.mp4"]\n', ":1: expected an object"),
@@ -221,6 +226,24 @@ def test_a_prediction_file_nested_too_deeply_is_one_line(annotations, tmp_path, 
            f"`probe score` of a {suffix} prediction file nested 100 000 deep",
            1,
            'exit 2, one line (was a RecursionError traceback)')
+
+
+def test_a_store_location_holding_other_files_is_refused_by_every_job(tmp_path, capsys):
+    url = tmp_path / "folder"
+    url.mkdir()
+    (url / "notes.txt").write_text("hello")
+    make_video(tmp_path / "clips" / "v.mp4", 2.0)
+    runs = [["store", "info", url], ["pretrain-ctx", "--store", url, "--out", tmp_path / "o"],
+            ["extract", "--input", tmp_path / "clips", "--store", url, "--backbone.name",
+             "tiny3d/8"]]
+    for args in runs:
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert str(url) in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in url.iterdir()) == ["notes.txt"]
+    record("Bad manifests, stores and configs (exit 2, one line)",
+           "store URL that is a folder of other files (store, pretrain-ctx, extract)", len(runs),
+           f"refused: `{err.split('error: ')[-1][:100]}`")
 
 
 @pytest.mark.parametrize("theirs", ["zarr group", "shards folder"])

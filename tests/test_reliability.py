@@ -1,4 +1,5 @@
-"""Reliability and security suite: bad inputs, faults and hostile inputs across the jobs.
+"""Reliability suite: bad videos, faults and kills across the jobs (the one-line refusals of
+bad manifests, configs and locations are in test_cli.py and test_malformed_inputs.py).
 
 Every test records what it tried and what happened (tests/reliability.py); the full run with
 `--reliability-report RELIABILITY.md` writes the table (README: "Reliability").
@@ -34,14 +35,6 @@ def _cmd(*args) -> list[str]:
 def _cli(*args, timeout=300, **kw):
     kw.setdefault("cwd", ROOT)
     return subprocess.run(_cmd(*args), capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def _main(capsys, *args) -> tuple[int, str]:
-    """The CLI in-process, for refusals: they end before any job starts (or Ray)."""
-    from hiermovie.workflows.cli import main
-
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _rotate(src, dst, degrees_matrix=(0, 0x00010000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)):
@@ -169,69 +162,6 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(bad_folder, tmp_path):
                 "--strict", "true").returncode == 3
     record("Bad inputs (extract; job goes on, exit 0)", "the same run with --strict", 1,
            "exit code 3 (bad inputs only), nothing rewritten")
-
-
-@pytest.mark.parametrize("what, content, words", [
-    ("duplicate video ids", "video_id,path\na,x.mp4\na,y.mp4\n", "duplicate video id 'a'"),
-    ("missing columns", "id,file\na,x.mp4\n", "missing column(s)"),
-    ("segment ending before it starts", "video_id,path,start_s,end_s\na,x.mp4,5,2\n",
-     "end_s 2.0 <= start_s 5.0"),
-    ("a time that is not a number", "video_id,path,start_s,end_s\na,x.mp4,soon,2\n",
-     "bad time 'soon'"),
-])
-def test_bad_manifests_are_refused_naming_file_and_line(tmp_path, capsys, what, content,
-                                                       words):
-    manifest = tmp_path / "m.csv"
-    manifest.write_text(content)
-    rc, err = _main(capsys, "extract", "--input", manifest, "--store", tmp_path / "s.zarr", *TINY)
-    assert rc == 2
-    assert str(manifest) in err and words in err, err
-    assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "s.zarr").exists()
-    record("Bad manifests, stores and configs (exit 2, one line)",
-           f"CSV manifest with {what}", 1,
-           f"refused naming file and line: `{err.strip().split(os.sep)[-1][:90]}`")
-
-
-@pytest.mark.parametrize("kind", ["missing", "a folder of other files", "a file"])
-def test_bad_store_urls_are_refused(many_clips, tmp_path, capsys, kind):
-    url = tmp_path / "nowhere.zarr"
-    if kind == "a folder of other files":
-        url = tmp_path / "folder"
-        url.mkdir()
-        (url / "notes.txt").write_text("hello")
-    elif kind == "a file":
-        url = tmp_path / "file.zarr"
-        url.write_text("x")
-    runs = [["store", "info", url], ["pretrain-ctx", "--store", url, "--out", tmp_path / "o"]]
-    if kind != "missing":  # extract creates a missing store, but never writes over these
-        runs.append(["extract", "--input", many_clips, "--store", url, *TINY])
-    for args in runs:
-        rc, err = _main(capsys, *args)
-        assert rc == 2, (args, err[-2000:])
-        assert str(url) in err and len(err.strip().splitlines()) == 1, err[-2000:]
-    if kind == "a folder of other files":
-        assert sorted(os.listdir(url)) == ["notes.txt"]
-    record("Bad manifests, stores and configs (exit 2, one line)",
-           f"store URL that is {kind} ({', '.join(a[0] for a in runs)})", len(runs),
-           f"refused: `{err.strip().split('error: ')[-1][:100]}`")
-
-
-@pytest.mark.parametrize("args, words", [
-    (["extract", "--backbone.batch_size", "many"], "backbone.batch_size"),
-    (["extract", "--plan.num_frames", "-1"], "plan.num_frames"),
-    (["pretrain-ctx", "--mask_ratio", "1.5"], "mask.ratio"),
-    (["pretrain-backbone", "--clip.clips", "1"], "clip"),
-    (["probe", "vidsitu", "--rows", "nonsense"], "rows"),
-])
-def test_bad_config_values_are_refused(args, words, capsys):
-    # in-process (the CLI imports only the job it runs): exit 2 and one line naming the field
-    rc, err = _main(capsys, *args)
-    assert rc == 2
-    assert words in err and "Traceback" not in err, err
-    record("Bad manifests, stores and configs (exit 2, one line)",
-           f"`hiermovie {' '.join(args)}`", 1,
-           f"refused: `{err.strip().split('error: ')[-1][:100]}`")
 
 
 @pytest.fixture(scope="module")
