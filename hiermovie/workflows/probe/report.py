@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.rows import ROWS
 from hiermovie.workflows.tables import cell, spread
 
@@ -64,7 +64,8 @@ def metric_table(rows: dict[str, dict[str, list[float]]], first: list[str] | Non
     return markdown((first or ["Row"]) + list(titles.values()), body)
 
 
-def vidsitu_caption(cfg: Any, coverage: dict, backbone: str, selection: int, hidden: int) -> str:
+def vidsitu_caption(cfg: VidSituProbeConfig, coverage: dict, backbone: str, selection: int,
+                    hidden: int) -> str:
     return (f"Backbone `{backbone}`; evaluated on {coverage['valid']['available']} of "
             f"{coverage['valid']['annotated']} validation clips; heads trained on labelled "
             f"training clips, each row's learning rate (of {', '.join(map(str, cfg.lrs))}) and "
@@ -73,7 +74,7 @@ def vidsitu_caption(cfg: Any, coverage: dict, backbone: str, selection: int, hid
             f"{cfg.precision}).")
 
 
-def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: dict,
+def write_vidsitu(out: Path, cfg: VidSituProbeConfig, rows: list, cells: list[dict], chosen: dict,
                   caption: str, coverage: dict, seconds: dict) -> str:
     counts = sorted({c["labels"] for c in cells})
     top = counts[-1]
@@ -100,7 +101,7 @@ def write_vidsitu(out: Path, cfg: Any, rows: list, cells: list[dict], chosen: di
     return text
 
 
-def grid_edges(cfg: Any, chosen: dict) -> list[str]:
+def grid_edges(cfg: VidSituProbeConfig, chosen: dict) -> list[str]:
     """Rows whose chosen learning rate or epochs sit at the edge of what was searched."""
     edges = []
     for row, per_count in chosen.items():
