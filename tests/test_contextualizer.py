@@ -120,7 +120,7 @@ def test_learns_to_use_context(store, tmp_path):
 
 
 def test_collapse_check_tells_kept_segments_from_a_clip_summary():
-    from hiermovie.workflows.ctx_eval import clip_share, identity_readout
+    from hiermovie.contextualizer.collapse import clip_share, identity_readout
 
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(64, 5, 12, generator=g) + 2 * torch.randn(64, 1, 12, generator=g)
@@ -361,7 +361,7 @@ def test_infonce_clip_trains(store, tmp_path):
 def test_clip_share_is_not_reported_where_the_clips_cannot_show_it():
     """One held-out clip (share 0 whatever the model) or only one-segment clips (share 1):
     None, and pretrain-ctx says so instead of printing 0.00."""
-    from hiermovie.workflows.ctx_eval import clip_share
+    from hiermovie.contextualizer.collapse import clip_share
 
     x = torch.randn(1, 4, 8)
     assert clip_share(x, torch.ones(1, 4, dtype=torch.bool)) is None

@@ -21,10 +21,11 @@ from hiermovie.contextualizer import (
     Contextualizer,
     ContextualizerConfig,
 )
+from hiermovie.contextualizer.collapse import collapse_check
 from hiermovie.contextualizer.model import ContextualizerShape
 from hiermovie.contextualizer.predictors import LabelPredictor, MaskPredictor, MaskSpec
 from hiermovie.workflows.ctx_data import CtxData, load_data
-from hiermovie.workflows.ctx_eval import collapse_check, evaluate, loss_on
+from hiermovie.workflows.ctx_eval import evaluate, loss_on
 from hiermovie.workflows.training import (
     Run,
     StepBatches,
@@ -137,13 +138,19 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         last_val = best.restore(model, last_val)
         if cfg.mask.target == "ema":  # the targets moved with the teacher: re-measure the baseline
             baselines["mean_feature"] = mean_baseline(model, data, cfg, device)
-        steps_run = max(1, run.done - run.start)
+        steps_run, val_batch = max(1, run.done - run.start), held_out(data, device)
         _finish(cfg, run.out, model, baselines, last_val, data.selection,
                 {**data.sizes, "kept_step": best.step or run.done},
-                collapse_check(model, data.val, data.collate, device),
+                collapse_check(model.ctx, val_batch),
                 (time.time() - t0) / steps_run, waited / steps_run)
     run.finish()
     return 0
+
+
+def held_out(data: CtxData, device: torch.device, clips: int = 256) -> dict[str, torch.Tensor]:
+    """Up to `clips` validation clips as one batch on `device`."""
+    batch = data.collate([data.val[i] for i in range(min(len(data.val), clips))])
+    return {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
 
 class Best:

@@ -121,8 +121,8 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
         fitter = trainer(row)(f, row, d.pool, d.select, d.valid, bar.update)
         timing["data"] += time.time() - t
         for n in counts:
-            per_seed, choice = fit_at(cfg, d, fitter, f"{row.name}_n{n}",
-                                      subsets(len(d.pool_ids), n, cfg.seeds), bool(lrs),
+            sub = subsets(len(d.pool_ids), n, cfg.seeds)
+            per_seed, choice = fit_at(cfg, d, fitter, f"{row.name}_n{n}", sub, bool(lrs),
                                       timing, bar.update)
             chosen[row.name] |= {n: choice} if choice else {}
             cells += [{"labels": n, "row": row.name, "metric": key,
