@@ -11,7 +11,7 @@ pip() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 # keeps the torch that is installed, as it satisfies the project's range. Byte-compiled at
 # install: without it every Ray worker and CLI process compiles torch on its first import.
 pip $TORCH  # unquoted: it may carry --index-url
-pip uv
+pip uv==0.13.10  # pinned: its flags change between releases
 .venv/bin/uv pip install -q --python .venv/bin/python --compile-bytecode -e ".[test,s3,pytorchvideo]"
 # The optional torchvision video models: PyPI's build for torch 2.13 links CUDA but imports on
 # CPU through hiermovie._compat. --no-deps keeps pip from swapping the CPU torch for a CUDA one.
