@@ -74,7 +74,6 @@ def fit_task(schedule: HeadSchedule, window: int, kind: str, fit_seqs: list, y: 
 def run_lvu(cfg: LvuProbeConfig) -> int:
     """Frozen rows on the LVU tasks; a table with Top-1 rank and mean rank."""
     t0 = time.time()
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision))
     if not cfg.store:
         raise ConfigError("store: required (a store written by `hiermovie extract`)")
     root = data_root(cfg.data, "lvu")
@@ -96,9 +95,11 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
     ids = sorted({e.video_id for d in data.values() for ex in d.values() for e in ex})
     pooled = torch.cat([torch.from_numpy(store.get(v).astype(np.float32)).mean(1) for v in ids])
     prov = store.provenance
-    events, schedule = EventFeatures.standardising(pooled, prov.dim), cfg.schedule(cfg.precision)
+    events = EventFeatures.standardising(pooled, prov.dim)
     rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
                       vars(cfg.model), prov.dim, prov.tokens_per_segment, finetune=False)
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
+    schedule = cfg.schedule(cfg.precision)
     bar = progress(total=len(rows) * len(data) * cfg.seeds, desc="probe lvu", unit="fit",
                    enabled=cfg.progress)
     scores: dict[str, dict[str, list[float]]] = {}
