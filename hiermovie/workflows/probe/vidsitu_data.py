@@ -36,9 +36,11 @@ def valid_truth(valid: VidSitu, ids: list[str], roles: bool,
                 groups: dict[str, list[str]] | None = None) -> ValidTruth:
     index = {c: i for i, c in enumerate(valid.clips)}
     ann = [index[c] for c in ids]
+    # every clip's references drawn at once, as the evaluator draws them (once per clip: N^2)
+    refs = rm.srl_references(valid) if roles else []
     return ValidTruth(ann, [valid.verb_votes(c) for c in ids], [valid.verbs(c) for c in ids],
                       [valid.relations(c, records=3) for c in ids],
-                      [rm.srl_references(valid)[i] for i in ann] if roles else [],
+                      [refs[i] for i in ann] if roles else [],
                       [groups[c] for c in ids] if groups else None)
 
 
