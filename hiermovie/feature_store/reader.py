@@ -72,8 +72,8 @@ class FeatureStore(WritableSide):
                  storage_options: dict | None = None, cache_bytes: int = 2 << 30) -> None:
         if mode not in ("r", "a"):
             raise ValueError(f"{url}: mode must be 'r' or 'a', not {mode!r}")
-        self.url, self.mode, self.so, self.cache_bytes = url, mode, storage_options or None, \
-            cache_bytes
+        self.url, self.mode, self.cache_bytes = url, mode, cache_bytes
+        self.so = storage_options or None
         self.provenance: Provenance | None = None
         self.storage: dict[str, Any] = {}
         self._clear()

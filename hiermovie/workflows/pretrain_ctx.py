@@ -138,7 +138,8 @@ def run_pretrain_ctx(cfg: PretrainCtxConfig) -> int:
         last_val = best.restore(model, last_val)
         if cfg.mask.target == "ema":  # the targets moved with the teacher: re-measure the baseline
             baselines["mean_feature"] = mean_baseline(model, data, cfg, device)
-        steps_run, val_batch = max(1, run.done - run.start), held_out(data, device)
+        steps_run = max(1, run.done - run.start)
+        val_batch = held_out(data, device)
         _finish(cfg, run.out, model, baselines, last_val, data.selection,
                 {**data.sizes, "kept_step": best.step or run.done},
                 collapse_check(model.ctx, val_batch),
