@@ -16,7 +16,7 @@ from store_read import build  # the same random store as the read benchmark
 
 from hiermovie.contextualizer import Contextualizer, ContextualizerConfig, MaskPredictor
 from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
-from hiermovie.workflows.ctx_eval import loss_on
+from hiermovie.workflows.pretrain_ctx.eval import loss_on
 from hiermovie.workflows.training import StepBatches
 
 VIDSITU_TRAIN_CLIPS = 23626

@@ -242,9 +242,9 @@ def test_visible_weight_trains_the_visible_outputs(store, tmp_path):
 def test_keep_best_writes_the_lowest_validation_loss_model(store, tmp_path):
 
     from hiermovie.contextualizer import MaskPredictor
+    from hiermovie.datasets.sequences import sequences, split_videos
     from hiermovie.feature_store import FeatureStore
-    from hiermovie.workflows.ctx_data import sequences, split_videos
-    from hiermovie.workflows.ctx_eval import evaluate
+    from hiermovie.workflows.pretrain_ctx.eval import evaluate
 
     # lr high enough that the validation loss goes up and down: the kept model is the best
     # (l2: on this store its validation loss is known to rise and fall at this lr)

@@ -4,15 +4,20 @@ LVU release layouts, so that it loads through the same adapters as the real data
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hiermovie.datasets import synth_world as w
 from hiermovie.datasets.synth_render import render_event
 from hiermovie.datasets.video_io import write_video
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 VIDSITU_FPS = 30.0
 LVU_FPS = 15.0
@@ -79,7 +84,7 @@ def _vinfo(idx: int) -> dict:
 
 def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0,
                   size: int = 112, workers: int = 2, render: bool = True,
-                  world: w.World = w.ORIGINAL) -> None:
+                  world: w.World = w.ORIGINAL, bar: tqdm | None = None) -> None:
     """Clips in `root/vsitu_video_trimmed_dir`, annotations in `root/vidsitu_annotations`
     (only the annotations when `render` is false), and each event's group (`EVENT_GROUPS`)."""
     root = Path(root)
@@ -118,7 +123,7 @@ def write_vidsitu(root: str | Path, n_train: int, n_valid: int, *, seed: int = 0
         clips = root / "vsitu_video_trimmed_dir"
         jobs = [(str(clips / f"{clip_id(i)}.mp4"), seed, i, size, world)
                 for ids in splits.values() for i in ids]  # a clip on disk is complete: kept
-        _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
+        _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers, bar)
 
 
 # pool clips draw from their own seeds: VidSitu clips use 0.., LVU clips 10**6 + idx
@@ -126,7 +131,7 @@ POOL_START = 2 * 10**6
 
 
 def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,
-               workers: int = 2, world: w.World = w.ORIGINAL) -> None:
+               workers: int = 2, world: w.World = w.ORIGINAL, bar: tqdm | None = None) -> None:
     """`n` unlabelled clips of the same world as `write_vidsitu`'s (the role MovieClips plays
     for the paper: movie video without labels), as `folder/pool{i:06d}.mp4`; no annotations.
     Clips already rendered are kept, so a larger pool extends a smaller one."""
@@ -134,7 +139,7 @@ def write_pool(folder: str | Path, n: int, *, seed: int = 0, size: int = 112,
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(str(folder / f"pool{i:06d}.mp4"), seed, POOL_START + i, size, world)
             for i in range(n)]
-    _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers)
+    _run(_render_vidsitu_clip, [j for j in jobs if not Path(j[0]).exists()], workers, bar)
 
 
 # action clips (the Kinetics role) draw from their own seeds too
@@ -171,7 +176,8 @@ def _render_action_clip(args: tuple[str, int, int, int]) -> None:
 
 
 def write_actions(root: str | Path, n_train: int, n_val: int, n_test: int = 0, *,
-                  seed: int = 0, size: int = 112, workers: int = 2) -> None:
+                  seed: int = 0, size: int = 112, workers: int = 2,
+                  bar: tqdm | None = None) -> None:
     """The role Kinetics-400 plays for level 1: short clips, each one motion of the world by
     actors on a scene drawn at random (no story, no cut-aways), in the official downloader's
     layout (`hiermovie.datasets.kinetics`): `root/annotations/{split}.csv` and flat
@@ -192,7 +198,7 @@ def write_actions(root: str | Path, n_train: int, n_val: int, n_test: int = 0, *
         first += n
         if n:
             (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    _run(_render_action_clip, jobs, workers)
+    _run(_render_action_clip, jobs, workers, bar)
 
 
 def event_groups(root: str | Path) -> dict[str, list[str]] | None:
@@ -224,7 +230,7 @@ def _render_lvu_clip(args: tuple[str, int, int, int]) -> None:
 
 
 def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
-              workers: int = 2, render: bool = True) -> None:
+              workers: int = 2, render: bool = True, bar: tqdm | None = None) -> None:
     """Long clips in `root/lvu_videos`, labels in `root/lvu_1.0/{task}/{train,val,test}.csv`
     (`render=False`: the labels only)."""
     root = Path(root)
@@ -253,18 +259,21 @@ def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
                     for i in ids]
             (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
     if render:
-        _run(_render_lvu_clip, [(str(root), seed, i, size) for i in range(n_clips)], workers)
+        _run(_render_lvu_clip, [(str(root), seed, i, size) for i in range(n_clips)], workers, bar)
 
 
-def _run(fn, jobs: list, workers: int) -> None:
-    from hiermovie.progress import progress
-
-    with progress(total=len(jobs), desc="render", unit="clip") as bar:
-        if workers <= 1:
-            for j in jobs:
-                fn(j)
-                bar.update()
-            return
-        with ProcessPoolExecutor(workers) as pool:
-            for _ in pool.map(fn, jobs, chunksize=4):
-                bar.update()
+def _run(fn: Callable[[Any], None], jobs: list, workers: int, bar: tqdm | None) -> None:
+    """Render `jobs`; the caller's progress bar (the job's: it owns the display) grows by
+    their number and advances with each clip."""
+    if bar is not None:
+        bar.total = (bar.total or 0) + len(jobs)
+        bar.refresh()
+    done = (lambda: None) if bar is None else bar.update
+    if workers <= 1:
+        for j in jobs:
+            fn(j)
+            done()
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, jobs, chunksize=4):
+            done()

@@ -6,7 +6,7 @@ share; `cli` parses flags into a config."""
 from hiermovie.lazy import lazy_exports
 
 _WHERE = {"ExtractConfig": "extract", "run_extract": "extract",
-          "PretrainCtxConfig": "pretrain_ctx", "run_pretrain_ctx": "pretrain_ctx",
+          "PretrainCtxConfig": "pretrain_ctx.config", "run_pretrain_ctx": "pretrain_ctx.job",
           "PretrainBackboneConfig": "pretrain_backbone",
           "run_pretrain_backbone": "pretrain_backbone",
           "VidSituProbeConfig": "probe.config", "LvuProbeConfig": "probe.config",

@@ -98,10 +98,14 @@ class Demo:
             PretrainBackboneConfig,
             run_pretrain_backbone,
         )
+        from hiermovie.workflows.progress import progress
 
         bb, cfg, actions = self.work / "backbone", self.cfg, self.work / "actions"
-        self.step("synth (actions)", lambda n: write_actions(
-            actions, n, 0, seed=LEVEL1_SEED, size=cfg.size), ACTION_CLIPS)
+        def render(n: int) -> None:
+            with progress(total=0, desc="synth (actions)", unit="clip") as bar:
+                write_actions(actions, n, 0, seed=LEVEL1_SEED, size=cfg.size, bar=bar)
+
+        self.step("synth (actions)", render, ACTION_CLIPS)
         self.step("pretrain-backbone", run_pretrain_backbone, from_dict(PretrainBackboneConfig, {
             **LEVEL1_RECIPE, "input": f"kinetics:{actions}", "out": str(bb),
             "steps": cfg.backbone_steps, "resume": True, "labelled": f"vidsitu:{self.data}"}))

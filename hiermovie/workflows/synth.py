@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from hiermovie.config import opt
 from hiermovie.datasets.synth_world import World
+from hiermovie.workflows.progress import progress
 
 
 @dataclass
@@ -49,18 +50,22 @@ def run_synth(cfg: SynthConfig) -> int:
 
     t0 = time.time()
     world = cfg.world
-    if cfg.train or cfg.valid:
-        write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
-                      workers=cfg.workers, world=world)
-    if cfg.lvu:
-        write_lvu(cfg.out, cfg.lvu, seed=cfg.seed, size=cfg.size, workers=cfg.workers)
-    if cfg.pool:
-        write_pool(Path(cfg.out) / "pool", cfg.pool, seed=cfg.seed, size=cfg.size,
-                   workers=cfg.workers, world=world)
-    if cfg.actions:
-        extra = max(1, cfg.actions // 10)
-        write_actions(Path(cfg.out) / "actions", cfg.actions, extra, extra, seed=cfg.seed,
-                      size=cfg.size, workers=cfg.workers)
+    # each part adds its clips to the bar; shown after a second, so that a refusal (a bad
+    # --out) stays one line
+    with progress(total=0, desc="synth", unit="clip", delay=1.0) as bar:
+        if cfg.train or cfg.valid:
+            write_vidsitu(cfg.out, cfg.train, cfg.valid, seed=cfg.seed, size=cfg.size,
+                          workers=cfg.workers, world=world, bar=bar)
+        if cfg.lvu:
+            write_lvu(cfg.out, cfg.lvu, seed=cfg.seed, size=cfg.size, workers=cfg.workers,
+                      bar=bar)
+        if cfg.pool:
+            write_pool(Path(cfg.out) / "pool", cfg.pool, seed=cfg.seed, size=cfg.size,
+                       workers=cfg.workers, world=world, bar=bar)
+        if cfg.actions:
+            extra = max(1, cfg.actions // 10)
+            write_actions(Path(cfg.out) / "actions", cfg.actions, extra, extra, seed=cfg.seed,
+                          size=cfg.size, workers=cfg.workers, bar=bar)
     n = cfg.train + cfg.valid + cfg.lvu + cfg.pool + cfg.actions
     print(f"synth: {n} clips in {cfg.out} ({time.time() - t0:.1f} s)")
     return 0

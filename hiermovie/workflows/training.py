@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from hiermovie.config import ConfigError, opt
-from hiermovie.progress import progress
 from hiermovie.workflows.checkpoints import load_checkpoint, open_metrics, save_checkpoint
 from hiermovie.workflows.distributed import (
     check_ranks_agree,
@@ -23,6 +22,7 @@ from hiermovie.workflows.distributed import (
     init_distributed,
     pick_device,
 )
+from hiermovie.workflows.progress import progress
 
 
 @dataclass

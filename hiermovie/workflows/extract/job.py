@@ -28,7 +28,6 @@ from hiermovie.pipeline.backbone_config import (
 )
 from hiermovie.pipeline.containers import probe
 from hiermovie.pipeline.decode import DecodeSpec, decode_item
-from hiermovie.progress import progress
 from hiermovie.workflows.extract.config import ExtractConfig
 from hiermovie.workflows.extract.report import ExtractRun, report
 from hiermovie.workflows.extract.scheduler import (
@@ -37,6 +36,7 @@ from hiermovie.workflows.extract.scheduler import (
     Resources,
     Scheduler,
 )
+from hiermovie.workflows.progress import progress
 
 if TYPE_CHECKING:
     from hiermovie.pipeline.workers import BackboneInfo  # imports torch: for types only

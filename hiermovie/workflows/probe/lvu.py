@@ -20,10 +20,10 @@ from hiermovie.feature_store import FeatureStore, open_stores, usable_videos
 from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit
-from hiermovie.progress import progress
 from hiermovie.workflows.probe.config import HeadSchedule, LvuProbeConfig
 from hiermovie.workflows.probe.report import markdown
 from hiermovie.workflows.probe.rows import ROWS, EventFeatures, Row, build_rows
+from hiermovie.workflows.progress import progress
 from hiermovie.workflows.tables import cell, spread
 
 

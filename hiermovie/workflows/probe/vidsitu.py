@@ -23,7 +23,6 @@ from hiermovie.hardware import resolve_precision
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.srl import RoleGenerator
-from hiermovie.progress import progress
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.fitting import (
@@ -37,6 +36,7 @@ from hiermovie.workflows.probe.fitting import (
 )
 from hiermovie.workflows.probe.rows import EventFeatures, build_rows, head_hidden
 from hiermovie.workflows.probe.vidsitu_data import ValidTruth, VidSituData, load_vidsitu
+from hiermovie.workflows.progress import progress
 
 
 def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:

@@ -18,7 +18,24 @@ from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usabl
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads.srl import target_text
 from hiermovie.workflows.probe.config import VidSituProbeConfig
-from hiermovie.workflows.probe.fitting import Clips
+
+
+@dataclass
+class Clips:
+    """Clips' backbone features, event times and (training clips only) labels."""
+
+    features: torch.Tensor  # [N, 5, K, D]
+    start_s: torch.Tensor  # [N, 5] the events' start times (a time-position model reads them)
+    verbs: torch.Tensor | None = None  # [N, 5] verb ids
+    relations: torch.Tensor | None = None  # [N, 4] relation ids of Ev1, Ev2, Ev4, Ev5 vs Ev3
+
+    def __getitem__(self, idx: slice | torch.Tensor) -> Clips:
+        v, r = self.verbs, self.relations
+        return Clips(self.features[idx], self.start_s[idx], None if v is None else v[idx],
+                     None if r is None else r[idx])
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
 @dataclass

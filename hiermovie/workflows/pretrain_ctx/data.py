@@ -1,43 +1,24 @@
-"""What pretrain-ctx trains and validates on: the selected videos of one or more stores,
-a stable held-out split, and seeded batches addressable by step (exact resume)."""
+"""What pretrain-ctx trains and validates on: the videos of one or more stores that the config
+selects, split into training and validation (`datasets.sequences`)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import Dataset
 
 from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root
-from hiermovie.feature_store import (
-    FeatureStore,
-    Provenance,
-    SequenceDataset,
-    pad_collate,
-    usable_videos,
-)
-
-if TYPE_CHECKING:
-    from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig
-
-
-def split_videos(ids: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
-    """A stable split by hashed id: the same video is held out whatever else is in the store;
-    at least one video (the lowest hash) is held out, and never trained on."""
-    def score(v: str) -> float:
-        return int(hashlib.sha1(v.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    val = {v for v in ids if score(v) < val_fraction} or {min(ids, key=score)}
-    return [v for v in ids if v not in val], [v for v in ids if v in val]
+from hiermovie.datasets.sequences import sequences, split_videos
+from hiermovie.feature_store import FeatureStore, Provenance, usable_videos
+from hiermovie.workflows.pretrain_ctx.config import PretrainCtxConfig
 
 
 def select_videos(videos: str, data: str, have: list[str], where: str
                   ) -> tuple[list[str], dict]:
     """The videos this run may use, and what was chosen and excluded (for summary.json)."""
-    from hiermovie.config import ConfigError
     from hiermovie.datasets.vidsitu import VidSitu
 
     chosen, note = list(have), {"videos": videos or "every video of the stores"}
@@ -58,35 +39,6 @@ def select_videos(videos: str, data: str, have: list[str], where: str
     if not chosen:
         raise ConfigError(f"{where}: no videos left to train on ({note})")
     return chosen, note
-
-
-def sequences(stores: list[FeatureStore], ids: list[str], window: int = 0,
-              labels_from: str = "") -> tuple[Dataset, Callable, tuple[int, int] | None]:
-    """The sequences of `ids` across the stores (a video in several: the first store's), in
-    windows of `window` segments (0: whole videos); with `labels_from` (vidsitu:ROOT, for
-    --objective supervised) their labels and the (verbs, relations) class counts."""
-    parts, left = [], set(ids)
-    window = window or None
-    for st in stores:
-        mine = [v for v in ids if v in left and v in st]
-        left -= set(mine)
-        if not mine:
-            continue
-        if labels_from:
-            from hiermovie.datasets.labelled import VidSituSequences
-
-            ds = VidSituSequences(st, data_root(labels_from, "vidsitu"), "train")
-            keep = set(mine)
-            ds.items = [it for it in ds.items if it[0] in keep]
-        else:
-            ds = SequenceDataset(st, mine, window=window, stride=window)
-        parts.append(ds)
-    if not labels_from:
-        return ConcatDataset(parts), pad_collate, None
-    from hiermovie.datasets.labelled import labelled_collate
-    from hiermovie.datasets.vidsitu import RELATIONS
-
-    return ConcatDataset(parts), labelled_collate, (len(parts[0].vocab), len(RELATIONS))
 
 
 @dataclass
