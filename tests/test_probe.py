@@ -352,8 +352,7 @@ def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
     from hiermovie.datasets import synth_world as w
     from hiermovie.datasets.synth import event_groups
     from hiermovie.datasets.vidsitu import verb_vocab
-    from hiermovie.workflows.probe.vidsitu import scores
-    from hiermovie.workflows.probe.vidsitu_data import valid_truth
+    from hiermovie.heads.vidsitu import ValidTruth, score_events
 
     write_vidsitu(tmp_path, 4, 40, seed=2, render=False, world=w.STORY)
     valid, groups = VidSitu(tmp_path, "valid"), event_groups(tmp_path)
@@ -365,11 +364,11 @@ def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
                          for v, g in zip(valid.verbs(c), groups[c], strict=True)]
                         for c in valid.clips])
     cfg = from_dict(VidSituProbeConfig, {"tasks": ["verb"], "store": "x"})
-    truth = valid_truth(valid, valid.clips, False, groups)
-    m, _ = scores(cfg.tasks, top, None, truth, vocab)
+    truth = ValidTruth.read(valid, valid.clips, False, groups)
+    m, _ = score_events(cfg.tasks, top, None, truth, vocab)
     assert m["verb/acc1_plain"] == 1.0
     assert m["verb/acc1_predictable"] == 0.0 and m["verb/acc1_label_only"] == 0.0
-    m, _ = scores(cfg.tasks, top, None, valid_truth(valid, valid.clips, False), vocab)
+    m, _ = score_events(cfg.tasks, top, None, ValidTruth.read(valid, valid.clips, False), vocab)
     assert not any("acc1_" in k for k in m)  # no groups (a real dataset): no group metrics
 
 

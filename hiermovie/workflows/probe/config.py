@@ -9,6 +9,7 @@ import numpy as np
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.contextualizer.model import ContextualizerShape
+from hiermovie.hardware import resolve_precision
 
 T = TypeVar("T")
 
@@ -105,11 +106,14 @@ class RowsConfig(Selection):
         super().__post_init__()
         if self.seeds < 1 or self.batch_size < 1:
             raise ValueError("seeds and batch_size: must be >= 1")
+        # "auto" resolved once, here: every fit of the run, and results.json, read the
+        # arithmetic the heads train in (heads train on the CPU)
+        self.precision = resolve_precision(self.precision)
 
-    def schedule(self, precision: str) -> HeadSchedule:
-        """The heads' schedule, at the run's resolved `precision`."""
+    def schedule(self) -> HeadSchedule:
+        """The heads' schedule."""
         return HeadSchedule(tuple(self.lrs), self.epochs, self.eval_every, self.batch_size,
-                            precision)
+                            self.precision)
 
 
 @dataclass

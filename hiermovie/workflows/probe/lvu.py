@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ import torch
 from hiermovie.config import ConfigError
 from hiermovie.datasets import data_root, lvu
 from hiermovie.feature_store import FeatureStore, open_stores, usable_videos
-from hiermovie.hardware import resolve_precision
 from hiermovie.heads import lvu as lh
 from hiermovie.heads.fit import fit
 from hiermovie.workflows.probe.config import HeadSchedule, LvuProbeConfig
@@ -98,8 +96,7 @@ def run_lvu(cfg: LvuProbeConfig) -> int:
     events = EventFeatures.standardising(pooled, prov.dim)
     rows = build_rows(list(cfg.rows), cfg.contextualizer, cfg.positive_control,
                       vars(cfg.model), prov.dim, prov.tokens_per_segment, finetune=False)
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # results.json records it
-    schedule = cfg.schedule(cfg.precision)
+    schedule = cfg.schedule()
     bar = progress(total=len(rows) * len(data) * cfg.seeds, desc="probe lvu", unit="fit",
                    enabled=cfg.progress)
     scores: dict[str, dict[str, list[float]]] = {}

@@ -11,22 +11,17 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets.vidsitu import EVENTS, RELATIONS
-from hiermovie.hardware import resolve_precision
-from hiermovie.heads import role_metrics as rm
-from hiermovie.heads import vidsitu_metrics as vm
-from hiermovie.heads.srl import RoleGenerator
+from hiermovie.datasets.vidsitu import RELATIONS
+from hiermovie.heads.vidsitu import score_events, score_roles
 from hiermovie.workflows.probe import report
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.fitting import (
-    Checkpoint,
     FinetunedRow,
     Fitting,
     FrozenRow,
@@ -35,7 +30,7 @@ from hiermovie.workflows.probe.fitting import (
     trainer,
 )
 from hiermovie.workflows.probe.rows import EventFeatures, build_rows, head_hidden
-from hiermovie.workflows.probe.vidsitu_data import ValidTruth, VidSituData, load_vidsitu
+from hiermovie.workflows.probe.vidsitu_data import VidSituData, load_vidsitu
 from hiermovie.workflows.progress import progress
 
 
@@ -43,51 +38,6 @@ def subsets(pool: int, n: int, seeds: int) -> torch.Tensor:
     """[seeds, n] pool indices; seed s's subsets are nested and shared by every row."""
     return torch.stack([torch.from_numpy(np.sort(np.random.RandomState(1000 + s).permutation(
         pool)[:n])) for s in range(seeds)])
-
-
-def scores(tasks: list[str], verb_top: torch.Tensor, relation: torch.Tensor, truth: ValidTruth,
-           vocab: list[str]) -> tuple[dict, dict]:
-    """Official verb and relation metrics of one seed's validation predictions, and the
-    leaderboard-format prediction entries. Where the clips have event groups (a synthetic
-    world's), also top-1 accuracy against the true verb per group."""
-    metrics, preds = {}, {}
-    if "verb" in tasks:
-        per_clip = [[[vocab[j] for j in ev] for ev in clip] for clip in verb_top.tolist()]
-        metrics |= {f"verb/{k}": v for k, v in vm.verb_metrics(per_clip,
-                                                               truth.verb_votes).items()}
-        right: dict[str, list[bool]] = defaultdict(list)
-        for groups, clip, verbs in (zip(truth.groups, per_clip, truth.verbs, strict=True)
-                                    if truth.groups else ()):
-            for g, ev, verb in zip(groups, clip, verbs, strict=True):
-                right[g].append(ev[0] == verb)
-        metrics |= {f"verb/acc1_{g}": float(np.mean(r)) for g, r in right.items()}
-        preds["verb"] = [{"ann_idx": a, "pred_vbs_ev": p}
-                         for a, p in zip(truth.ann, per_clip, strict=True)]
-    if "relation" in tasks:
-        # video-only input: the same prediction for each annotation's slot
-        per_clip = [[[RELATIONS[j]] * 3 for j in clip] for clip in relation.tolist()]
-        res = vm.relation_metrics(per_clip, truth.relations)
-        metrics |= {f"relation/{k}": v for k, v in res.items() if not isinstance(v, dict)}
-        metrics |= {f"relation/Macro_Top_Dct/{k}": v for k, v in res["Macro_Top_Dct"].items()}
-        preds["relation"] = [{"ann_idx": a, "pred_evrels_ev": p}
-                             for a, p in zip(truth.ann, per_clip, strict=True)]
-    return metrics, preds
-
-
-def roles(seed: int, tr_ev: torch.Tensor, va_ev: torch.Tensor, texts: list[list[str]],
-          verbs: list[list[str]], truth: ValidTruth, epochs: int, precision: str
-          ) -> tuple[dict, list]:
-    """Train the role decoder on one seed's training events (`texts` and `verbs`: per clip
-    and event), generate for the validation ones."""
-    flat_verbs = [v for clip in verbs for v in clip]
-    flat_texts = [t for clip in texts for t in clip]
-    gen = RoleGenerator(tr_ev.shape[-1], flat_texts, flat_verbs, seed=seed).fit(
-        tr_ev.flatten(0, 1), flat_verbs, flat_texts, epochs=epochs, precision=precision)
-    refs = truth.refs
-    out = gen.predict(va_ev.flatten(0, 1), [r[0][ev]["VerbID"] for r in refs for ev in EVENTS])
-    hyps = [{ev: out[i * 5 + k] for k, ev in enumerate(EVENTS)} for i in range(len(refs))]
-    preds = [{"ann_idx": a, "vb_output": h} for a, h in zip(truth.ann, hyps, strict=True)]
-    return {f"roles/{k}": v for k, v in rm.srl_metrics(hyps, refs).items()}, preds
 
 
 def run_vidsitu(cfg: VidSituProbeConfig) -> int:
@@ -106,7 +56,6 @@ def run_vidsitu(cfg: VidSituProbeConfig) -> int:
         raise ConfigError(f"tasks: rows {', '.join(tuned)} fine-tune the contextualizer with "
                           "the verb/relation heads; --tasks roles alone trains none")
     f = fitting(cfg, d, rows)
-    cfg = replace(cfg, precision=f.schedule.precision)  # results.json records it
     timing: dict[str, float] = defaultdict(float, data=time.time() - t0)
     bar = progress(total=len(counts) * sum(
         trainer(r).fits(cfg.seeds, len(lrs)) + cfg.seeds * ("roles" in cfg.tasks) for r in rows),
@@ -146,7 +95,7 @@ def fitting(cfg: VidSituProbeConfig, d: VidSituData, rows: list) -> Fitting:
     hidden = head_hidden(rows, dim, cfg.hidden, ft.readout, ft.concat_own)
     events = EventFeatures.standardising(pooled, d.provenance.dim, ft.readout, ft.concat_own)
     heads = HeadShape(hidden, len(d.vocab), len(RELATIONS), cfg.head)
-    schedule = cfg.schedule(resolve_precision(cfg.precision))
+    schedule = cfg.schedule()
     return Fitting(schedule, events, heads, list(cfg.tasks), ft)
 
 
@@ -165,7 +114,12 @@ def fit_at(cfg: VidSituProbeConfig, d: VidSituData, fitter: FrozenRow | Finetune
         timing["train"] += time.time() - t
         choice = {"lr": lr, "epochs": epochs, "selection_score": float(np.mean(best.score))}
         t = time.time()
-        score_seeds(cfg.tasks, d, best, per_seed, out, name)
+        for s, metrics in enumerate(per_seed):
+            m, preds = score_events(cfg.tasks, best.verb_top[s], best.relation[s], d.truth,
+                                    d.vocab)
+            metrics |= m
+            for task, entries in preds.items():
+                (out / f"pred_{task}_{name}_seed{s}.json").write_text(json.dumps(entries))
         timing["metrics"] += time.time() - t
     for s in range(cfg.seeds) if "roles" in cfg.tasks else []:
         t = time.time()
@@ -173,22 +127,11 @@ def fit_at(cfg: VidSituProbeConfig, d: VidSituData, fitter: FrozenRow | Finetune
         timing["train"] += time.time() - t
         t = time.time()
         clips = sub[s].tolist()
-        m, preds = roles(s, ev_tr, ev_va, [d.pool_roles[i] for i in clips],
-                         [[d.vocab[v] for v in d.pool.verbs[i].tolist()] for i in clips],
-                         d.truth, cfg.role_epochs, cfg.precision)
+        m, preds = score_roles(s, ev_tr, ev_va, [d.pool_roles[i] for i in clips],
+                               [[d.vocab[v] for v in d.pool.verbs[i].tolist()] for i in clips],
+                               d.truth, cfg.role_epochs, cfg.precision)
         timing["generation"] += time.time() - t
         per_seed[s] |= m
         (out / f"pred_roles_{name}_seed{s}.json").write_text(json.dumps(preds))
         on_fit()
     return per_seed, choice
-
-
-def score_seeds(tasks: list[str], d: VidSituData, best: Checkpoint, per_seed: list[dict],
-                out: Path, name: str) -> None:
-    """Each seed's official verb and relation metrics of the chosen checkpoint, and its
-    leaderboard-format prediction files."""
-    for s, metrics in enumerate(per_seed):
-        m, preds = scores(tasks, best.verb_top[s], best.relation[s], d.truth, d.vocab)
-        metrics |= m
-        for task, entries in preds.items():
-            (out / f"pred_{task}_{name}_seed{s}.json").write_text(json.dumps(entries))

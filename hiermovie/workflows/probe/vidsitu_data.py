@@ -15,8 +15,8 @@ from hiermovie.datasets import data_root
 from hiermovie.datasets.synth import event_groups
 from hiermovie.datasets.vidsitu import RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore, Provenance, open_stores, usable_videos
-from hiermovie.heads import role_metrics as rm
 from hiermovie.heads.srl import target_text
+from hiermovie.heads.vidsitu import ValidTruth
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 
 
@@ -36,29 +36,6 @@ class Clips:
 
     def __len__(self) -> int:
         return len(self.features)
-
-
-@dataclass
-class ValidTruth:
-    """The validation clips' annotations, as the official evaluator reads them."""
-    ann: list[int]  # each clip's ann_idx
-    verb_votes: list[list[list[str]]]  # per clip and event: the annotators' verb ids
-    verbs: list[list[str]]  # per clip: its first record's verbs
-    relations: list[list[list[str]]]  # per clip and event pair: the first 3 records' labels
-    refs: list  # per clip: its role references (with --tasks roles)
-    groups: list[list[str]] | None  # per clip and event: a synthetic world's event group
-
-
-def valid_truth(valid: VidSitu, ids: list[str], roles: bool,
-                groups: dict[str, list[str]] | None = None) -> ValidTruth:
-    index = {c: i for i, c in enumerate(valid.clips)}
-    ann = [index[c] for c in ids]
-    # every clip's references drawn at once, as the evaluator draws them (once per clip: N^2)
-    refs = rm.srl_references(valid) if roles else []
-    return ValidTruth(ann, [valid.verb_votes(c) for c in ids], [valid.verbs(c) for c in ids],
-                      [valid.relations(c, records=3) for c in ids],
-                      [refs[i] for i in ann] if roles else [],
-                      [groups[c] for c in ids] if groups else None)
 
 
 @dataclass
@@ -134,5 +111,5 @@ def load_vidsitu(cfg: VidSituProbeConfig) -> VidSituData:
     pool_roles = [[target_text(r) for r in train.roles(c)] for c in pool_ids] if roles else []
     return VidSituData(pool_ids, select_ids, va, labelled(pool, train, pool_ids, vocab),
                        labelled(select, train, select_ids, vocab), valid_clips, pool_roles,
-                       valid_truth(valid, va, roles, event_groups(root)), vocab, coverage,
+                       ValidTruth.read(valid, va, roles, event_groups(root)), vocab, coverage,
                        store.provenance)
