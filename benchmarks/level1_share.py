@@ -135,8 +135,8 @@ def explain(backbone_dir: Path, labelled: str, clips: int = 200) -> dict[str, fl
     from hiermovie.workflows.pretrain_backbone import labelled_features
 
     name = f"trained/{backbone_dir}"
-    x, ds, chosen = labelled_features(load_backbone(BackboneConfig(name=name)), name, labelled,
-                                      clips)
+    (x,), ds, chosen = labelled_features([load_backbone(BackboneConfig(name=name))], name,
+                                         labelled, clips)
     root = Path(data_root(labelled, "vidsitu"))
     groups = json.loads((root / "vidsitu_annotations" / "synth_event_groups.json").read_text())
     verbs = np.array([ds.majority_verbs(c) for c in chosen])

@@ -44,8 +44,8 @@ def main() -> None:
     dst = ZOO / f"{a.name}.safetensors"
     save_file(state, str(dst), metadata=meta)
     name = f"zoo/{a.name}"
-    x, ds, clips = labelled_features(load_backbone(BackboneConfig(name=name)), name, a.labelled,
-                                     200)
+    (x,), ds, clips = labelled_features([load_backbone(BackboneConfig(name=name))], name,
+                                        a.labelled, 200)
     verbs = np.array([ds.majority_verbs(c) for c in clips])
     share = verb_share(x, verbs)
     run_share = json.loads((Path(a.run) / "summary.json").read_text())["verb_share"]

@@ -154,14 +154,20 @@ def test_summary_reports_the_verb_share_extract_would_store(tmp_path):
     root = tmp_path / "synth"
     write_vidsitu(root, 4, 6, seed=0, size=32, workers=1)
     out = tmp_path / "bb"
-    rc = run_pretrain_backbone(from_dict(PretrainBackboneConfig, {
-        "input": f"vidsitu:{root}", "out": str(out), "backbone": {"input_size": 32}, "steps": 4,
-        "batch_size": 4, "workers": 0, "progress": False, "warmup": 1, "hidden": 32,
-        "proj_dim": 16, "clip": {"num_frames": 4, "sampling_rate": 2, "per_video": 2},
-        "labelled": f"vidsitu:{root}", "labelled_clips": 6}))
-    assert rc == 0
+    args = {"input": f"vidsitu:{root}", "backbone": {"input_size": 32}, "steps": 4,
+            "batch_size": 4, "workers": 0, "progress": False, "warmup": 1, "hidden": 32,
+            "proj_dim": 16, "clip": {"num_frames": 4, "sampling_rate": 2, "per_video": 2},
+            "labelled": f"vidsitu:{root}", "labelled_clips": 6}
+    assert run_pretrain_backbone(from_dict(PretrainBackboneConfig,
+                                           {**args, "out": str(out)})) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["verb_share_at_start"] <= 1 and 0 <= summary["verb_share"] <= 1
+    # stopped and resumed: the share at the start is still the untrained weights'
+    cut = {**args, "out": str(tmp_path / "cut"), "ckpt_every": 2}
+    assert run_pretrain_backbone(from_dict(PretrainBackboneConfig, {**cut, "stop_at": 2})) == 0
+    assert run_pretrain_backbone(from_dict(PretrainBackboneConfig, {**cut, "resume": True})) == 0
+    resumed = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert resumed["verb_share_at_start"] == pytest.approx(summary["verb_share_at_start"])
     store = str(tmp_path / "f.zarr")
     assert run_extract(from_dict(ExtractConfig, {
         "input": f"vidsitu:{root}", "store": store, "progress": False,

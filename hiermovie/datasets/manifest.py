@@ -10,6 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from hiermovie.config import ConfigError
+
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".3gp", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts",
                   ".mpg", ".mpeg", ".vob", ".flv", ".wmv"}
 
@@ -252,3 +254,14 @@ def load_videos(source: str) -> list[VideoItem]:
     if p.suffix in (".jsonl", ".json"):
         return from_jsonl(p)
     raise ManifestError(f"{source}: expected a folder of videos, a .csv or a .jsonl manifest")
+
+
+def class_names(items: list[VideoItem], source: str) -> list[str]:
+    """The sorted labels of `items` (a supervised objective's classes); every video must have
+    one."""
+    unlabelled = [it.video_id for it in items if it.label is None]
+    if unlabelled:
+        raise ConfigError(f"input: {source}: a supervised objective needs a label for every "
+                          f"video; {len(unlabelled)} have none (first: {unlabelled[0]}); use a "
+                          "labelled data set such as kinetics:ROOT")
+    return sorted({it.label for it in items})

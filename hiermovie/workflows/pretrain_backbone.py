@@ -24,6 +24,7 @@ import torch
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import data_root, load_input
+from hiermovie.datasets.manifest import class_names
 from hiermovie.datasets.vidsitu import VidSitu
 from hiermovie.diagnostics import verb_share
 from hiermovie.pipeline.backbone_config import BackboneSource
@@ -115,7 +116,7 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
-    classes = class_names(items, cfg)
+    classes = class_names(items, cfg.input) if cfg.objective == "supervised" else []
     backbone = load_backbone(BackboneConfig(**vars(cfg.backbone), seed=cfg.seed))
     backbone.requires_grad_(True).train()
     size = backbone.input_size
@@ -126,20 +127,16 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
                             motion_width=cfg.motion_width).to(device)
     if device.type == "cuda" and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global BN, as in CVRL
+    labels = [classes.index(it.label) for it in items] if classes else None
+    data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed, labels=labels,
+                            flow=model.uses_flow)
     opt_ = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                              weight_decay=cfg.weight_decay)
     ddp_model = run.wrap(model)
     run.resume(model, opt_)
-    shares = {}
-    if cfg.labelled and run.rank == 0 and run.start == 0:
-        shares["verb_share_at_start"] = backbone_verb_share(backbone, cfg, device)
-
-    labels = [classes.index(it.label) for it in items] if classes else None
-    data = MultiClipDataset([it.path for it in items], cfg.clip, size, cfg.seed, labels=labels,
-                            flow=model.uses_flow)
     loader = torch.utils.data.DataLoader(
         data, batch_sampler=StepBatches(cfg.batch_size, run.rank, world, start=run.start,
-                                  steps=cfg.steps),
+                                        steps=cfg.steps),
         num_workers=cfg.workers, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
 
@@ -165,58 +162,50 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
         tw = time.time()
     if run.rank == 0 and run.finished:
         steps_run = max(1, run.done - run.start)
-        if cfg.labelled:
-            shares["verb_share"] = backbone_verb_share(backbone, cfg, device)
         _finish(cfg, run.out, backbone, len(items), (time.time() - t0) / steps_run,
-                waited / max(time.time() - t0, 1e-9), loss_value, shares, classes)
+                waited / max(time.time() - t0, 1e-9), loss_value, classes, device)
     run.finish()
     return 0
 
 
-def class_names(items: list, cfg: PretrainBackboneConfig) -> list[str]:
-    """The supervised objective's classes (sorted labels of the input's videos); [] for the
-    self-supervised ones. Every video must be labelled."""
-    if cfg.objective != "supervised":
-        return []
-    unlabelled = [it.video_id for it in items if it.label is None]
-    if unlabelled:
-        raise ConfigError(f"input: {cfg.input}: objective supervised needs a label for every "
-                          f"video; {len(unlabelled)} have none (first: {unlabelled[0]}); use "
-                          "a labelled data set such as kinetics:ROOT")
-    return sorted({it.label for it in items})
-
-
-def backbone_verb_share(backbone: Backbone, cfg: PretrainBackboneConfig,
-                        device: torch.device) -> float:
-    """`verb_share` of the backbone's features of `cfg.labelled`'s validation clips."""
-    x, ds, clips = labelled_features(backbone, cfg.backbone.name, cfg.labelled,
-                                     cfg.labelled_clips, device)
-    return verb_share(x, np.array([ds.majority_verbs(c) for c in clips]))
+def verb_shares(backbone: Backbone, cfg: PretrainBackboneConfig, device: torch.device
+                ) -> dict[str, float]:
+    """`verb_share` of the features of `cfg.labelled`'s validation clips: the trained
+    backbone's, and the untrained one's (`cfg.backbone` loaded again: the same weights the
+    run started from, whether or not it was resumed)."""
+    start = load_backbone(BackboneConfig(**vars(cfg.backbone), seed=cfg.seed)).to(device)
+    (x0, x), ds, clips = labelled_features([start, backbone], cfg.backbone.name, cfg.labelled,
+                                           cfg.labelled_clips, device)
+    verbs = np.array([ds.majority_verbs(c) for c in clips])
+    return {"verb_share_at_start": verb_share(x0, verbs), "verb_share": verb_share(x, verbs)}
 
 
 @torch.no_grad()
-def labelled_features(backbone: Backbone, name: str, labelled: str, clips: int,
-                      device: torch.device | str = "cpu") -> tuple[np.ndarray, VidSitu, list]:
-    """Pooled features [clips, events, D] of the first `clips` validation clips of
-    `labelled` (vidsitu:ROOT), each decoded as extract's default plan reads it (5 events);
-    also the data set and the clips' names."""
+def labelled_features(backbones: list[Backbone], name: str, labelled: str, clips: int,
+                      device: torch.device | str = "cpu"
+                      ) -> tuple[list[np.ndarray], VidSitu, list[str]]:
+    """Each backbone's pooled features [clips, events, D] of the first `clips` validation
+    clips of `labelled` (vidsitu:ROOT), each decoded as extract's default plan reads it (5
+    events); also the data set and the clips' names."""
     root = data_root(labelled, "vidsitu")
     ds = VidSitu(root, "valid")
     chosen = [c for c in ds.clips if ds.video_path(c).exists()][:clips]
     if len(chosen) < 2:
         raise ConfigError(f"labelled: {root}: fewer than 2 validation clips with videos")
-    was_training = backbone.training
-    backbone.eval()
-    run_as = BackboneConfig(name=name, input_size=backbone.input_size)
-    feats = [encode_video(backbone, str(ds.video_path(c)), VIDSITU_16X4, run_as, device).mean(1)
-             for c in chosen]
-    backbone.train(was_training)
-    return np.stack(feats), ds, chosen
+    out = []
+    for backbone in backbones:
+        was_training = backbone.training
+        backbone.eval()
+        run_as = BackboneConfig(name=name, input_size=backbone.input_size)
+        out.append(np.stack([encode_video(backbone, str(ds.video_path(c)), VIDSITU_16X4, run_as,
+                                          device).mean(1) for c in chosen]))
+        backbone.train(was_training)
+    return out, ds, chosen
 
 
 def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
-            step_s: float, wait_fraction: float, loss: float, shares: dict,
-            classes: list[str]) -> None:
+            step_s: float, wait_fraction: float, loss: float, classes: list[str],
+            device: torch.device) -> None:
     from safetensors.torch import save_file
 
     origin: dict[str, Any] = {
@@ -232,15 +221,16 @@ def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: 
     save_file(state, str(tmp), metadata={ARCHITECTURE_KEY: cfg.backbone.name,
                                          ORIGIN_KEY: json.dumps(origin)})
     tmp.replace(out / "backbone.safetensors")  # a complete file or none
+    plot_curve(out, f"{cfg.objective} loss")
+    shares = verb_shares(backbone, cfg, device) if cfg.labelled else {}
     summary = {**origin, **shares, "step_seconds": step_s,
                "data_wait_fraction": wait_fraction, "config": asdict(cfg)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_curve(out, f"{cfg.objective} loss")
     print(f"pretrain-backbone: final loss {loss:.4f} after {cfg.steps} steps "
           f"({step_s:.2f} s/step, {100 * wait_fraction:.1f}% waiting for data); "
           f"extract with --backbone.name trained/{out}")
     if "verb_share" in shares:
         print(f"pretrain-backbone: the verb's share of the features' within-clip variance "
               f"{shares['verb_share']:.3f} (untrained: "
-              f"{shares.get('verb_share_at_start', float('nan')):.3f}; a backbone about "
+              f"{shares['verb_share_at_start']:.3f}; a backbone about "
               "actions scores high, one about appearance near 0)")
