@@ -25,8 +25,7 @@ import numpy as np
 
 from hiermovie.datasets.synth import write_vidsitu
 from hiermovie.datasets.synth_world import RELATIONS, VERB_LIST
-from hiermovie.datasets.vidsitu import EVENTS, VidSitu
-from hiermovie.heads import role_metrics as rm
+from hiermovie.datasets.vidsitu import EVENTS, VidSitu, srl_references
 from hiermovie.heads import vidsitu_metrics as vm
 
 TOL = 1e-9
@@ -61,7 +60,7 @@ def predictions(ds: VidSitu, seed: int = 0) -> dict[str, tuple[str, list[dict]]]
         entries.insert(0, {"ann_idx": 3, "pred_evrels_ev": [["NoRel"] * 3] * 4})  # first wins
         out[name] = ("relation", entries)
 
-    refs = rm.srl_references(ds)
+    refs = srl_references(ds)
     for name, p in (("roles_good", 0.8), ("roles_poor", 0.3)):
         entries = []
         for i, c in enumerate(ds.clips):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hiermovie.datasets.vidsitu import srl_references
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
 
@@ -94,7 +95,7 @@ def test_srl_references_follow_seed_five():
         records = {"a": [{"id": i} for i in range(4)], "b": [{"id": i} for i in range(5)]}
     np.random.seed(5)
     pa, pb = np.random.permutation(4), np.random.permutation(5)
-    refs = rm.srl_references(Fake())
+    refs = srl_references(Fake())
     assert [r["id"] for r in refs[0]] == [int(pa[j]) for j in range(4) if j != 3][:3]
     assert [r["id"] for r in refs[1]] == [int(pb[j]) for j in range(5) if j != 3][:3]
 

@@ -351,8 +351,8 @@ def test_choices_at_the_edge_of_the_search_are_reported():
 def test_verb_accuracy_per_event_group_of_a_synthetic_world(tmp_path):
     from hiermovie.datasets import synth_world as w
     from hiermovie.datasets.synth import event_groups
-    from hiermovie.datasets.vidsitu import verb_vocab
-    from hiermovie.heads.vidsitu import ValidTruth, score_events
+    from hiermovie.datasets.vidsitu import ValidTruth, verb_vocab
+    from hiermovie.heads.vidsitu import score_events
 
     write_vidsitu(tmp_path, 4, 40, seed=2, render=False, world=w.STORY)
     valid, groups = VidSitu(tmp_path, "valid"), event_groups(tmp_path)
@@ -394,9 +394,9 @@ def test_infill_readout_is_what_the_neighbours_say_of_an_event():
 def test_a_time_position_model_is_read_at_its_stored_times(bench):
     """pretrain-ctx feeds a `--model.position time` contextualizer the segments' start times;
     the probe must read it at the same times (it once used index positions, silently)."""
+    from hiermovie.datasets.labelled import load_clips
     from hiermovie.feature_store import FeatureStore
     from hiermovie.workflows.probe.rows import EventFeatures, Row
-    from hiermovie.workflows.probe.vidsitu_data import load_clips
 
     _, url = bench
     store = FeatureStore(url)

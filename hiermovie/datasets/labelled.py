@@ -1,11 +1,16 @@
-"""Store features joined with VidSitu labels, for users who train their own heads."""
+"""Store features joined with VidSitu labels, for users who train their own heads: a torch
+Dataset of sequences (`VidSituSequences`), or clips held in memory (`Clips`, what the probe
+trains on)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from hiermovie.config import ConfigError
 from hiermovie.datasets.vidsitu import RELATION_PAIRS, RELATIONS, VidSitu, verb_vocab
 from hiermovie.feature_store import FeatureStore, SequenceDataset, pad_collate
 
@@ -41,3 +46,57 @@ def labelled_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch["verbs"] = torch.stack([it["verbs"] for it in items])
     batch["relations"] = torch.stack([it["relations"] for it in items])
     return batch
+
+
+@dataclass
+class Clips:
+    """Clips' backbone features, event times and (training clips only) labels."""
+
+    features: torch.Tensor  # [N, 5, K, D]
+    start_s: torch.Tensor  # [N, 5] the events' start times (a time-position model reads them)
+    verbs: torch.Tensor | None = None  # [N, 5] verb ids
+    relations: torch.Tensor | None = None  # [N, 4] relation ids of Ev1, Ev2, Ev4, Ev5 vs Ev3
+
+    def __getitem__(self, idx: slice | torch.Tensor) -> Clips:
+        v, r = self.verbs, self.relations
+        return Clips(self.features[idx], self.start_s[idx], None if v is None else v[idx],
+                     None if r is None else r[idx])
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def features(store: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """[clips, S, K, D] float32 backbone features."""
+    return torch.stack([torch.from_numpy(store.get(c).astype(np.float32)) for c in clips])
+
+
+def load_clips(store: FeatureStore, clips: list[str], other: FeatureStore | None = None
+               ) -> Clips:
+    """The clips' features (with `other`'s fused in) and their events' start times."""
+    times = torch.stack([torch.from_numpy(store.times(c)[0]).float() for c in clips])
+    feats = features(store, clips)
+    return Clips(fuse(feats, other, clips) if other else feats, times)
+
+
+def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Tensor:
+    """Append `other`'s per-segment features (pooled over its tokens) to every token."""
+    have = set(other.videos())
+    missing = [c for c in clips if c not in have]
+    if missing:
+        raise ConfigError(f"{other.url}: no features for {len(missing)} of the clips "
+                          f"(e.g. {missing[0]!r}); fusing needs every clip in both stores")
+    extra = features(other, clips)
+    if extra.shape[1] != feats.shape[1]:
+        raise ConfigError(f"{other.url}: {extra.shape[1]} segments per clip, the store has "
+                          f"{feats.shape[1]}")
+    return torch.cat([feats, extra.mean(2, keepdim=True).expand(-1, -1, feats.shape[2], -1)], -1)
+
+
+def labelled(clips: Clips, ds: VidSitu, ids: list[str], vocab: list[str]) -> Clips:
+    """`clips` with their verb and relation ids."""
+    index = {v: i for i, v in enumerate(vocab)}
+    clips.verbs = torch.tensor([[index[v] for v in ds.verbs(c)] for c in ids])
+    clips.relations = torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
+                                    for c in ids])
+    return clips

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from hiermovie.datasets.manifest import ManifestError, VideoItem
 
@@ -145,3 +148,37 @@ def videos(root: str, only: str = "") -> list[VideoItem]:
     print(f"vidsitu: {len(items)} of {total} annotated clips found in {Path(root) / VIDEO_DIR} "
           f"(splits: {', '.join(splits)})")
     return list(items.values())
+
+
+def srl_references(ds: VidSitu, ix_gt: int = 3, n_refs: int = 3) -> list[list[dict]]:
+    """Per ann_idx: the reference records, as the evaluator picks them (seed 5 permutation of
+    the clip's records in file order, drop position `ix_gt`, keep the first `n_refs`)."""
+    rng = np.random.RandomState(5)  # the evaluator's np.random.seed(5), without the global
+    shuffled = [[ds.records[c][r] for r in rng.permutation(len(ds.records[c]))]
+                for c in ds.clips]
+    return [[r for j, r in enumerate(recs) if j != ix_gt][:n_refs] for recs in shuffled]
+
+
+@dataclass
+class ValidTruth:
+    """The validation clips' annotations, as the official evaluator reads them."""
+
+    ann: list[int]  # each clip's ann_idx
+    verb_votes: list[list[list[str]]]  # per clip and event: the annotators' verb ids
+    verbs: list[list[str]]  # per clip: its first record's verbs
+    relations: list[list[list[str]]]  # per clip and event pair: the first 3 records' labels
+    refs: list  # per clip: its role references (with `roles`)
+    groups: list[list[str]] | None  # per clip and event: a synthetic world's event group
+
+    @classmethod
+    def read(cls, valid: VidSitu, ids: list[str], roles: bool,
+             groups: dict[str, list[str]] | None = None) -> ValidTruth:
+        """The annotations of `valid`'s clips `ids`; the role references with `roles`."""
+        index = {c: i for i, c in enumerate(valid.clips)}
+        ann = [index[c] for c in ids]
+        # every clip's references drawn at once, as the evaluator draws them (per clip: N^2)
+        refs = srl_references(valid) if roles else []
+        return cls(ann, [valid.verb_votes(c) for c in ids], [valid.verbs(c) for c in ids],
+                   [valid.relations(c, records=3) for c in ids],
+                   [refs[i] for i in ann] if roles else [],
+                   [groups[c] for c in ids] if groups else None)

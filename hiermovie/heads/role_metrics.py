@@ -4,22 +4,11 @@ co-reference score of the same entity named alike across events."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from hiermovie.datasets.vidsitu import EVENTS, SCORED_ROLES, VidSitu, short_role
+from hiermovie.datasets.vidsitu import EVENTS, SCORED_ROLES, short_role
 
 
 def average(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
-
-
-def srl_references(ds: VidSitu, ix_gt: int = 3, n_refs: int = 3) -> list[list[dict]]:
-    """Per ann_idx: the reference records, as the evaluator picks them (seed 5 permutation of
-    the clip's records in file order, drop position `ix_gt`, keep the first `n_refs`)."""
-    rng = np.random.RandomState(5)  # the evaluator's np.random.seed(5), without the global
-    shuffled = [[ds.records[c][r] for r in rng.permutation(len(ds.records[c]))]
-                for c in ds.clips]
-    return [[r for j, r in enumerate(recs) if j != ix_gt][:n_refs] for recs in shuffled]
 
 
 def _caption_scores(refs: dict[int, list[str]], hyps: dict[int, list[str]]

@@ -1,45 +1,20 @@
 """One seed's VidSitu predictions scored as the official evaluator scores them, from the
-validation clips' annotations read once (`ValidTruth`): the verb and relation heads' metrics
-(`score_events`), and the role decoder trained on the seed's events, generating for the
-validation clips (`score_roles`). Each also gives the leaderboard-format prediction entries."""
+validation clips' annotations read once (`datasets.vidsitu.ValidTruth`): the verb and relation
+heads' metrics (`score_events`), and the role decoder trained on the seed's events, generating
+for the validation clips (`score_roles`). Each also gives the prediction entries the
+leaderboard reads."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, VidSitu
+from hiermovie.datasets.vidsitu import EVENTS, RELATIONS, ValidTruth
 from hiermovie.heads import role_metrics as rm
 from hiermovie.heads import vidsitu_metrics as vm
 from hiermovie.heads.srl import RoleGenerator
-
-
-@dataclass
-class ValidTruth:
-    """The validation clips' annotations, as the official evaluator reads them."""
-
-    ann: list[int]  # each clip's ann_idx
-    verb_votes: list[list[list[str]]]  # per clip and event: the annotators' verb ids
-    verbs: list[list[str]]  # per clip: its first record's verbs
-    relations: list[list[list[str]]]  # per clip and event pair: the first 3 records' labels
-    refs: list  # per clip: its role references (with `roles`)
-    groups: list[list[str]] | None  # per clip and event: a synthetic world's event group
-
-    @classmethod
-    def read(cls, valid: VidSitu, ids: list[str], roles: bool,
-             groups: dict[str, list[str]] | None = None) -> ValidTruth:
-        """The annotations of `valid`'s clips `ids`; the role references with `roles`."""
-        index = {c: i for i, c in enumerate(valid.clips)}
-        ann = [index[c] for c in ids]
-        # every clip's references drawn at once, as the evaluator draws them (per clip: N^2)
-        refs = rm.srl_references(valid) if roles else []
-        return cls(ann, [valid.verb_votes(c) for c in ids], [valid.verbs(c) for c in ids],
-                   [valid.relations(c, records=3) for c in ids],
-                   [refs[i] for i in ann] if roles else [],
-                   [groups[c] for c in ids] if groups else None)
 
 
 def score_events(tasks: list[str], verb_top: torch.Tensor, relation: torch.Tensor,

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from hiermovie.config import ConfigError
-from hiermovie.datasets.vidsitu import EVENTS, VidSitu
-from hiermovie.heads.role_metrics import average, srl_metrics, srl_references
+from hiermovie.datasets.vidsitu import EVENTS, VidSitu, srl_references
+from hiermovie.heads.role_metrics import average, srl_metrics
 
 # what each task's entries hold (the official evaluator's shapes): field, events, per event
 SHAPES = {"verb": ("pred_vbs_ev", 5, "a list of ranked verb ids"),

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from hiermovie.datasets.labelled import Clips
 from hiermovie.heads.fit import fit
 from hiermovie.heads.models import VidSituHeads, head_loss
 from hiermovie.workflows.probe.config import FinetuneConfig, HeadSchedule
 from hiermovie.workflows.probe.rows import EventFeatures, Row
-from hiermovie.workflows.probe.vidsitu_data import Clips
 
 
 @dataclass

@@ -16,7 +16,7 @@ from hiermovie.config import ConfigError
 from hiermovie.contextualizer.readout import Readout, read_out
 
 if TYPE_CHECKING:
-    from hiermovie.workflows.probe.vidsitu_data import Clips
+    from hiermovie.datasets.labelled import Clips
 
 Mode = Literal["frozen", "selfonly", "finetune"]
 
