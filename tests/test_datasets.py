@@ -313,3 +313,15 @@ def test_synth_actions_are_trimmed_single_motions_in_the_kinetics_layout(tmp_pat
             frames = sum(1 for _ in f.decode(video=0))
         assert frames == round(it.segments[0][1] * 30) and 2 <= it.segments[0][1] <= 4
     assert len(load_input(f"kinetics:{tmp_path / 'actions'}", "val")) == 2
+
+
+def test_the_held_out_split_is_stable_and_never_empty():
+    from hiermovie.datasets.sequences import split_videos
+
+    ids = [f"v{i}" for i in range(200)]
+    train, val = split_videos(ids, 0.1)
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(ids)
+    assert 5 < len(val) < 40
+    # more videos in the store: every video held out before is still held out
+    assert set(val) <= set(split_videos(ids + [f"w{i}" for i in range(100)], 0.1)[1])
+    assert len(split_videos(["a", "b"], 0.01)[1]) == 1  # always one, however small the fraction
