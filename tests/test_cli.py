@@ -223,6 +223,8 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
     ["pretrain-ctx", "--store", "{t}/missing.zarr", "--out", "{t}/ctx"],
     ["pretrain-ctx", "--store", "{t}/a-file", "--out", "{t}/ctx"],
     ["pretrain-backbone", "--input", "{t}/no-such-folder", "--out", "{t}/bb"],
+    ["pretrain-backbone", "--input", "{t}/videos", "--out", "{t}/bb", "--labelled",
+     "vidsitu:{t}/no-data"],
     ["probe", "vidsitu", "--store", "{t}/missing.zarr", "--data", "vidsitu:{t}/no-data"],
     ["probe", "lvu", "--store", "{t}/missing.zarr", "--data", "lvu:{t}/no-data"],
     ["probe", "score", "--data", "vidsitu:{t}/no-data", "--predictions", "{t}/none.json"],
@@ -233,13 +235,15 @@ def test_a_contextualizer_with_pickled_weights_is_refused_unrun(tmp_path, capsys
     ["store", "export", "{t}/missing.zarr", "--to", "{t}/out.h5"],
     ["store", "import", "{t}/missing.h5", "{t}/back.zarr"],
 ], ids=lambda a: " ".join(a[:2]) + (" (a file)" if "{t}/a-file" in a else "")
-   + (" (no videos)" if "{t}/no-videos" in a else ""))
+   + (" (no videos)" if "{t}/no-videos" in a else "")
+   + (" (labelled check)" if "--labelled" in a else ""))
 def test_every_job_refuses_a_bad_input_in_one_line_with_exit_2(tmp_path, capsys, args):
     """The README's exit-code contract, job by job: an input, file or location the user gave
     that cannot be used is exit 2 and one bounded line naming it, never a traceback."""
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "videos").mkdir()
     make_video(tmp_path / "videos" / "v.mp4", 2.0)
+    make_video(tmp_path / "videos" / "w.mp4", 2.0)
     (tmp_path / "no-videos").mkdir()
     (tmp_path / "no-videos" / "readme.md").write_text("x")
     argv = [a.format(t=tmp_path) for a in args]

@@ -100,3 +100,13 @@ def labelled(clips: Clips, ds: VidSitu, ids: list[str], vocab: list[str]) -> Cli
     clips.relations = torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
                                     for c in ids])
     return clips
+
+
+def verb_clips(root: str, n: int) -> tuple[VidSitu, list[str]]:
+    """VidSitu's validation split at `root` and its first `n` clips with a video on disk: the
+    clips a backbone's verb share is measured on (at least 2)."""
+    ds = VidSitu(root, "valid")
+    chosen = [c for c in ds.clips if ds.video_path(c).exists()][:n]
+    if len(chosen) < 2:
+        raise ConfigError(f"labelled: {root}: fewer than 2 validation clips with videos")
+    return ds, chosen

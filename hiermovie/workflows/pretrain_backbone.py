@@ -24,6 +24,7 @@ import torch
 
 from hiermovie.config import ConfigError, opt
 from hiermovie.datasets import data_root, load_input
+from hiermovie.datasets.labelled import verb_clips
 from hiermovie.datasets.manifest import class_names
 from hiermovie.datasets.vidsitu import VidSitu
 from hiermovie.diagnostics import verb_share
@@ -116,6 +117,8 @@ def run_pretrain_backbone(cfg: PretrainBackboneConfig) -> int:
     if len(items) < 2:
         raise ConfigError(f"{cfg.input}: need at least 2 videos, found {len(items)}")
 
+    if cfg.labelled:  # the verb share's clips, found now: a wrong root fails before training
+        verb_clips(data_root(cfg.labelled, "vidsitu"), cfg.labelled_clips)
     classes = class_names(items, cfg.input) if cfg.objective == "supervised" else []
     backbone = load_backbone(BackboneConfig(**vars(cfg.backbone), seed=cfg.seed))
     backbone.requires_grad_(True).train()
@@ -187,11 +190,7 @@ def labelled_features(backbones: list[Backbone], name: str, labelled: str, clips
     """Each backbone's pooled features [clips, events, D] of the first `clips` validation
     clips of `labelled` (vidsitu:ROOT), each decoded as extract's default plan reads it (5
     events); also the data set and the clips' names."""
-    root = data_root(labelled, "vidsitu")
-    ds = VidSitu(root, "valid")
-    chosen = [c for c in ds.clips if ds.video_path(c).exists()][:clips]
-    if len(chosen) < 2:
-        raise ConfigError(f"labelled: {root}: fewer than 2 validation clips with videos")
+    ds, chosen = verb_clips(data_root(labelled, "vidsitu"), clips)
     out = []
     for backbone in backbones:
         was_training = backbone.training
