@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.config import FinetuneConfig
 from hiermovie.workflows.probe.report import markdown
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.steps import Steps
 from hiermovie.workflows.tables import cell
 
 DEFAULTS = asdict(FinetuneConfig())
@@ -44,16 +44,13 @@ def main() -> None:
     out = Path(a.out)
     variants = [("defaults", {})] + [(f"{k}={v}", {k: v}) for k, vs in VARIANTS.items()
                                      for v in vs if v != DEFAULTS[k]]
-    results = []
+    results, step = [], Steps()
     for name, change in variants:
         folder = out / "_".join(f"{k}_{v}" for k, v in (DEFAULTS | change).items())
-        if not (folder / "results.json").exists():
-            t = time.time()
-            run_vidsitu(from_dict(VidSituProbeConfig, {
-                "data": a.data, "store": a.store, "contextualizer": a.contextualizer,
-                "rows": ROWS, "tasks": ["verb", "relation"], "seeds": a.seeds,
-                "finetune": DEFAULTS | change, "progress": False, "out": str(folder)}))
-            print(f"{name}: {time.time() - t:.0f} s", flush=True)
+        step(name, folder / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
+            "data": a.data, "store": a.store, "contextualizer": a.contextualizer,
+            "rows": ROWS, "tasks": ["verb", "relation"], "seeds": a.seeds,
+            "finetune": DEFAULTS | change, "progress": False, "out": str(folder)}))
         res = json.loads((folder / "results.json").read_text())
         n = max(int(k) for k in res["rows"][ROWS[0]]["chosen"])
         val = {(c["row"], c["metric"]): c["values"] for c in res["cells"] if c["labels"] == n}

@@ -36,6 +36,7 @@ from pathlib import Path
 from hiermovie.config import from_dict
 from hiermovie.workflows.presets import BACKBONE_RECIPE, WORLDS
 from hiermovie.workflows.pretrain_backbone import PretrainBackboneConfig, run_pretrain_backbone
+from hiermovie.workflows.steps import Steps
 
 CLIP = BACKBONE_RECIPE["clip"]
 # CVRL's own sampling, as on Kinetics: one sample per clip, positives anywhere in it
@@ -91,21 +92,10 @@ def main() -> None:
     if a.baseline:
         results["recipe"] = {**json.loads((Path(a.baseline) / "summary.json").read_text()),
                              "reused": a.baseline}
+    step = Steps()
     for name in a.candidates.split(","):
         out = work / name
-        if not (out / "summary.json").exists():
-            print(f"\n== {name}: {CANDIDATES[name][0]}", flush=True)
-            t = time.time()
-            corpus = "actions" if name.startswith("actions_") else "pool"
-            if not getattr(a, corpus):
-                raise SystemExit(f"{name}: needs --{corpus}")
-            source = f"kinetics:{a.actions}" if corpus == "actions" else a.pool
-            cfg = from_dict(PretrainBackboneConfig, {
-                **BACKBONE_RECIPE, "steps": a.steps, "seed": a.seed, **CANDIDATES[name][1],
-                "input": source, "out": str(out), "labelled": a.labelled, "resume": True})
-            if run_pretrain_backbone(cfg):
-                raise SystemExit(f"{name}: pretrain-backbone failed")
-            print(f"== {name}: {time.time() - t:.0f} s", flush=True)
+        step(f"{name}: {CANDIDATES[name][0]}", out / "summary.json", train, name, out, a)
         results[name] = json.loads((out / "summary.json").read_text())
     for name, r in results.items():
         r.update(explain(Path(r.get("reused") or work / name), a.labelled))
@@ -207,6 +197,17 @@ def write(work: Path, results: dict, reachable: float) -> None:
                  f"score a verb share of {reachable:.3f} on these clips.")
     (work / "level1-share.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def train(name: str, out: Path, a: argparse.Namespace) -> int:
+    """Candidate `name` trained into `out` on its corpus."""
+    corpus = "actions" if name.startswith("actions_") else "pool"
+    if not getattr(a, corpus):
+        raise SystemExit(f"{name}: needs --{corpus}")
+    source = f"kinetics:{a.actions}" if corpus == "actions" else a.pool
+    return run_pretrain_backbone(from_dict(PretrainBackboneConfig, {
+        **BACKBONE_RECIPE, "steps": a.steps, "seed": a.seed, **CANDIDATES[name][1],
+        "input": source, "out": str(out), "labelled": a.labelled, "resume": True}))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from hiermovie.workflows import tables
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe.config import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.steps import Steps
 from hiermovie.workflows.tables import cell
 
 ROWS = ["backbone", "random_frozen", "scratch", "pretrained_frozen", "pretrained"]
@@ -88,26 +89,20 @@ def run_cell(work: Path, c: float, share: float, a: argparse.Namespace) -> dict:
     import_features(cdir / "labelled.zarr", [clip_id(i) for i in labelled], x_lab)
     import_features(cdir / "pool.zarr", [f"pool{i - POOL_START:06d}" for i in pool_ids],
                     features(oracle, pool_scripts, a.seed, pool_ids, scale))
-    seconds = {}
+    step = Steps()
     extra, tag = candidate(a)
     rows = ["pretrained_frozen", "pretrained"] if extra else ROWS
     ctx = cdir / f"ctx{tag}"
-    t = time.time()
-    if not (ctx / "summary.json").exists() and run_pretrain_ctx(from_dict(PretrainCtxConfig, {
-            "store": [str(cdir / "pool.zarr")], "out": str(ctx), "steps": a.ctx_steps,
-            "val_every": 500, "resume": True, "progress": False,
-            "model": SHAPE, **MAP_OBJECTIVE, **extra})):
-        raise SystemExit(f"{cdir}: pretrain-ctx failed")
-    seconds["pretrain_ctx"] = round(time.time() - t, 1)
+    step("pretrain_ctx", ctx / "summary.json", run_pretrain_ctx, from_dict(PretrainCtxConfig, {
+        "store": [str(cdir / "pool.zarr")], "out": str(ctx), "steps": a.ctx_steps,
+        "val_every": 500, "resume": True, "progress": False,
+        "model": SHAPE, **MAP_OBJECTIVE, **extra}))
     probe = cdir / f"probe{tag}"
-    t = time.time()
-    if not (probe / "results.json").exists() and run_vidsitu(from_dict(VidSituProbeConfig, {
-            "data": f"vidsitu:{data}", "store": str(cdir / "labelled.zarr"), "rows": rows,
-            "contextualizer": str(ctx / "contextualizer"), "tasks": ["verb", "relation"],
-            "train_clips": a.labels, "seeds": a.seeds, "out": str(probe),
-            "progress": False})):
-        raise SystemExit(f"{cdir}: probe failed")
-    seconds["probe"] = round(time.time() - t, 1)
+    step("probe", probe / "results.json", run_vidsitu, from_dict(VidSituProbeConfig, {
+        "data": f"vidsitu:{data}", "store": str(cdir / "labelled.zarr"), "rows": rows,
+        "contextualizer": str(ctx / "contextualizer"), "tasks": ["verb", "relation"],
+        "train_clips": a.labels, "seeds": a.seeds, "out": str(probe), "progress": False}))
+    seconds = step.seconds  # of the steps this run ran (a cached step took none)
     res = json.loads((probe / "results.json").read_text())
     values = {(x["labels"], x["row"], x["metric"]): x["values"] for x in res["cells"]}
     cellres = {"context": c, "share": share, "share_measured": measured, "scale": scale,

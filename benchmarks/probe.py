@@ -32,6 +32,7 @@ from hiermovie.heads.models import VidSituHeads, head_loss
 from hiermovie.workflows.pretrain_ctx import PretrainCtxConfig, run_pretrain_ctx
 from hiermovie.workflows.probe import VidSituProbeConfig
 from hiermovie.workflows.probe.vidsitu import run_vidsitu
+from hiermovie.workflows.steps import Steps
 
 
 def build(work: Path, train: int, valid: int, dim: int, seed: int) -> tuple[Path, str]:
@@ -66,11 +67,11 @@ def positive_control(work: Path, root: Path, url: str, epochs: float) -> Path:
     epochs (longer, it memorises the clips' noise: validation loss rises from ~8 epochs)."""
     out = work / "control"
     steps = max(1, round(epochs * len(VidSitu(root, "train").clips) / 64))
-    if not (out / "contextualizer" / "config.json").exists():
-        run_pretrain_ctx(from_dict(PretrainCtxConfig, {
-            "store": url, "data": f"vidsitu:{root}", "objective": "supervised",
-            "steps": steps, "lr": 1e-4, "warmup": 20, "batch_size": 64,
-            "val_every": max(1, steps // 6), "out": str(out), "progress": False}))
+    Steps()("positive control", out / "contextualizer" / "config.json", run_pretrain_ctx,
+            from_dict(PretrainCtxConfig, {
+                "store": url, "data": f"vidsitu:{root}", "objective": "supervised",
+                "steps": steps, "lr": 1e-4, "warmup": 20, "batch_size": 64,
+                "val_every": max(1, steps // 6), "out": str(out), "progress": False}))
     return out / "contextualizer"
 
 

@@ -33,11 +33,18 @@ class VidSituSequences(SequenceDataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = super().__getitem__(i)
-        clip = item["video_id"]
-        verbs = [self.verb_id.get(v, -1) for v in self.labels.majority_verbs(clip)]
-        rels = [RELATIONS.index(r[0]) for r in self.labels.relations(clip, records=1)]
-        assert len(rels) == len(RELATION_PAIRS)
+        verbs, rels = clip_labels(self.labels, item["video_id"], self.verb_id)
         return {**item, "verbs": torch.tensor(verbs), "relations": torch.tensor(rels)}
+
+
+def clip_labels(ds: VidSitu, clip: str, verb_id: dict[str, int]) -> tuple[list[int], list[int]]:
+    """What a clip is trained on: per event the majority of the annotators' verbs (the first
+    record's where there are no votes, as in the training split), as ids (-1: a verb not in
+    `verb_id`); per pair (Ev1, Ev2, Ev4, Ev5 relative to Ev3) the first record's relation."""
+    verbs = [verb_id.get(v, -1) for v in ds.majority_verbs(clip)]
+    rels = [RELATIONS.index(r[0]) for r in ds.relations(clip, records=1)]
+    assert len(rels) == len(RELATION_PAIRS)
+    return verbs, rels
 
 
 def labelled_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,11 +101,10 @@ def fuse(feats: torch.Tensor, other: FeatureStore, clips: list[str]) -> torch.Te
 
 
 def labelled(clips: Clips, ds: VidSitu, ids: list[str], vocab: list[str]) -> Clips:
-    """`clips` with their verb and relation ids."""
+    """`clips` with their verb and relation ids (`clip_labels`)."""
     index = {v: i for i, v in enumerate(vocab)}
-    clips.verbs = torch.tensor([[index[v] for v in ds.verbs(c)] for c in ids])
-    clips.relations = torch.tensor([[RELATIONS.index(r[0]) for r in ds.relations(c, records=1)]
-                                    for c in ids])
+    verbs, relations = zip(*(clip_labels(ds, c, index) for c in ids), strict=True)
+    clips.verbs, clips.relations = torch.tensor(verbs), torch.tensor(relations)
     return clips
 
 
