@@ -265,9 +265,8 @@ def write_lvu(root: str | Path, n_clips: int, *, seed: int = 0, size: int = 112,
 def _run(fn: Callable[[Any], None], jobs: list, workers: int, bar: tqdm | None) -> None:
     """Render `jobs`; the caller's progress bar (the job's: it owns the display) grows by
     their number and advances with each clip."""
-    if bar is not None:
+    if bar is not None:  # redrawn at its next update
         bar.total = (bar.total or 0) + len(jobs)
-        bar.refresh()
     done = (lambda: None) if bar is None else bar.update
     if workers <= 1:
         for j in jobs:
