@@ -1,7 +1,9 @@
 """The jobs, each a config dataclass and a `run_*` function (what the CLI calls), wiring the
 lower subpackages together: `extract`, `pretrain_ctx`, `pretrain_backbone`, `probe` (vidsitu,
 lvu, score), `synth`, `demo`; `presets` holds the recipes and worlds the demo and benchmarks
-share; `cli` parses flags into a config."""
+share, `steps` runs an experiment as cached, timed steps; `training` (with `checkpoints` and
+`distributed`) is what both training loops share; `progress` draws the jobs' progress bars;
+`cli` parses flags into a config."""
 
 from hiermovie.lazy import lazy_exports
 
