@@ -1,4 +1,6 @@
-"""Where videos and labels come from: manifests, VidSitu, LVU and the synthetic benchmark."""
+"""Where videos and labels come from: manifests, VidSitu, LVU and the synthetic benchmark; and
+the stores' features joined with them (`labelled`: with VidSitu's labels; `sequences`: what a
+contextualizer trains on, with its held-out split)."""
 
 from hiermovie.config import ConfigError
 from hiermovie.datasets.manifest import ManifestError, VideoItem, load_videos
