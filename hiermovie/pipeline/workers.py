@@ -110,9 +110,16 @@ class ModelWorker:
 
 
 @torch.no_grad()
-def encode_video(model: Backbone, path: str, plan: PlanConfig, cfg: BackboneConfig,
-                 device: torch.device | str = "cpu") -> np.ndarray:
-    """One video's segment features [S, K, D] as extract computes them (decoded at the model's
-    input size by `plan`, then `encode`d): for a backbone being trained, outside a job."""
-    size = (model.input_size, model.input_size)
-    return encode(model, decode_video(path, plan, size).frames, cfg, device)
+def encode_video(models: list[Backbone], path: str, plan: PlanConfig, cfgs: list[BackboneConfig],
+                 device: torch.device | str = "cpu") -> list[np.ndarray]:
+    """One video's segment features [S, K, D] from each model, as extract computes them
+    (decoded by `plan` at the model's input size, once for the models sharing one, then
+    `encode`d): for backbones being trained or compared, outside a job."""
+    frames: dict[int, np.ndarray] = {}
+    out = []
+    for model, cfg in zip(models, cfgs, strict=True):
+        size = model.input_size
+        if size not in frames:
+            frames[size] = decode_video(path, plan, (size, size)).frames
+        out.append(encode(model, frames[size], cfg, device))
+    return out

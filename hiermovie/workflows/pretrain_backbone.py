@@ -191,15 +191,15 @@ def labelled_features(backbones: list[Backbone], name: str, labelled: str, clips
     clips of `labelled` (vidsitu:ROOT), each decoded as extract's default plan reads it (5
     events); also the data set and the clips' names."""
     ds, chosen = verb_clips(data_root(labelled, "vidsitu"), clips)
-    out = []
-    for backbone in backbones:
-        was_training = backbone.training
-        backbone.eval()
-        run_as = BackboneConfig(name=name, input_size=backbone.input_size)
-        out.append(np.stack([encode_video(backbone, str(ds.video_path(c)), VIDSITU_16X4, run_as,
-                                          device).mean(1) for c in chosen]))
-        backbone.train(was_training)
-    return out, ds, chosen
+    was_training = [b.training for b in backbones]
+    for b in backbones:
+        b.eval()
+    runs_as = [BackboneConfig(name=name, input_size=b.input_size) for b in backbones]
+    per_clip = [encode_video(backbones, str(ds.video_path(c)), VIDSITU_16X4, runs_as, device)
+                for c in chosen]  # each clip decoded once for all the backbones
+    for b, mode in zip(backbones, was_training, strict=True):
+        b.train(mode)
+    return [np.stack([f[i].mean(1) for f in per_clip]) for i in range(len(backbones))], ds, chosen
 
 
 def _finish(cfg: PretrainBackboneConfig, out: Path, backbone: Backbone, videos: int,
