@@ -25,7 +25,9 @@ class VidSituSequences(SequenceDataset):
     def __init__(self, store: FeatureStore, root: str, split: str = "train",
                  vocab: list[str] | None = None) -> None:
         self.labels = VidSitu(root, split)
-        self.vocab = vocab if vocab is not None else verb_vocab(VidSitu(root, "train"))
+        if vocab is None:  # the training split's, read once
+            vocab = verb_vocab(self.labels if split == "train" else VidSitu(root, "train"))
+        self.vocab = vocab
         self.verb_id = {v: i for i, v in enumerate(self.vocab)}
         clips = [c for c in self.labels.clips if c in store and c in self.labels.records
                  and store.entry(c).status == "ok"]
