@@ -12,7 +12,7 @@ import time
 import pytest
 
 from hiermovie.config import from_dict
-from hiermovie.feature_store import FeatureStore, complete_shards
+from hiermovie.feature_store import FeatureStore, StoreError, complete_shards
 from hiermovie.workflows.extract import ExtractConfig, run_extract
 from tests.reliability import record
 from tests.videos import same_store
@@ -296,6 +296,15 @@ def test_ray_processes_go_with_a_killed_driver(many_clips, tmp_path):
 
 
 @pytest.mark.slow
+def _has_a_shard(store) -> bool:
+    """A committed shard in `store`; False while the job is still creating it (the folder
+    exists before its Zarr metadata)."""
+    try:
+        return os.path.exists(store) and bool(complete_shards(str(store)))
+    except StoreError:
+        return False
+
+
 def test_sigterm_stops_extract_as_ctrl_c_does(many_clips, tmp_path):
     """SIGTERM (a scheduler's or `kill`'s) once the first shard is stored: exit 143 with the
     one "interrupted; rerun" line, no native signal dump from Ray's handler, and the rerun
@@ -306,8 +315,7 @@ def test_sigterm_stops_extract_as_ctrl_c_does(many_clips, tmp_path):
     proc = subprocess.Popen(extract_cmd(many_clips, store), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not (os.path.exists(store)
-                                          and complete_shards(str(store))):
+    while time.time() < deadline and not _has_a_shard(store):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
